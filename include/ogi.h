@@ -1,0 +1,139 @@
+/*
+ * ogi — ONNX GenAI Interface. The one public header.
+ *
+ * Conventions (as in SQLite and libuv):
+ *  - every function that can fail returns an ogi_status and writes results
+ *    through out-parameters; on failure ogi_last_error() gives the reason;
+ *  - whoever creates an object frees it with its own _free(), and _free(NULL)
+ *    is a no-op;
+ *  - options are by-value structs initialised by *_default_options(): set only
+ *    what you change.
+ */
+#ifndef OGI_H
+#define OGI_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define OGI_VERSION "0.1.0"
+
+typedef enum ogi_status {
+    OGI_OK = 0,
+    OGI_ERR_INVALID_ARGUMENT, /* a caller's argument is wrong */
+    OGI_ERR_INVALID_MODEL,    /* a model file or graph is malformed */
+    OGI_ERR_UNSUPPORTED,      /* valid, but not implemented (an op, a dtype) */
+    OGI_ERR_OUT_OF_MEMORY,
+    OGI_ERR_IO,               /* a file could not be opened, read or mapped */
+    OGI_ERR_RUNTIME,          /* a run failed on its inputs (shapes, indices) */
+    OGI_ERR_NOT_FOUND,        /* a named input, output or file does not exist */
+} ogi_status;
+
+/* Short name of a status ("OGI_ERR_IO"). Never NULL. */
+const char *ogi_status_name(ogi_status status);
+
+/* The message of the last failing call on this thread ("model.onnx: node
+ * 'MatMul_3' input 1: ..."). Borrowed; valid until the next failing call on
+ * this thread. Empty string when nothing failed. */
+const char *ogi_last_error(void);
+
+/* Element types, numbered as ONNX's TensorProto.DataType. */
+typedef enum ogi_dtype {
+    OGI_DTYPE_UNDEFINED = 0,
+    OGI_FLOAT32 = 1,
+    OGI_UINT8 = 2,
+    OGI_INT8 = 3,
+    OGI_UINT16 = 4,
+    OGI_INT16 = 5,
+    OGI_INT32 = 6,
+    OGI_INT64 = 7,
+    OGI_STRING = 8,
+    OGI_BOOL = 9,
+    OGI_FLOAT16 = 10,
+    OGI_FLOAT64 = 11,
+    OGI_UINT32 = 12,
+    OGI_UINT64 = 13,
+    OGI_COMPLEX64 = 14,
+    OGI_COMPLEX128 = 15,
+    OGI_BFLOAT16 = 16,
+    OGI_FLOAT8E4M3FN = 17,
+    OGI_FLOAT8E4M3FNUZ = 18,
+    OGI_FLOAT8E5M2 = 19,
+    OGI_FLOAT8E5M2FNUZ = 20,
+    OGI_UINT4 = 21,
+    OGI_INT4 = 22,
+    OGI_FLOAT4E2M1 = 23,
+    OGI_FLOAT8E8M0 = 24,
+    OGI_UINT2 = 25,
+    OGI_INT2 = 26,
+    OGI_DTYPE_COUNT
+} ogi_dtype;
+
+/* "float32", "int64", ... ; "undefined" for unknown values. */
+const char *ogi_dtype_name(ogi_dtype dtype);
+/* Bits per element (4 for int4, 2 for int2); 0 for string and unknown types. */
+int ogi_dtype_bits(ogi_dtype dtype);
+
+/* ---- Tensors ------------------------------------------------------------ */
+
+#define OGI_MAX_RANK 16
+
+/* A dense tensor: dtype, shape and a row-major buffer. Sub-byte types are
+ * packed as ONNX packs them (low nibble first). */
+typedef struct ogi_tensor ogi_tensor;
+
+/* Creates a zero-filled tensor that owns its buffer. rank 0 is a scalar. */
+ogi_status ogi_tensor_create(ogi_dtype dtype, int rank, const int64_t *dims, ogi_tensor **out);
+void ogi_tensor_free(ogi_tensor *tensor);
+ogi_dtype ogi_tensor_dtype(const ogi_tensor *tensor);
+int ogi_tensor_rank(const ogi_tensor *tensor);
+/* Borrowed array of rank dims. */
+const int64_t *ogi_tensor_dims(const ogi_tensor *tensor);
+int64_t ogi_tensor_numel(const ogi_tensor *tensor);
+size_t ogi_tensor_nbytes(const ogi_tensor *tensor);
+/* Borrowed pointer to the elements. */
+void *ogi_tensor_data(ogi_tensor *tensor);
+
+/* ---- Sessions: one ONNX graph, run many times ----------------------------- */
+
+typedef struct ogi_session_options {
+    int threads;          /* worker threads; 0 = one per core */
+    int fold_constants;   /* run constant-only subgraphs once at load (default 1) */
+} ogi_session_options;
+
+ogi_session_options ogi_session_default_options(void);
+
+typedef struct ogi_session ogi_session;
+
+/* Loads an ONNX model file (mapped, never copied) and prepares it to run.
+ * External-data files must lie in the model's directory. */
+ogi_status ogi_session_open(const char *model_path, const ogi_session_options *options,
+                            ogi_session **out);
+void ogi_session_free(ogi_session *session);
+
+size_t ogi_session_input_count(const ogi_session *session);
+size_t ogi_session_output_count(const ogi_session *session);
+/* Borrowed names, valid while the session lives. NULL when out of range. */
+const char *ogi_session_input_name(const ogi_session *session, size_t index);
+const char *ogi_session_output_name(const ogi_session *session, size_t index);
+
+/* Runs the graph. inputs[i] is bound to the graph input named in_names[i]
+ * (borrowed for the call). outputs[i] receives a new tensor for the output
+ * named out_names[i]; the caller frees each with ogi_tensor_free. Graph inputs
+ * that are also initializers may be left out. */
+ogi_status ogi_session_run(ogi_session *session, size_t n_in, const char *const *in_names,
+                           const ogi_tensor *const *inputs, size_t n_out,
+                           const char *const *out_names, ogi_tensor **outputs);
+
+/* Reads a serialized ONNX TensorProto (an input_N.pb / output_N.pb file).
+ * *name_out (may be NULL) receives its name, to free with free(); NULL if
+ * the proto has none. */
+ogi_status ogi_tensor_read_pb(const char *path, ogi_tensor **out, char **name_out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

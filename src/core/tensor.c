@@ -1,0 +1,180 @@
+#include "core/tensor.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+
+int64_t tensor_shape_numel(int rank, const int64_t *dims)
+{
+    int64_t n = 1;
+    for (int i = 0; i < rank; i++) {
+        if (dims[i] < 0)
+            return -1;
+        if (dims[i] == 0)
+            n = 0;
+        else if (n > INT64_MAX / dims[i])
+            return -1;
+        else
+            n *= dims[i];
+    }
+    return n;
+}
+
+bool tensor_bytes_for(ogi_dtype dtype, int64_t numel, size_t *bytes)
+{
+    int bits = ogi_dtype_bits(dtype);
+    if (bits == 0 || numel < 0)
+        return false;
+    /* Cap at 2^48 bytes: no real tensor is larger, and it keeps the
+     * arithmetic below far from overflow. */
+    if (numel > ((int64_t)1 << 48))
+        return false;
+    *bytes = (size_t)((numel * bits + 7) / 8);
+    return true;
+}
+
+ogi_status tensor_set_shape(ogi_tensor *t, ogi_dtype dtype, int rank, const int64_t *dims)
+{
+    if (rank < 0 || rank > OGI_MAX_RANK)
+        return ogi_error(OGI_ERR_INVALID_ARGUMENT, "rank %d outside [0, %d]", rank, OGI_MAX_RANK);
+    int64_t numel = tensor_shape_numel(rank, dims);
+    if (numel < 0)
+        return ogi_error(OGI_ERR_INVALID_ARGUMENT, "shape has a negative dim or too many elements");
+    size_t bytes;
+    if (!tensor_bytes_for(dtype, numel, &bytes))
+        return ogi_error(OGI_ERR_UNSUPPORTED, "cannot size %lld elements of dtype %s",
+                         (long long)numel, ogi_dtype_name(dtype));
+    t->dtype = dtype;
+    t->rank = rank;
+    for (int i = 0; i < rank; i++)
+        t->dims[i] = dims[i];
+    t->nbytes = bytes;
+    return OGI_OK;
+}
+
+ogi_status tensor_alloc_owned(ogi_tensor *t)
+{
+    /* calloc(0) may return NULL; allocate at least one byte so that data is
+     * always a valid pointer. */
+    t->data = calloc(1, t->nbytes ? t->nbytes : 1);
+    if (t->data == NULL)
+        return ogi_error(OGI_ERR_OUT_OF_MEMORY, "cannot allocate %zu bytes", t->nbytes);
+    t->storage = TENSOR_OWNED;
+    return OGI_OK;
+}
+
+void tensor_release(ogi_tensor *t)
+{
+    if (t->storage == TENSOR_OWNED)
+        free(t->data);
+    t->data = NULL;
+    t->storage = TENSOR_BORROWED;
+}
+
+ogi_status tensor_clone(const ogi_tensor *src, ogi_tensor **out)
+{
+    ogi_tensor *t = calloc(1, sizeof(*t));
+    if (t == NULL)
+        return ogi_error(OGI_ERR_OUT_OF_MEMORY, "out of memory");
+    ogi_status st = tensor_set_shape(t, src->dtype, src->rank, src->dims);
+    if (st == OGI_OK)
+        st = tensor_alloc_owned(t);
+    if (st != OGI_OK) {
+        free(t);
+        return st;
+    }
+    if (src->nbytes)
+        memcpy(t->data, src->data, src->nbytes);
+    *out = t;
+    return OGI_OK;
+}
+
+const char *tensor_shape_str(int rank, const int64_t *dims, char *buf, size_t size)
+{
+    size_t used = 0;
+    used += (size_t)snprintf(buf, size, "[");
+    for (int i = 0; i < rank && used < size; i++)
+        used += (size_t)snprintf(buf + used, size - used, i ? ",%lld" : "%lld", (long long)dims[i]);
+    if (used < size)
+        snprintf(buf + used, size - used, "]");
+    return buf;
+}
+
+void tensor_strides(int rank, const int64_t *dims, int64_t *strides)
+{
+    int64_t s = 1;
+    for (int i = rank - 1; i >= 0; i--) {
+        strides[i] = s;
+        s *= dims[i];
+    }
+}
+
+bool tensor_same_shape(const ogi_tensor *a, const ogi_tensor *b)
+{
+    if (a->rank != b->rank)
+        return false;
+    for (int i = 0; i < a->rank; i++)
+        if (a->dims[i] != b->dims[i])
+            return false;
+    return true;
+}
+
+/* ---- public API ---------------------------------------------------------- */
+
+ogi_status ogi_tensor_create(ogi_dtype dtype, int rank, const int64_t *dims, ogi_tensor **out)
+{
+    if (out == NULL || (rank > 0 && dims == NULL))
+        return ogi_error(OGI_ERR_INVALID_ARGUMENT, "ogi_tensor_create: NULL argument");
+    ogi_tensor *t = calloc(1, sizeof(*t));
+    if (t == NULL)
+        return ogi_error(OGI_ERR_OUT_OF_MEMORY, "out of memory");
+    ogi_status st = tensor_set_shape(t, dtype, rank, dims);
+    if (st == OGI_OK)
+        st = tensor_alloc_owned(t);
+    if (st != OGI_OK) {
+        free(t);
+        return st;
+    }
+    *out = t;
+    return OGI_OK;
+}
+
+void ogi_tensor_free(ogi_tensor *tensor)
+{
+    if (tensor == NULL)
+        return;
+    tensor_release(tensor);
+    free(tensor);
+}
+
+ogi_dtype ogi_tensor_dtype(const ogi_tensor *tensor)
+{
+    return tensor->dtype;
+}
+
+int ogi_tensor_rank(const ogi_tensor *tensor)
+{
+    return tensor->rank;
+}
+
+const int64_t *ogi_tensor_dims(const ogi_tensor *tensor)
+{
+    return tensor->dims;
+}
+
+int64_t ogi_tensor_numel(const ogi_tensor *tensor)
+{
+    return tensor_numel(tensor);
+}
+
+size_t ogi_tensor_nbytes(const ogi_tensor *tensor)
+{
+    return tensor->nbytes;
+}
+
+void *ogi_tensor_data(ogi_tensor *tensor)
+{
+    return tensor->data;
+}

@@ -1,0 +1,61 @@
+/* The tensor struct behind the public ogi_tensor handle, and its helpers. */
+#ifndef OGI_CORE_TENSOR_H
+#define OGI_CORE_TENSOR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ogi.h"
+
+/* Who releases `data`. */
+typedef enum tensor_storage {
+    TENSOR_BORROWED = 0, /* a view: mmap'd weights, caller data */
+    TENSOR_OWNED = 1,    /* malloc'ed; freed with the tensor */
+    TENSOR_ARENA = 2,    /* from a run's arena; released by the executor */
+} tensor_storage;
+
+struct ogi_tensor {
+    ogi_dtype dtype;
+    int rank;
+    int64_t dims[OGI_MAX_RANK];
+    void *data;
+    size_t nbytes;
+    tensor_storage storage;
+};
+
+/* Number of elements of a shape; -1 if it overflows int64 or a dim is
+ * negative. rank 0 gives 1. */
+int64_t tensor_shape_numel(int rank, const int64_t *dims);
+
+/* Bytes to hold numel elements of dtype (sub-byte types rounded up); returns
+ * false on overflow or an unsized dtype (string). */
+bool tensor_bytes_for(ogi_dtype dtype, int64_t numel, size_t *bytes);
+
+static inline int64_t tensor_numel(const ogi_tensor *t)
+{
+    return tensor_shape_numel(t->rank, t->dims);
+}
+
+/* Sets dtype and shape of t (no allocation). Fails on rank > OGI_MAX_RANK,
+ * negative dims or overflow. */
+ogi_status tensor_set_shape(ogi_tensor *t, ogi_dtype dtype, int rank, const int64_t *dims);
+
+/* Gives t (shape already set) an owned zeroed buffer of the right size. */
+ogi_status tensor_alloc_owned(ogi_tensor *t);
+
+/* Releases an owned buffer and resets t to an empty borrowed tensor. */
+void tensor_release(ogi_tensor *t);
+
+/* Deep copy into a new owned tensor. */
+ogi_status tensor_clone(const ogi_tensor *src, ogi_tensor **out);
+
+/* Formats "[2,3,4]" into buf. */
+const char *tensor_shape_str(int rank, const int64_t *dims, char *buf, size_t size);
+
+/* Row-major strides in elements. */
+void tensor_strides(int rank, const int64_t *dims, int64_t *strides);
+
+bool tensor_same_shape(const ogi_tensor *a, const ogi_tensor *b);
+
+#endif

@@ -1,0 +1,86 @@
+/* The engine's graph IR: values (tensors with dtype and, where known, a
+ * shape whose dims may be symbolic) and nodes in topological order. Built
+ * from a decoded onnx_graph; subgraphs (If/Loop/Scan bodies) are graphs whose
+ * free names are captured from the enclosing graph. */
+#ifndef OGI_ENGINE_GRAPH_H
+#define OGI_ENGINE_GRAPH_H
+
+#include <stdbool.h>
+
+#include "onnx/onnx.h"
+
+struct op_kernel;
+
+typedef enum value_kind {
+    VALUE_INPUT,    /* graph input fed by the caller */
+    VALUE_CONST,    /* initializer or folded constant */
+    VALUE_NODE,     /* produced by a node */
+    VALUE_CAPTURED, /* taken from the enclosing graph at run time */
+} value_kind;
+
+/* A shape as shape inference knows it: rank -1 when unknown; a dim is a
+ * concrete value (>= 0), or -1 with an optional symbol name. */
+typedef struct value_shape {
+    int rank;
+    int64_t dims[OGI_MAX_RANK];
+    const char *symbols[OGI_MAX_RANK];
+} value_shape;
+
+typedef struct graph_value {
+    const char *name;
+    value_kind kind;
+    ogi_dtype dtype; /* OGI_DTYPE_UNDEFINED when unknown */
+    value_shape shape;
+    const ogi_tensor *constant; /* VALUE_CONST: borrowed from the model or owned by the graph */
+    int producer;               /* node index for VALUE_NODE, else -1 */
+    int last_use;               /* last node index reading it, -1 if none */
+    bool is_output;             /* a graph output: never released during a run */
+    int capture_index;          /* VALUE_CAPTURED: value index in the parent graph */
+} graph_value;
+
+typedef struct graph_node {
+    const onnx_node *proto; /* name, op_type, domain, attributes */
+    int opset;              /* the model's opset version for the node's domain */
+    int n_inputs;
+    int *inputs;            /* value index, -1 for an omitted optional input */
+    int n_outputs;
+    int *outputs;           /* value index, -1 for an omitted output */
+    const struct op_kernel *kernel;
+    int n_subgraphs;
+    struct graph **subgraphs; /* in attribute order */
+    const char **subgraph_names; /* attribute name of each subgraph */
+} graph_node;
+
+typedef struct graph {
+    int n_values;
+    graph_value *values;
+    int n_nodes;
+    graph_node *nodes; /* topological order */
+    int n_inputs;
+    int *inputs;       /* value indices of the caller-fed inputs, in order */
+    int n_outputs;
+    int *outputs;      /* value indices of the outputs, in order */
+    struct graph *parent;
+    const onnx_model *model; /* borrowed */
+    const onnx_graph *proto; /* borrowed */
+    int n_owned;
+    ogi_tensor **owned; /* constants created at load (folding, typed data) */
+} graph;
+
+typedef struct graph_options {
+    bool fold_constants;
+} graph_options;
+
+/* Builds the IR of the model's main graph: resolves names, kernels and
+ * subgraphs, sorts topologically (rejecting cycles), infers shapes and folds
+ * constants. Errors name the node and input at fault. */
+ogi_status graph_build(const onnx_model *model, const graph_options *options, graph **out);
+void graph_free(graph *g);
+
+/* Index of the value named name, or -1. */
+int graph_find_value(const graph *g, const char *name);
+
+/* Name of a node for messages: its name, or "#index (OpType)". */
+const char *graph_node_label(const graph_node *n, char *buf, size_t size);
+
+#endif

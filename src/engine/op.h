@@ -1,0 +1,126 @@
+/* The kernel interface. A kernel reads its inputs, computes the output
+ * shapes, asks the executor for output buffers with op_alloc(), and fills
+ * them. Kernels live in src/ops/, one op family per file, each file exporting
+ * a table of op_kernel entries that src/ops/registry.c lists. */
+#ifndef OGI_ENGINE_OP_H
+#define OGI_ENGINE_OP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/dtype.h"
+#include "core/error.h"
+#include "core/tensor.h"
+#include "core/threadpool.h"
+#include "engine/graph.h"
+
+struct exec_frame;
+
+typedef struct op_ctx {
+    const graph_node *node;
+    int opset;                 /* the model's opset version for the node's domain */
+    int n_in;
+    const ogi_tensor *const *in; /* in[i] == NULL: optional input omitted */
+    int n_out;
+    ogi_tensor **out;          /* always non-NULL; see op_output_used() */
+    const bool *out_used;      /* false: the graph omitted or never reads output i */
+    threadpool *pool;
+    struct exec_frame *frame;  /* for op_alloc and subgraphs; owned by the executor */
+} op_ctx;
+
+typedef ogi_status (*op_fn)(op_ctx *c);
+
+typedef struct op_kernel {
+    const char *domain;  /* "" for ONNX, "ai.onnx.ml", "com.microsoft", ... */
+    const char *op_type;
+    int since_version;   /* the kernel serves opsets >= since_version ... */
+    op_fn run;           /* ... up to the next entry of the same op */
+} op_kernel;
+
+/* Finds the kernel for (domain, op_type) at opset version `opset`: the entry
+ * with the greatest since_version <= opset. NULL when none. */
+const op_kernel *op_find_kernel(const char *domain, const char *op_type, int opset);
+
+/* ---- inputs and outputs --------------------------------------------------- */
+
+static inline bool op_has_input(const op_ctx *c, int i)
+{
+    return i < c->n_in && c->in[i] != NULL;
+}
+
+static inline bool op_output_used(const op_ctx *c, int i)
+{
+    return i < c->n_out && c->out_used[i];
+}
+
+/* Shapes out[i] and gives it an uninitialised buffer. */
+ogi_status op_alloc(op_ctx *c, int i, ogi_dtype dtype, int rank, const int64_t *dims);
+
+/* Shapes out[i] like t and copies t's data into it. */
+ogi_status op_alloc_copy(op_ctx *c, int i, const ogi_tensor *t);
+
+/* Records "node 'name' (OpType): <message>" and returns status. */
+ogi_status op_error(const op_ctx *c, ogi_status status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Checks input i is present with one of the allowed ranks (pass -1 to allow
+ * any) — common validation with a uniform message. */
+ogi_status op_require_input(const op_ctx *c, int i);
+ogi_status op_require_dtype(const op_ctx *c, int i, ogi_dtype dtype);
+
+/* ---- attributes ----------------------------------------------------------- */
+
+const onnx_attr *op_attr(const op_ctx *c, const char *name);
+int64_t op_attr_int(const op_ctx *c, const char *name, int64_t def);
+float op_attr_float(const op_ctx *c, const char *name, float def);
+/* NUL-terminated; def when absent. */
+const char *op_attr_string(const op_ctx *c, const char *name, const char *def);
+/* Borrowed list; returns false (and *n = 0) when absent. */
+bool op_attr_ints(const op_ctx *c, const char *name, const int64_t **vals, int64_t *n);
+bool op_attr_floats(const op_ctx *c, const char *name, const float **vals, int64_t *n);
+
+/* ---- reading small index tensors (shapes, axes, indices) ------------------ */
+
+/* Copies an int32/int64 tensor of at most max elements into vals. */
+ogi_status op_read_ints(const op_ctx *c, int i, int64_t *vals, int64_t max, int64_t *n);
+/* Reads a scalar (or 1-element) numeric input as double / int64. */
+ogi_status op_read_scalar_f64(const op_ctx *c, int i, double *v);
+ogi_status op_read_scalar_i64(const op_ctx *c, int i, int64_t *v);
+
+/* Normalises axis into [0, rank) (negative counts from the end). */
+ogi_status op_normalize_axis(const op_ctx *c, int64_t axis, int rank, int *out);
+
+/* ---- numpy-style broadcasting --------------------------------------------- */
+
+#define OP_BCAST_MAX_INPUTS 8
+
+/* The output shape of broadcasting n inputs, and for each input its strides
+ * in elements over the output's dims (0 where the input is broadcast). */
+typedef struct op_bcast {
+    int rank;
+    int64_t dims[OGI_MAX_RANK];
+    int n;
+    int64_t strides[OP_BCAST_MAX_INPUTS][OGI_MAX_RANK];
+    int64_t inner;  /* dims[rank-1], or 1 for rank 0 */
+    int64_t rows;   /* numel / inner */
+} op_bcast;
+
+ogi_status op_bcast_init(const op_ctx *c, op_bcast *b, int n, const ogi_tensor *const *ts);
+
+/* Element offset of each input at the start of output row `row` (the output
+ * seen as rows x inner); within a row input k advances by
+ * b->strides[k][rank-1] per element. */
+void op_bcast_row(const op_bcast *b, int64_t row, int64_t *offsets);
+
+/* ---- subgraphs (If, Loop, Scan) ------------------------------------------- */
+
+/* Runs subgraph g (one of c->node's) with the given inputs bound to its
+ * inputs in order; outputs[i] receive new owned tensors (free with
+ * ogi_tensor_free). Captured outer values come from the current frame. */
+ogi_status op_run_subgraph(op_ctx *c, const graph *g, int n_in, const ogi_tensor *const *inputs,
+                           int n_out, ogi_tensor **outputs);
+
+/* The subgraph held by attribute `name`, or NULL. */
+const graph *op_subgraph(const op_ctx *c, const char *name);
+
+#endif

@@ -1,0 +1,29 @@
+/* The op family tables (one per file in src/ops/), each ended by an entry
+ * whose op_type is NULL. */
+#ifndef OGI_OPS_FAMILIES_H
+#define OGI_OPS_FAMILIES_H
+
+#include "engine/op.h"
+
+extern const op_kernel op_kernels_unary[];          /* unary.c: math functions */
+extern const op_kernel op_kernels_binary[];         /* binary.c: arithmetic, comparison, logic */
+extern const op_kernel op_kernels_activation[];     /* activation.c */
+extern const op_kernel op_kernels_cast[];           /* cast.c: Cast, CastLike, BitCast */
+extern const op_kernel op_kernels_quantize[];       /* quantize.c */
+extern const op_kernel op_kernels_shape[];          /* shape.c: Reshape, Transpose, Expand, ... */
+extern const op_kernel op_kernels_slice[];          /* slice.c: Slice, Concat, Split, Pad, ... */
+extern const op_kernel op_kernels_gather[];         /* gather.c: Gather*, Scatter*, ... */
+extern const op_kernel op_kernels_reduce[];         /* reduce.c: Reduce*, ArgMax, CumSum, TopK */
+extern const op_kernel op_kernels_softmax[];        /* softmax.c */
+extern const op_kernel op_kernels_norm[];           /* norm.c: LayerNorm, BatchNorm, ... */
+extern const op_kernel op_kernels_matmul[];         /* matmul.c: MatMul, Gemm, ... */
+extern const op_kernel op_kernels_attention[];      /* attention.c */
+extern const op_kernel op_kernels_rotary[];         /* rotary.c */
+extern const op_kernel op_kernels_rms_norm[];       /* rms_norm.c */
+extern const op_kernel op_kernels_tensor_scatter[]; /* tensor_scatter.c */
+extern const op_kernel op_kernels_conv[];           /* conv.c */
+extern const op_kernel op_kernels_pool[];           /* pool.c */
+extern const op_kernel op_kernels_resize[];         /* resize.c: Resize, Upsample */
+extern const op_kernel op_kernels_control[];        /* control.c: If, Loop, Scan */
+
+#endif

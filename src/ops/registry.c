@@ -1,0 +1,39 @@
+/* The kernel registry: every op family's table, searched by (domain,
+ * op_type) and the greatest since_version not above the model's opset. */
+#include <string.h>
+
+#include "engine/op.h"
+#include "ops/families.h"
+
+static const op_kernel *const op_families[] = {
+    op_kernels_unary,     op_kernels_binary,  op_kernels_activation, op_kernels_cast,
+    op_kernels_quantize,  op_kernels_shape,   op_kernels_slice,      op_kernels_gather,
+    op_kernels_reduce,    op_kernels_softmax, op_kernels_norm,       op_kernels_matmul,
+    op_kernels_attention, op_kernels_rotary,  op_kernels_rms_norm,   op_kernels_tensor_scatter,
+    op_kernels_conv,      op_kernels_pool,    op_kernels_resize,     op_kernels_control,
+};
+
+static bool op_same_domain(const char *a, const char *b)
+{
+    if (strcmp(a, "ai.onnx") == 0)
+        a = "";
+    if (strcmp(b, "ai.onnx") == 0)
+        b = "";
+    return strcmp(a, b) == 0;
+}
+
+const op_kernel *op_find_kernel(const char *domain, const char *op_type, int opset)
+{
+    const op_kernel *best = NULL;
+    for (size_t f = 0; f < sizeof(op_families) / sizeof(op_families[0]); f++) {
+        for (const op_kernel *k = op_families[f]; k->op_type != NULL; k++) {
+            if (strcmp(k->op_type, op_type) != 0 || !op_same_domain(k->domain, domain))
+                continue;
+            if (k->since_version > opset)
+                continue;
+            if (best == NULL || k->since_version > best->since_version)
+                best = k;
+        }
+    }
+    return best;
+}
