@@ -49,6 +49,8 @@ typedef struct graph_node {
     int n_subgraphs;
     struct graph **subgraphs; /* in attribute order */
     const char **subgraph_names; /* attribute name of each subgraph */
+    int n_release;
+    int *release; /* values whose last reader is this node: freed after it runs */
 } graph_node;
 
 typedef struct graph {
@@ -64,7 +66,9 @@ typedef struct graph {
     const onnx_model *model; /* borrowed */
     const onnx_graph *proto; /* borrowed */
     int n_owned;
-    ogi_tensor **owned; /* constants created at load (folding, typed data) */
+    ogi_tensor **owned; /* constants created at load by folding */
+    int n_folded;       /* nodes removed by constant folding */
+    struct graph_build_state *build; /* only while building */
 } graph;
 
 typedef struct graph_options {

@@ -63,8 +63,7 @@ ogi_status op_alloc_copy(op_ctx *c, int i, const ogi_tensor *t);
 ogi_status op_error(const op_ctx *c, ogi_status status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* Checks input i is present with one of the allowed ranks (pass -1 to allow
- * any) — common validation with a uniform message. */
+/* Checks that input i is present (and has dtype), with a uniform message. */
 ogi_status op_require_input(const op_ctx *c, int i);
 ogi_status op_require_dtype(const op_ctx *c, int i, ogi_dtype dtype);
 

@@ -1,0 +1,41 @@
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "ogi.h"
+
+static const struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} cli_commands[] = {
+    {"conformance", cli_conformance, "run ONNX backend test folders and compare outputs"},
+    {"info", cli_info, "describe an ONNX model: opsets, inputs, outputs, ops, parameters"},
+};
+
+static void cli_usage(FILE *f)
+{
+    fprintf(f, "ogi %s — ONNX GenAI Interface\n\nusage: ogi COMMAND [ARGS]\n\ncommands:\n",
+            OGI_VERSION);
+    for (size_t i = 0; i < sizeof(cli_commands) / sizeof(cli_commands[0]); i++)
+        fprintf(f, "  %-12s %s\n", cli_commands[i].name, cli_commands[i].summary);
+    fprintf(f, "\n'ogi COMMAND --help' describes a command.\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        cli_usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    if (strcmp(argv[1], "--version") == 0) {
+        printf("ogi %s\n", OGI_VERSION);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof(cli_commands) / sizeof(cli_commands[0]); i++)
+        if (strcmp(argv[1], cli_commands[i].name) == 0)
+            return cli_commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "ogi: unknown command '%s'\n\n", argv[1]);
+    cli_usage(stderr);
+    return 2;
+}

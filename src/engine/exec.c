@@ -1,0 +1,364 @@
+/* Runs a graph node by node. Each value lives in a slot: constants, inputs
+ * and captured outer values are borrowed views; node outputs come from the
+ * arena (or the heap for graph outputs, which are handed to the caller) and
+ * are released right after their last reader. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "engine/exec_internal.h"
+#include "engine/op.h"
+
+enum { GRAPH_MAX_FOLD_BYTES = 64 << 20 };
+
+static void exec_release_slot(exec_frame *f, int v)
+{
+    ogi_tensor *t = &f->slots[v];
+    if (t->storage == TENSOR_ARENA)
+        arena_release(f->env->arena, &f->blocks[v]);
+    else if (t->storage == TENSOR_OWNED)
+        free(t->data);
+    t->data = NULL;
+    t->storage = TENSOR_BORROWED;
+}
+
+static void exec_release_tensor(ogi_tensor *t)
+{
+    tensor_release(t);
+}
+
+ogi_status op_alloc(op_ctx *c, int i, ogi_dtype dtype, int rank, const int64_t *dims)
+{
+    if (i < 0 || i >= c->n_out)
+        return op_error(c, OGI_ERR_INVALID_MODEL, "output %d does not exist (node has %d)", i,
+                        c->n_out);
+    ogi_tensor *t = c->out[i];
+    exec_frame *f = c->frame;
+    int v = c->node->outputs[i];
+    if (t->data != NULL) {
+        if (f != NULL && v >= 0)
+            exec_release_slot(f, v);
+        else
+            exec_release_tensor(t);
+    }
+    ogi_status st = tensor_set_shape(t, dtype, rank, dims);
+    if (st != OGI_OK)
+        return op_error(c, st, "output %d: %s", i, ogi_last_error());
+    if (f == NULL || v < 0 || f->g->values[v].is_output || f->env->arena == NULL) {
+        st = tensor_alloc_owned(t);
+        return st == OGI_OK ? OGI_OK : op_error(c, st, "output %d: %s", i, ogi_last_error());
+    }
+    st = arena_alloc(f->env->arena, t->nbytes, &f->blocks[v]);
+    if (st != OGI_OK)
+        return op_error(c, st, "output %d: %s", i, ogi_last_error());
+    t->data = f->blocks[v].data;
+    t->storage = TENSOR_ARENA;
+    return OGI_OK;
+}
+
+/* Checks a caller's input against what the graph declares. */
+static ogi_status exec_check_input(const graph_value *v, const ogi_tensor *t)
+{
+    char s1[128];
+    if (v->dtype != OGI_DTYPE_UNDEFINED && t->dtype != v->dtype)
+        return ogi_error(OGI_ERR_INVALID_ARGUMENT, "input '%s': expected dtype %s, got %s",
+                         v->name, ogi_dtype_name(v->dtype), ogi_dtype_name(t->dtype));
+    if (v->shape.rank < 0)
+        return OGI_OK;
+    if (t->rank != v->shape.rank)
+        return ogi_error(OGI_ERR_INVALID_ARGUMENT, "input '%s': expected rank %d, got shape %s",
+                         v->name, v->shape.rank, tensor_shape_str(t->rank, t->dims, s1, sizeof(s1)));
+    for (int d = 0; d < t->rank; d++)
+        if (v->shape.dims[d] >= 0 && v->shape.dims[d] != t->dims[d])
+            return ogi_error(OGI_ERR_INVALID_ARGUMENT,
+                             "input '%s': dim %d must be %lld, got shape %s", v->name, d,
+                             (long long)v->shape.dims[d],
+                             tensor_shape_str(t->rank, t->dims, s1, sizeof(s1)));
+    return OGI_OK;
+}
+
+static ogi_status exec_bind(exec_frame *f, const ogi_tensor *const *inputs, bool check)
+{
+    const graph *g = f->g;
+    for (int v = 0; v < g->n_values; v++) {
+        const graph_value *x = &g->values[v];
+        if (x->kind == VALUE_CONST)
+            f->slots[v] = *x->constant;
+        else if (x->kind == VALUE_CAPTURED)
+            f->slots[v] = f->parent->slots[x->capture_index];
+        else
+            continue;
+        f->slots[v].storage = TENSOR_BORROWED;
+    }
+    for (int i = 0; i < g->n_inputs; i++) {
+        int v = g->inputs[i];
+        const ogi_tensor *t = inputs ? inputs[i] : NULL;
+        if (t == NULL)
+            t = g->values[v].constant;
+        if (t == NULL)
+            return ogi_error(OGI_ERR_INVALID_ARGUMENT, "input '%s' was not given",
+                             g->values[v].name);
+        if (check) {
+            ogi_status st = exec_check_input(&g->values[v], t);
+            if (st != OGI_OK)
+                return st;
+        }
+        f->slots[v] = *t;
+        f->slots[v].storage = TENSOR_BORROWED;
+    }
+    return OGI_OK;
+}
+
+static ogi_status exec_node(exec_frame *f, int index)
+{
+    const graph_node *n = &f->g->nodes[index];
+    enum { MAX_IO = 64 };
+    const ogi_tensor *in_small[MAX_IO];
+    ogi_tensor *out_small[MAX_IO];
+    ogi_tensor scratch_small[MAX_IO];
+    bool used_small[MAX_IO];
+    if (n->n_inputs > MAX_IO || n->n_outputs > MAX_IO)
+        return ogi_error(OGI_ERR_UNSUPPORTED, "node '%s' has more than %d inputs or outputs",
+                         n->proto->name, MAX_IO);
+    for (int i = 0; i < n->n_inputs; i++) {
+        int v = n->inputs[i];
+        in_small[i] = v >= 0 ? &f->slots[v] : NULL;
+    }
+    memset(scratch_small, 0, sizeof(scratch_small));
+    for (int o = 0; o < n->n_outputs; o++) {
+        int v = n->outputs[o];
+        out_small[o] = v >= 0 ? &f->slots[v] : &scratch_small[o];
+        used_small[o] = v >= 0 && (f->g->values[v].last_use >= 0 || f->g->values[v].is_output);
+    }
+    op_ctx c = {
+        .node = n,
+        .opset = n->opset,
+        .n_in = n->n_inputs,
+        .in = in_small,
+        .n_out = n->n_outputs,
+        .out = out_small,
+        .out_used = used_small,
+        .pool = f->env->pool,
+        .frame = f,
+    };
+    ogi_status st = n->kernel->run(&c);
+    for (int o = 0; o < n->n_outputs && st == OGI_OK; o++)
+        if (used_small[o] && out_small[o]->data == NULL && out_small[o]->nbytes == 0 &&
+            out_small[o]->dtype == OGI_DTYPE_UNDEFINED)
+            st = op_error(&c, OGI_ERR_UNSUPPORTED, "output %d was not computed", o);
+    for (int o = 0; o < n->n_outputs; o++)
+        if (n->outputs[o] < 0)
+            exec_release_tensor(&scratch_small[o]);
+    return st;
+}
+
+static void exec_frame_cleanup(exec_frame *f)
+{
+    for (int v = 0; v < f->g->n_values; v++)
+        exec_release_slot(f, v);
+    free(f->slots);
+    free(f->blocks);
+}
+
+static ogi_status exec_take_outputs(exec_frame *f, ogi_tensor **outputs)
+{
+    const graph *g = f->g;
+    for (int k = 0; k < g->n_outputs; k++)
+        outputs[k] = NULL;
+    for (int k = 0; k < g->n_outputs; k++) {
+        int v = g->outputs[k];
+        ogi_tensor *slot = &f->slots[v];
+        if (slot->storage == TENSOR_OWNED) {
+            ogi_tensor *t = malloc(sizeof(*t));
+            if (t == NULL)
+                goto oom;
+            *t = *slot;
+            slot->storage = TENSOR_BORROWED; /* the caller owns the data now */
+            outputs[k] = t;
+        } else if (slot->data == NULL && slot->nbytes > 0) {
+            return ogi_error(OGI_ERR_RUNTIME, "output '%s' was not computed", g->values[v].name);
+        } else if (tensor_clone(slot, &outputs[k]) != OGI_OK) {
+            goto oom;
+        }
+    }
+    return OGI_OK;
+oom:
+    for (int k = 0; k < g->n_outputs; k++) {
+        ogi_tensor_free(outputs[k]);
+        outputs[k] = NULL;
+    }
+    return ogi_error(OGI_ERR_OUT_OF_MEMORY, "out of memory for the outputs");
+}
+
+static ogi_status exec_frame_run(exec_frame *f, const ogi_tensor *const *inputs,
+                                 ogi_tensor **outputs, bool check_inputs)
+{
+    const graph *g = f->g;
+    f->slots = calloc((size_t)g->n_values + 1, sizeof(ogi_tensor));
+    f->blocks = calloc((size_t)g->n_values + 1, sizeof(arena_block));
+    if (f->slots == NULL || f->blocks == NULL) {
+        free(f->slots);
+        free(f->blocks);
+        return ogi_error(OGI_ERR_OUT_OF_MEMORY, "out of memory");
+    }
+    ogi_status st = exec_bind(f, inputs, check_inputs);
+    for (int i = 0; i < g->n_nodes && st == OGI_OK; i++) {
+        st = exec_node(f, i);
+        const graph_node *n = &g->nodes[i];
+        for (int r = 0; r < n->n_release; r++)
+            exec_release_slot(f, n->release[r]);
+    }
+    if (st == OGI_OK)
+        st = exec_take_outputs(f, outputs);
+    exec_frame_cleanup(f);
+    return st;
+}
+
+ogi_status exec_run(const graph *g, const exec_env *env, const ogi_tensor *const *inputs,
+                    ogi_tensor **outputs)
+{
+    exec_frame f = {.g = g, .env = env};
+    ogi_status st = exec_frame_run(&f, inputs, outputs, true);
+    if (env->arena != NULL)
+        arena_end_run(env->arena);
+    return st;
+}
+
+ogi_status op_run_subgraph(op_ctx *c, const graph *g, int n_in, const ogi_tensor *const *inputs,
+                           int n_out, ogi_tensor **outputs)
+{
+    if (c->frame == NULL)
+        return op_error(c, OGI_ERR_UNSUPPORTED, "subgraphs cannot run at load time");
+    if (n_in != g->n_inputs || n_out != g->n_outputs)
+        return op_error(c, OGI_ERR_INVALID_MODEL,
+                        "subgraph takes %d inputs and gives %d outputs, not %d and %d",
+                        g->n_inputs, g->n_outputs, n_in, n_out);
+    for (int i = 0; i < n_in; i++)
+        if (inputs[i] == NULL)
+            return op_error(c, OGI_ERR_INVALID_MODEL, "subgraph input %d is missing", i);
+    exec_frame f = {.g = g, .env = c->frame->env, .parent = c->frame};
+    ogi_status st = exec_frame_run(&f, inputs, outputs, false);
+    if (st != OGI_OK)
+        return ogi_error_prefix(st, "in subgraph of node '%s'", c->node->proto->name);
+    return OGI_OK;
+}
+
+/* ---- constant folding ------------------------------------------------------ */
+
+static bool exec_foldable(const graph *g, const graph_node *n)
+{
+    static const char *const random_ops[] = {
+        "RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike",
+        "Bernoulli",    "Multinomial",   NULL,
+    };
+    if (n->n_subgraphs > 0 || n->proto->domain[0] != '\0')
+        return false;
+    for (int k = 0; random_ops[k]; k++)
+        if (strcmp(n->proto->op_type, random_ops[k]) == 0)
+            return false;
+    for (int i = 0; i < n->n_inputs; i++)
+        if (n->inputs[i] >= 0 && g->values[n->inputs[i]].kind != VALUE_CONST)
+            return false;
+    for (int o = 0; o < n->n_outputs; o++)
+        if (n->outputs[o] < 0)
+            return false;
+    return true;
+}
+
+static ogi_status exec_keep_constant(graph *g, int v, ogi_tensor *t)
+{
+    ogi_tensor **owned = realloc(g->owned, (size_t)(g->n_owned + 1) * sizeof(*owned));
+    if (owned == NULL)
+        return ogi_error(OGI_ERR_OUT_OF_MEMORY, "out of memory");
+    g->owned = owned;
+    g->owned[g->n_owned++] = t;
+    graph_value *x = &g->values[v];
+    x->kind = VALUE_CONST;
+    x->constant = t;
+    x->producer = -1;
+    x->dtype = t->dtype;
+    x->shape.rank = t->rank;
+    for (int d = 0; d < t->rank; d++) {
+        x->shape.dims[d] = t->dims[d];
+        x->shape.symbols[d] = NULL;
+    }
+    return OGI_OK;
+}
+
+/* Runs node n on constants; *folded tells whether its outputs became
+ * constants (not when they are too large to keep). */
+static ogi_status exec_fold_node(graph *g, graph_node *n, bool *folded)
+{
+    enum { MAX_IO = 64 };
+    const ogi_tensor *in[MAX_IO];
+    ogi_tensor outs[MAX_IO];
+    ogi_tensor *out_ptrs[MAX_IO];
+    bool used[MAX_IO];
+    *folded = false;
+    if (n->n_inputs > MAX_IO || n->n_outputs > MAX_IO)
+        return OGI_OK;
+    memset(outs, 0, sizeof(outs));
+    for (int i = 0; i < n->n_inputs; i++)
+        in[i] = n->inputs[i] >= 0 ? g->values[n->inputs[i]].constant : NULL;
+    for (int o = 0; o < n->n_outputs; o++) {
+        out_ptrs[o] = &outs[o];
+        used[o] = true;
+    }
+    op_ctx c = {.node = n, .opset = n->opset, .n_in = n->n_inputs, .in = in,
+                .n_out = n->n_outputs, .out = out_ptrs, .out_used = used};
+    ogi_status st = n->kernel->run(&c);
+    size_t total = 0;
+    for (int o = 0; o < n->n_outputs; o++)
+        total += outs[o].nbytes;
+    if (st != OGI_OK || total > GRAPH_MAX_FOLD_BYTES) {
+        for (int o = 0; o < n->n_outputs; o++)
+            tensor_release(&outs[o]);
+        return st;
+    }
+    for (int o = 0; o < n->n_outputs; o++) {
+        ogi_tensor *t = malloc(sizeof(*t));
+        if (t == NULL) {
+            for (int k = o; k < n->n_outputs; k++)
+                tensor_release(&outs[k]);
+            return ogi_error(OGI_ERR_OUT_OF_MEMORY, "out of memory");
+        }
+        *t = outs[o];
+        st = exec_keep_constant(g, n->outputs[o], t);
+        if (st != OGI_OK) {
+            ogi_tensor_free(t);
+            for (int k = o + 1; k < n->n_outputs; k++)
+                tensor_release(&outs[k]);
+            return st;
+        }
+    }
+    *folded = true;
+    return OGI_OK;
+}
+
+ogi_status graph_fold_constants(graph *g)
+{
+    int kept = 0;
+    for (int i = 0; i < g->n_nodes; i++) {
+        graph_node *n = &g->nodes[i];
+        bool folded = false;
+        if (exec_foldable(g, n)) {
+            ogi_status st = exec_fold_node(g, n, &folded);
+            if (st != OGI_OK)
+                return st;
+        }
+        if (folded) {
+            free(n->inputs);
+            free(n->outputs);
+            free(n->release);
+            g->n_folded++;
+            continue;
+        }
+        g->nodes[kept++] = *n;
+    }
+    g->n_nodes = kept;
+    for (int i = 0; i < g->n_nodes; i++)
+        for (int o = 0; o < g->nodes[i].n_outputs; o++)
+            if (g->nodes[i].outputs[o] >= 0)
+                g->values[g->nodes[i].outputs[o]].producer = i;
+    return graph_plan_lifetimes(g);
+}

@@ -1,0 +1,36 @@
+/* The executor: runs a built graph's node list with a thread pool and an
+ * arena that is planned by value lifetime and reused across runs. */
+#ifndef OGI_ENGINE_EXEC_H
+#define OGI_ENGINE_EXEC_H
+
+#include "core/threadpool.h"
+#include "engine/graph.h"
+
+/* Intermediate values live in one buffer. Offsets are assigned first-fit as
+ * values are created and freed after their last reader; the first run of a
+ * shape learns the peak, and the buffer grows to it between runs, so later
+ * runs of the same shapes allocate nothing. */
+typedef struct exec_arena exec_arena;
+
+ogi_status exec_arena_create(exec_arena **out);
+void exec_arena_free(exec_arena *arena);
+size_t exec_arena_capacity(const exec_arena *arena);
+
+typedef struct exec_env {
+    threadpool *pool;
+    exec_arena *arena;
+} exec_env;
+
+/* Runs g. inputs[i] binds g->inputs[i] (NULL: use the initializer default,
+ * or fail when there is none). outputs[i] receive new owned tensors. */
+ogi_status exec_run(const graph *g, const exec_env *env, const ogi_tensor *const *inputs,
+                    ogi_tensor **outputs);
+
+/* Runs nodes whose inputs are all constants once, replacing their outputs
+ * by constants (at most 64 MiB per node) and removing them. */
+ogi_status graph_fold_constants(graph *g);
+
+/* Recomputes last readers and per-node release lists. */
+ogi_status graph_plan_lifetimes(graph *g);
+
+#endif

@@ -1,0 +1,206 @@
+/* The public session API: a loaded model, its built graph, a thread pool and
+ * an arena. One run at a time per session (runs are serialised). */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "engine/exec.h"
+#include "onnx/onnx.h"
+
+struct ogi_session {
+    onnx_model *model;
+    graph *graph;
+    threadpool *pool;
+    exec_arena *arena;
+    pthread_mutex_t lock;
+};
+
+ogi_session_options ogi_session_default_options(void)
+{
+    ogi_session_options o = {.threads = 0, .fold_constants = 1};
+    return o;
+}
+
+ogi_status ogi_session_open(const char *model_path, const ogi_session_options *options,
+                            ogi_session **out)
+{
+    if (model_path == NULL || out == NULL)
+        return ogi_error(OGI_ERR_INVALID_ARGUMENT, "ogi_session_open: NULL argument");
+    ogi_session_options opts = options ? *options : ogi_session_default_options();
+    ogi_session *s = calloc(1, sizeof(*s));
+    if (s == NULL)
+        return ogi_error(OGI_ERR_OUT_OF_MEMORY, "out of memory");
+    pthread_mutex_init(&s->lock, NULL);
+    ogi_status st = onnx_model_load(model_path, &s->model);
+    if (st == OGI_OK) {
+        graph_options go = {.fold_constants = opts.fold_constants != 0};
+        st = graph_build(s->model, &go, &s->graph);
+        if (st != OGI_OK)
+            ogi_error_prefix(st, "%s", model_path);
+    }
+    if (st == OGI_OK)
+        st = threadpool_create(opts.threads, &s->pool);
+    if (st == OGI_OK)
+        st = exec_arena_create(&s->arena);
+    if (st != OGI_OK) {
+        ogi_session_free(s);
+        return st;
+    }
+    *out = s;
+    return OGI_OK;
+}
+
+void ogi_session_free(ogi_session *s)
+{
+    if (s == NULL)
+        return;
+    graph_free(s->graph);
+    onnx_model_free(s->model);
+    threadpool_free(s->pool);
+    exec_arena_free(s->arena);
+    pthread_mutex_destroy(&s->lock);
+    free(s);
+}
+
+size_t ogi_session_input_count(const ogi_session *s)
+{
+    return (size_t)s->graph->n_inputs;
+}
+
+size_t ogi_session_output_count(const ogi_session *s)
+{
+    return (size_t)s->graph->n_outputs;
+}
+
+const char *ogi_session_input_name(const ogi_session *s, size_t i)
+{
+    if (i >= (size_t)s->graph->n_inputs)
+        return NULL;
+    return s->graph->values[s->graph->inputs[i]].name;
+}
+
+const char *ogi_session_output_name(const ogi_session *s, size_t i)
+{
+    if (i >= (size_t)s->graph->n_outputs)
+        return NULL;
+    return s->graph->values[s->graph->outputs[i]].name;
+}
+
+static int session_index(const int *list, int n, const graph *g, const char *name)
+{
+    for (int i = 0; i < n; i++)
+        if (strcmp(g->values[list[i]].name, name) == 0)
+            return i;
+    return -1;
+}
+
+static ogi_status session_run_locked(ogi_session *s, size_t n_in, const char *const *in_names,
+                                     const ogi_tensor *const *inputs, size_t n_out,
+                                     const char *const *out_names, ogi_tensor **outputs)
+{
+    const graph *g = s->graph;
+    const ogi_tensor **bound = calloc((size_t)g->n_inputs + 1, sizeof(*bound));
+    ogi_tensor **all_out = calloc((size_t)g->n_outputs + 1, sizeof(*all_out));
+    ogi_status st = OGI_OK;
+    if (bound == NULL || all_out == NULL) {
+        st = ogi_error(OGI_ERR_OUT_OF_MEMORY, "out of memory");
+        goto done;
+    }
+    for (size_t i = 0; i < n_in && st == OGI_OK; i++) {
+        int k = in_names[i] ? session_index(g->inputs, g->n_inputs, g, in_names[i]) : -1;
+        if (k < 0)
+            st = ogi_error(OGI_ERR_NOT_FOUND, "the model has no input named '%s'",
+                           in_names[i] ? in_names[i] : "(null)");
+        else if (inputs[i] == NULL)
+            st = ogi_error(OGI_ERR_INVALID_ARGUMENT, "input '%s' is NULL", in_names[i]);
+        else
+            bound[k] = inputs[i];
+    }
+    int *which = calloc(n_out + 1, sizeof(int));
+    if (which == NULL && st == OGI_OK)
+        st = ogi_error(OGI_ERR_OUT_OF_MEMORY, "out of memory");
+    for (size_t i = 0; i < n_out && st == OGI_OK; i++) {
+        which[i] = out_names[i] ? session_index(g->outputs, g->n_outputs, g, out_names[i]) : -1;
+        if (which[i] < 0)
+            st = ogi_error(OGI_ERR_NOT_FOUND, "the model has no output named '%s'",
+                           out_names[i] ? out_names[i] : "(null)");
+    }
+    if (st == OGI_OK) {
+        exec_env env = {.pool = s->pool, .arena = s->arena};
+        st = exec_run(g, &env, bound, all_out);
+    }
+    if (st == OGI_OK) {
+        for (size_t i = 0; i < n_out && st == OGI_OK; i++) {
+            int k = which[i];
+            if (all_out[k] != NULL) {
+                outputs[i] = all_out[k];
+                all_out[k] = NULL;
+            } else {
+                /* the same output asked for twice: copy the first one */
+                for (size_t j = 0; j < i; j++)
+                    if (which[j] == k) {
+                        st = tensor_clone(outputs[j], &outputs[i]);
+                        break;
+                    }
+            }
+        }
+        for (int k = 0; k < g->n_outputs; k++)
+            ogi_tensor_free(all_out[k]);
+    }
+    free(which);
+done:
+    free(bound);
+    free(all_out);
+    return st;
+}
+
+ogi_status ogi_session_run(ogi_session *s, size_t n_in, const char *const *in_names,
+                           const ogi_tensor *const *inputs, size_t n_out,
+                           const char *const *out_names, ogi_tensor **outputs)
+{
+    if (s == NULL || (n_in && (in_names == NULL || inputs == NULL)) ||
+        (n_out && (out_names == NULL || outputs == NULL)))
+        return ogi_error(OGI_ERR_INVALID_ARGUMENT, "ogi_session_run: NULL argument");
+    for (size_t i = 0; i < n_out; i++)
+        outputs[i] = NULL;
+    pthread_mutex_lock(&s->lock);
+    ogi_status st = session_run_locked(s, n_in, in_names, inputs, n_out, out_names, outputs);
+    pthread_mutex_unlock(&s->lock);
+    if (st != OGI_OK)
+        for (size_t i = 0; i < n_out; i++) {
+            ogi_tensor_free(outputs[i]);
+            outputs[i] = NULL;
+        }
+    return st;
+}
+
+ogi_status ogi_tensor_read_pb(const char *path, ogi_tensor **out, char **name_out)
+{
+    if (path == NULL || out == NULL)
+        return ogi_error(OGI_ERR_INVALID_ARGUMENT, "ogi_tensor_read_pb: NULL argument");
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return ogi_error(OGI_ERR_IO, "%s: cannot open", path);
+    fseek(f, 0, SEEK_END);
+    long size = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    if (size < 0) {
+        fclose(f);
+        return ogi_error(OGI_ERR_IO, "%s: cannot read", path);
+    }
+    void *buf = malloc((size_t)size + 1);
+    if (buf == NULL) {
+        fclose(f);
+        return ogi_error(OGI_ERR_OUT_OF_MEMORY, "out of memory");
+    }
+    size_t got = fread(buf, 1, (size_t)size, f);
+    fclose(f);
+    ogi_status st = got == (size_t)size ? onnx_tensor_parse(buf, got, out, name_out)
+                                        : ogi_error(OGI_ERR_IO, "%s: short read", path);
+    free(buf);
+    if (st != OGI_OK)
+        return ogi_error_prefix(st, "%s", path);
+    return OGI_OK;
+}
