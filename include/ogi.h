@@ -102,6 +102,7 @@ void *ogi_tensor_data(ogi_tensor *tensor);
 typedef struct ogi_session_options {
     int threads;          /* worker threads; 0 = one per core */
     int fold_constants;   /* run constant-only subgraphs once at load (default 1) */
+    size_t max_tensor_bytes; /* refuse to create a larger tensor; 0 = no limit */
 } ogi_session_options;
 
 ogi_session_options ogi_session_default_options(void);
@@ -119,6 +120,14 @@ size_t ogi_session_output_count(const ogi_session *session);
 /* Borrowed names, valid while the session lives. NULL when out of range. */
 const char *ogi_session_input_name(const ogi_session *session, size_t index);
 const char *ogi_session_output_name(const ogi_session *session, size_t index);
+
+/* The declared dtype and shape of input / output `index`: *rank is -1 when
+ * the model does not declare a shape, and dims[d] is -1 for a symbolic or
+ * unknown dim. dims must hold OGI_MAX_RANK entries. */
+ogi_status ogi_session_input_info(const ogi_session *session, size_t index, ogi_dtype *dtype,
+                                  int *rank, int64_t *dims);
+ogi_status ogi_session_output_info(const ogi_session *session, size_t index, ogi_dtype *dtype,
+                                   int *rank, int64_t *dims);
 
 /* Runs the graph. inputs[i] is bound to the graph input named in_names[i]
  * (borrowed for the call). outputs[i] receives a new tensor for the output

@@ -1,5 +1,6 @@
 /* `ogi info MODEL`: opsets, inputs and outputs with symbolic shapes, op
  * histogram, parameter count and bytes. */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,19 +9,20 @@
 #include "engine/graph.h"
 #include "onnx/onnx.h"
 
-static void info_shape(const value_shape *s, char *buf, size_t size)
+static void info_shape(const onnx_value_info *v, char *buf, size_t size)
 {
-    if (s->rank < 0) {
-        snprintf(buf, size, "?");
+    if (v->kind != ONNX_VALUE_TENSOR || v->rank < 0) {
+        snprintf(buf, size, v->kind == ONNX_VALUE_TENSOR ? "?" : "(not a tensor)");
         return;
     }
     size_t used = (size_t)snprintf(buf, size, "[");
-    for (int d = 0; d < s->rank && used < size; d++) {
+    for (int d = 0; d < v->rank && used < size; d++) {
         const char *sep = d ? ", " : "";
-        if (s->dims[d] >= 0)
-            used += (size_t)snprintf(buf + used, size - used, "%s%lld", sep, (long long)s->dims[d]);
-        else if (s->symbols[d])
-            used += (size_t)snprintf(buf + used, size - used, "%s%s", sep, s->symbols[d]);
+        const onnx_dim *dim = &v->dims[d];
+        if (dim->value >= 0)
+            used += (size_t)snprintf(buf + used, size - used, "%s%lld", sep, (long long)dim->value);
+        else if (dim->param)
+            used += (size_t)snprintf(buf + used, size - used, "%s%s", sep, dim->param);
         else
             used += (size_t)snprintf(buf + used, size - used, "%s?", sep);
     }
@@ -28,14 +30,26 @@ static void info_shape(const value_shape *s, char *buf, size_t size)
         snprintf(buf + used, size - used, "]");
 }
 
-static void info_values(const char *title, const graph *g, const int *list, int n)
+static bool info_is_initializer(const onnx_graph *p, const char *name)
 {
-    printf("%s (%d):\n", title, n);
+    for (int i = 0; i < p->n_initializers; i++)
+        if (strcmp(p->initializers[i].name, name) == 0)
+            return true;
+    return false;
+}
+
+static void info_values(const char *title, const onnx_graph *p, const onnx_value_info *vs, int n)
+{
+    int shown = 0;
+    for (int i = 0; i < n; i++)
+        shown += !info_is_initializer(p, vs[i].name);
+    printf("%s (%d):\n", title, shown);
     for (int i = 0; i < n; i++) {
-        const graph_value *v = &g->values[list[i]];
+        if (info_is_initializer(p, vs[i].name))
+            continue;
         char shape[512];
-        info_shape(&v->shape, shape, sizeof(shape));
-        printf("  %-40s %-8s %s\n", v->name, ogi_dtype_name(v->dtype), shape);
+        info_shape(&vs[i], shape, sizeof(shape));
+        printf("  %-40s %-8s %s\n", vs[i].name, ogi_dtype_name(vs[i].elem_type), shape);
     }
 }
 
@@ -93,19 +107,19 @@ int cli_info(int argc, char **argv)
         printf(" %s=%lld", m->opsets[i].domain[0] ? m->opsets[i].domain : "ai.onnx",
                (long long)m->opsets[i].version);
     printf("\n");
+    info_values("inputs", m->graph, m->graph->inputs, m->graph->n_inputs);
+    info_values("outputs", m->graph, m->graph->outputs, m->graph->n_outputs);
+    info_histogram(m->graph);
     graph_options go = {.fold_constants = true};
     graph *g;
     int rc = 0;
     if (graph_build(m, &go, &g) == OGI_OK) {
-        info_values("inputs", g, g->inputs, g->n_inputs);
-        info_values("outputs", g, g->outputs, g->n_outputs);
-        printf("nodes after constant folding: %d (%d folded)\n", g->n_nodes, g->n_folded);
+        printf("prepared: %d nodes to run (%d folded into constants)\n", g->n_nodes, g->n_folded);
         graph_free(g);
     } else {
-        printf("graph: cannot be prepared: %s\n", ogi_last_error());
+        printf("cannot be prepared: %s\n", ogi_last_error());
         rc = 1;
     }
-    info_histogram(m->graph);
     const onnx_graph *p = m->graph;
     long long params = 0;
     unsigned long long bytes = 0, external = 0;

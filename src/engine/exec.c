@@ -44,6 +44,12 @@ ogi_status op_alloc(op_ctx *c, int i, ogi_dtype dtype, int rank, const int64_t *
     ogi_status st = tensor_set_shape(t, dtype, rank, dims);
     if (st != OGI_OK)
         return op_error(c, st, "output %d: %s", i, ogi_last_error());
+    if (f == NULL && t->nbytes > GRAPH_MAX_FOLD_BYTES)
+        return op_error(c, OGI_ERR_OUT_OF_MEMORY, "output %d is too large to fold (%zu bytes)", i,
+                        t->nbytes);
+    if (f != NULL && f->env->max_tensor_bytes && t->nbytes > f->env->max_tensor_bytes)
+        return op_error(c, OGI_ERR_OUT_OF_MEMORY, "output %d needs %zu bytes, over the %zu limit",
+                        i, t->nbytes, f->env->max_tensor_bytes);
     if (f == NULL || v < 0 || f->g->values[v].is_output || f->env->arena == NULL) {
         st = tensor_alloc_owned(t);
         return st == OGI_OK ? OGI_OK : op_error(c, st, "output %d: %s", i, ogi_last_error());
@@ -120,6 +126,9 @@ static ogi_status exec_node(exec_frame *f, int index)
     if (n->n_inputs > MAX_IO || n->n_outputs > MAX_IO)
         return ogi_error(OGI_ERR_UNSUPPORTED, "node '%s' has more than %d inputs or outputs",
                          n->proto->name, MAX_IO);
+    /* entries past n_inputs read as omitted inputs, so a kernel that checks
+     * op_has_input() on a malformed node never reads out of bounds */
+    memset(in_small, 0, sizeof(in_small));
     for (int i = 0; i < n->n_inputs; i++) {
         int v = n->inputs[i];
         in_small[i] = v >= 0 ? &f->slots[v] : NULL;
@@ -286,7 +295,8 @@ static ogi_status exec_keep_constant(graph *g, int v, ogi_tensor *t)
 }
 
 /* Runs node n on constants; *folded tells whether its outputs became
- * constants (not when they are too large to keep). */
+ * constants. A node that fails here (too large, or an error its inputs
+ * cause) is kept: the run reports the error with its full context. */
 static ogi_status exec_fold_node(graph *g, graph_node *n, bool *folded)
 {
     enum { MAX_IO = 64 };
@@ -298,6 +308,7 @@ static ogi_status exec_fold_node(graph *g, graph_node *n, bool *folded)
     if (n->n_inputs > MAX_IO || n->n_outputs > MAX_IO)
         return OGI_OK;
     memset(outs, 0, sizeof(outs));
+    memset(in, 0, sizeof(in));
     for (int i = 0; i < n->n_inputs; i++)
         in[i] = n->inputs[i] >= 0 ? g->values[n->inputs[i]].constant : NULL;
     for (int o = 0; o < n->n_outputs; o++) {
@@ -313,7 +324,8 @@ static ogi_status exec_fold_node(graph *g, graph_node *n, bool *folded)
     if (st != OGI_OK || total > GRAPH_MAX_FOLD_BYTES) {
         for (int o = 0; o < n->n_outputs; o++)
             tensor_release(&outs[o]);
-        return st;
+        ogi_error_clear();
+        return OGI_OK;
     }
     for (int o = 0; o < n->n_outputs; o++) {
         ogi_tensor *t = malloc(sizeof(*t));

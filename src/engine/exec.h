@@ -19,6 +19,7 @@ size_t exec_arena_capacity(const exec_arena *arena);
 typedef struct exec_env {
     threadpool *pool;
     exec_arena *arena;
+    size_t max_tensor_bytes; /* 0 = no limit */
 } exec_env;
 
 /* Runs g. inputs[i] binds g->inputs[i] (NULL: use the initializer default,

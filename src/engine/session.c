@@ -14,12 +14,13 @@ struct ogi_session {
     graph *graph;
     threadpool *pool;
     exec_arena *arena;
+    size_t max_tensor_bytes;
     pthread_mutex_t lock;
 };
 
 ogi_session_options ogi_session_default_options(void)
 {
-    ogi_session_options o = {.threads = 0, .fold_constants = 1};
+    ogi_session_options o = {.threads = 0, .fold_constants = 1, .max_tensor_bytes = 0};
     return o;
 }
 
@@ -33,6 +34,7 @@ ogi_status ogi_session_open(const char *model_path, const ogi_session_options *o
     if (s == NULL)
         return ogi_error(OGI_ERR_OUT_OF_MEMORY, "out of memory");
     pthread_mutex_init(&s->lock, NULL);
+    s->max_tensor_bytes = opts.max_tensor_bytes;
     ogi_status st = onnx_model_load(model_path, &s->model);
     if (st == OGI_OK) {
         graph_options go = {.fold_constants = opts.fold_constants != 0};
@@ -88,6 +90,33 @@ const char *ogi_session_output_name(const ogi_session *s, size_t i)
     return s->graph->values[s->graph->outputs[i]].name;
 }
 
+static ogi_status session_value_info(const graph *g, const int *list, int n, size_t index,
+                                     ogi_dtype *dtype, int *rank, int64_t *dims)
+{
+    if (index >= (size_t)n || dtype == NULL || rank == NULL || dims == NULL)
+        return ogi_error(OGI_ERR_INVALID_ARGUMENT, "no input or output %zu", index);
+    const graph_value *v = &g->values[list[index]];
+    *dtype = v->dtype;
+    *rank = v->shape.rank;
+    for (int d = 0; d < v->shape.rank; d++)
+        dims[d] = v->shape.dims[d];
+    return OGI_OK;
+}
+
+ogi_status ogi_session_input_info(const ogi_session *s, size_t index, ogi_dtype *dtype, int *rank,
+                                  int64_t *dims)
+{
+    return session_value_info(s->graph, s->graph->inputs, s->graph->n_inputs, index, dtype, rank,
+                              dims);
+}
+
+ogi_status ogi_session_output_info(const ogi_session *s, size_t index, ogi_dtype *dtype,
+                                   int *rank, int64_t *dims)
+{
+    return session_value_info(s->graph, s->graph->outputs, s->graph->n_outputs, index, dtype,
+                              rank, dims);
+}
+
 static int session_index(const int *list, int n, const graph *g, const char *name)
 {
     for (int i = 0; i < n; i++)
@@ -128,7 +157,7 @@ static ogi_status session_run_locked(ogi_session *s, size_t n_in, const char *co
                            out_names[i] ? out_names[i] : "(null)");
     }
     if (st == OGI_OK) {
-        exec_env env = {.pool = s->pool, .arena = s->arena};
+        exec_env env = {.pool = s->pool, .arena = s->arena, .max_tensor_bytes = s->max_tensor_bytes};
         st = exec_run(g, &env, bound, all_out);
     }
     if (st == OGI_OK) {

@@ -872,6 +872,8 @@ static ogi_status reader_model(reader *r, pb_cursor m)
         return reader_bad("ModelProto");
     if (model->graph == NULL)
         return ogi_error(OGI_ERR_INVALID_MODEL, "model has no graph");
+    if (model->n_opsets == 0)
+        return ogi_error(OGI_ERR_INVALID_MODEL, "model imports no opset");
     if (model->ir_version < 3 || model->ir_version > 13)
         return ogi_error(OGI_ERR_UNSUPPORTED, "IR version %lld is outside the supported 3-13",
                          (long long)model->ir_version);

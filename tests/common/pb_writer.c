@@ -1,0 +1,132 @@
+#include "pb_writer.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static void pbw_reserve(pbw *b, size_t n)
+{
+    if (b->len + n <= b->cap)
+        return;
+    size_t cap = b->cap ? b->cap * 2 : 256;
+    while (cap < b->len + n)
+        cap *= 2;
+    uint8_t *grown = realloc(b->data, cap);
+    if (grown == NULL)
+        abort(); /* tests only */
+    b->data = grown;
+    b->cap = cap;
+}
+
+static void pbw_raw(pbw *b, const void *p, size_t n)
+{
+    pbw_reserve(b, n);
+    if (n)
+        memcpy(b->data + b->len, p, n);
+    b->len += n;
+}
+
+void pbw_free(pbw *b)
+{
+    free(b->data);
+    memset(b, 0, sizeof(*b));
+}
+
+void pbw_varint(pbw *b, uint64_t v)
+{
+    uint8_t tmp[10];
+    size_t n = 0;
+    do {
+        tmp[n] = (uint8_t)(v & 0x7f);
+        v >>= 7;
+        if (v)
+            tmp[n] |= 0x80;
+        n++;
+    } while (v);
+    pbw_raw(b, tmp, n);
+}
+
+void pbw_key(pbw *b, uint32_t field, uint32_t wire)
+{
+    pbw_varint(b, (uint64_t)field << 3 | wire);
+}
+
+void pbw_int(pbw *b, uint32_t field, uint64_t v)
+{
+    pbw_key(b, field, 0);
+    pbw_varint(b, v);
+}
+
+void pbw_bytes(pbw *b, uint32_t field, const void *data, size_t n)
+{
+    pbw_key(b, field, 2);
+    pbw_varint(b, n);
+    pbw_raw(b, data, n);
+}
+
+void pbw_string(pbw *b, uint32_t field, const char *s)
+{
+    pbw_bytes(b, field, s, strlen(s));
+}
+
+void pbw_message(pbw *b, uint32_t field, pbw *sub)
+{
+    pbw_bytes(b, field, sub->data, sub->len);
+    pbw_free(sub);
+}
+
+void pbw_tensor_raw(pbw *b, uint32_t field, const char *name, int dtype, int rank,
+                    const int64_t *dims, const void *raw, size_t raw_len)
+{
+    pbw t = {0};
+    for (int i = 0; i < rank; i++)
+        pbw_int(&t, 1, (uint64_t)dims[i]);
+    pbw_int(&t, 2, (uint64_t)dtype);
+    pbw_string(&t, 8, name);
+    if (raw != NULL)
+        pbw_bytes(&t, 9, raw, raw_len);
+    pbw_message(b, field, &t);
+}
+
+void pbw_value_info(pbw *b, uint32_t field, const char *name, int dtype, int rank,
+                    const int64_t *dims)
+{
+    pbw shape = {0}, tensor = {0}, type = {0}, vi = {0};
+    for (int i = 0; i < rank; i++) {
+        pbw dim = {0};
+        pbw_int(&dim, 1, (uint64_t)dims[i]);
+        pbw_message(&shape, 1, &dim);
+    }
+    pbw_int(&tensor, 1, (uint64_t)dtype);
+    if (rank >= 0)
+        pbw_message(&tensor, 2, &shape);
+    else
+        pbw_free(&shape);
+    pbw_message(&type, 1, &tensor);
+    pbw_string(&vi, 1, name);
+    pbw_message(&vi, 2, &type);
+    pbw_message(b, field, &vi);
+}
+
+void pbw_node(pbw *b, const char *op, const char *name, int n_in, const char *const *in, int n_out,
+              const char *const *out)
+{
+    pbw n = {0};
+    for (int i = 0; i < n_in; i++)
+        pbw_string(&n, 1, in[i]);
+    for (int i = 0; i < n_out; i++)
+        pbw_string(&n, 2, out[i]);
+    pbw_string(&n, 3, name);
+    pbw_string(&n, 4, op);
+    pbw_message(b, 1, &n);
+}
+
+void pbw_model(pbw *out, int64_t ir_version, int64_t opset, pbw *graph)
+{
+    pbw op = {0};
+    pbw_int(out, 1, (uint64_t)ir_version);
+    pbw_string(out, 2, "ogi-tests");
+    pbw_message(out, 7, graph);
+    pbw_string(&op, 1, "");
+    pbw_int(&op, 2, (uint64_t)opset);
+    pbw_message(out, 8, &op);
+}

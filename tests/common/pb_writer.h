@@ -1,0 +1,34 @@
+/* A tiny protobuf writer for tests that build ONNX models byte by byte
+ * (including malformed ones). */
+#ifndef OGI_TEST_PB_WRITER_H
+#define OGI_TEST_PB_WRITER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct pbw {
+    uint8_t *data;
+    size_t len, cap;
+} pbw;
+
+void pbw_free(pbw *b);
+void pbw_varint(pbw *b, uint64_t v);
+void pbw_key(pbw *b, uint32_t field, uint32_t wire);
+void pbw_int(pbw *b, uint32_t field, uint64_t v);
+void pbw_bytes(pbw *b, uint32_t field, const void *data, size_t n);
+void pbw_string(pbw *b, uint32_t field, const char *s);
+/* Appends sub as a length-delimited field and frees sub. */
+void pbw_message(pbw *b, uint32_t field, pbw *sub);
+
+/* ONNX pieces. dims may be NULL for rank 0. */
+void pbw_tensor_raw(pbw *b, uint32_t field, const char *name, int dtype, int rank,
+                    const int64_t *dims, const void *raw, size_t raw_len);
+void pbw_value_info(pbw *b, uint32_t field, const char *name, int dtype, int rank,
+                    const int64_t *dims);
+/* A node with up to 4 inputs and outputs ("" for omitted). */
+void pbw_node(pbw *b, const char *op, const char *name, int n_in, const char *const *in, int n_out,
+              const char *const *out);
+/* ModelProto around a finished GraphProto. */
+void pbw_model(pbw *out, int64_t ir_version, int64_t opset, pbw *graph);
+
+#endif
