@@ -25,5 +25,9 @@ extern const op_kernel op_kernels_conv[];           /* conv.c */
 extern const op_kernel op_kernels_pool[];           /* pool.c */
 extern const op_kernel op_kernels_resize[];         /* resize.c: Resize, Upsample */
 extern const op_kernel op_kernels_control[];        /* control.c: If, Loop, Scan */
+extern const op_kernel op_kernels_loss[];           /* loss.c: cross-entropy losses */
+extern const op_kernel op_kernels_signal[];         /* signal.c: DFT, STFT, windows */
+extern const op_kernel op_kernels_image[];          /* image.c: GridSample, RoiAlign, NMS, ... */
+extern const op_kernel op_kernels_linalg[];         /* linalg.c: Det */
 
 #endif
