@@ -1,5 +1,180 @@
+/* RotaryEmbedding (opset 23): rotates pairs of each head's first rot dims by
+ * the angles whose cosines and sines are in cos_cache / sin_cache:
+ *   (x1, x2) -> (cos * x1 - sin * x2, sin * x1 + cos * x2)
+ * with x1, x2 the two halves of the rotated dims, or the even and odd dims
+ * when interleaved. The remaining head dims pass through. Input is
+ * [batch, heads, seq, head_dim] or [batch, seq, heads * head_dim]; the caches
+ * are [batch, seq, rot / 2], or [max_position, rot / 2] gathered by
+ * position_ids [batch, seq]. Computed in double, rounded once. */
 #include "ops/families.h"
 
+typedef struct rotary_layout {
+    int64_t batch, heads, seq, head_dim;
+    int64_t half;   /* rotary_embedding_dim / 2 */
+    bool seq_major; /* 3D input: [batch, seq, heads * head_dim] */
+    bool interleaved;
+    bool has_positions;
+    int64_t max_position; /* cos_cache rows when position_ids is given */
+} rotary_layout;
+
+static ogi_status rotary_input_layout(const op_ctx *c, rotary_layout *l)
+{
+    const ogi_tensor *x = c->in[0];
+    int64_t num_heads = op_attr_int(c, "num_heads", 0);
+    if (!dtype_is_float(x->dtype))
+        return op_error(c, OGI_ERR_INVALID_MODEL, "input 0: expected a float tensor, got %s",
+                        ogi_dtype_name(x->dtype));
+    if (x->rank == 4) {
+        l->seq_major = false;
+        l->batch = x->dims[0];
+        l->heads = x->dims[1];
+        l->seq = x->dims[2];
+        l->head_dim = x->dims[3];
+        if (num_heads != 0 && num_heads != l->heads)
+            return op_error(c, OGI_ERR_RUNTIME,
+                            "attribute num_heads=%lld differs from input 0's head dim %lld",
+                            (long long)num_heads, (long long)l->heads);
+        return OGI_OK;
+    }
+    if (x->rank != 3)
+        return op_error(c, OGI_ERR_RUNTIME, "input 0: expected rank 3 or 4, got %d", x->rank);
+    if (num_heads <= 0)
+        return op_error(c, OGI_ERR_INVALID_MODEL,
+                        "attribute num_heads is required (> 0) for a 3D input");
+    if (x->dims[2] % num_heads != 0)
+        return op_error(c, OGI_ERR_RUNTIME, "hidden size %lld is not divisible by num_heads %lld",
+                        (long long)x->dims[2], (long long)num_heads);
+    l->seq_major = true;
+    l->batch = x->dims[0];
+    l->seq = x->dims[1];
+    l->heads = num_heads;
+    l->head_dim = x->dims[2] / num_heads;
+    return OGI_OK;
+}
+
+static ogi_status rotary_rot_dim(const op_ctx *c, rotary_layout *l)
+{
+    int64_t rot = op_attr_int(c, "rotary_embedding_dim", 0);
+    if (rot == 0)
+        rot = l->head_dim;
+    if (rot < 0 || rot > l->head_dim || rot % 2 != 0)
+        return op_error(c, OGI_ERR_RUNTIME,
+                        "rotary dim %lld must be even and in [0, head size %lld]", (long long)rot,
+                        (long long)l->head_dim);
+    l->half = rot / 2;
+    l->interleaved = op_attr_int(c, "interleaved", 0) != 0;
+    return OGI_OK;
+}
+
+static ogi_status rotary_check_caches(const op_ctx *c, rotary_layout *l)
+{
+    const ogi_tensor *cos = c->in[1], *sin = c->in[2];
+    char cs[128], ss[128];
+    if (!dtype_is_float(cos->dtype) || !dtype_is_float(sin->dtype))
+        return op_error(c, OGI_ERR_INVALID_MODEL, "cos_cache and sin_cache must be float tensors");
+    if (!tensor_same_shape(cos, sin))
+        return op_error(c, OGI_ERR_RUNTIME, "cos_cache shape %s differs from sin_cache shape %s",
+                        tensor_shape_str(cos->rank, cos->dims, cs, sizeof(cs)),
+                        tensor_shape_str(sin->rank, sin->dims, ss, sizeof(ss)));
+    l->has_positions = op_has_input(c, 3);
+    bool ok = l->has_positions ? cos->rank == 2 && cos->dims[1] == l->half
+                               : cos->rank == 3 && cos->dims[0] == l->batch &&
+                                     cos->dims[1] == l->seq && cos->dims[2] == l->half;
+    if (!ok)
+        return op_error(c, OGI_ERR_RUNTIME,
+                        "cos_cache shape %s: expected %s with half the rotary dim (%lld) last",
+                        tensor_shape_str(cos->rank, cos->dims, cs, sizeof(cs)),
+                        l->has_positions ? "[max_position, rot/2]" : "[batch, seq, rot/2]",
+                        (long long)l->half);
+    l->max_position = l->has_positions ? cos->dims[0] : 0;
+    return OGI_OK;
+}
+
+/* Validates position_ids [batch, seq] against the cache rows. */
+static ogi_status rotary_check_positions(const op_ctx *c, const rotary_layout *l)
+{
+    if (!l->has_positions)
+        return OGI_OK;
+    const ogi_tensor *p = c->in[3];
+    if (p->dtype != OGI_INT64 && p->dtype != OGI_INT32)
+        return op_error(c, OGI_ERR_INVALID_MODEL, "input 3 (position_ids): expected int64, got %s",
+                        ogi_dtype_name(p->dtype));
+    char ps[128];
+    if (p->rank != 2 || p->dims[0] != l->batch || p->dims[1] != l->seq)
+        return op_error(c, OGI_ERR_RUNTIME,
+                        "input 3 (position_ids): expected shape [%lld,%lld], got %s",
+                        (long long)l->batch, (long long)l->seq,
+                        tensor_shape_str(p->rank, p->dims, ps, sizeof(ps)));
+    for (int64_t i = 0; i < l->batch * l->seq; i++) {
+        int64_t pos = dtype_get_i64(p->data, p->dtype, i);
+        if (pos < 0 || pos >= l->max_position)
+            return op_error(c, OGI_ERR_RUNTIME,
+                            "position_ids[%lld] = %lld is outside the cache's [0, %lld)",
+                            (long long)i, (long long)pos, (long long)l->max_position);
+    }
+    return OGI_OK;
+}
+
+/* Element offset of head dim 0 of (b, h, s) in the input / output. */
+static int64_t rotary_offset(const rotary_layout *l, int64_t b, int64_t h, int64_t s)
+{
+    if (l->seq_major)
+        return ((b * l->seq + s) * l->heads + h) * l->head_dim;
+    return ((b * l->heads + h) * l->seq + s) * l->head_dim;
+}
+
+/* Rotates one head vector of head_dim elements at offset off. */
+static void rotary_head(const op_ctx *c, const rotary_layout *l, int64_t off, int64_t cache_row)
+{
+    const ogi_tensor *x = c->in[0], *cos = c->in[1], *sin = c->in[2];
+    ogi_tensor *y = c->out[0];
+    for (int64_t k = 0; k < l->half; k++) {
+        int64_t i1 = l->interleaved ? 2 * k : k;
+        int64_t i2 = l->interleaved ? 2 * k + 1 : k + l->half;
+        double x1 = dtype_get_f64(x->data, x->dtype, off + i1);
+        double x2 = dtype_get_f64(x->data, x->dtype, off + i2);
+        double cv = dtype_get_f64(cos->data, cos->dtype, cache_row * l->half + k);
+        double sv = dtype_get_f64(sin->data, sin->dtype, cache_row * l->half + k);
+        dtype_set_f64(y->data, y->dtype, off + i1, cv * x1 - sv * x2);
+        dtype_set_f64(y->data, y->dtype, off + i2, sv * x1 + cv * x2);
+    }
+    for (int64_t d = 2 * l->half; d < l->head_dim; d++)
+        dtype_set_f64(y->data, y->dtype, off + d, dtype_get_f64(x->data, x->dtype, off + d));
+}
+
+static void rotary_apply(const op_ctx *c, const rotary_layout *l)
+{
+    const ogi_tensor *pos = l->has_positions ? c->in[3] : NULL;
+    for (int64_t b = 0; b < l->batch; b++) {
+        for (int64_t s = 0; s < l->seq; s++) {
+            int64_t bs = b * l->seq + s;
+            int64_t row = pos ? dtype_get_i64(pos->data, pos->dtype, bs) : bs;
+            for (int64_t h = 0; h < l->heads; h++)
+                rotary_head(c, l, rotary_offset(l, b, h, s), row);
+        }
+    }
+}
+
+static ogi_status rotary_embedding(op_ctx *c)
+{
+    ogi_status st;
+    for (int i = 0; i < 3; i++) {
+        if ((st = op_require_input(c, i)) != OGI_OK)
+            return st;
+    }
+    rotary_layout l;
+    if ((st = rotary_input_layout(c, &l)) != OGI_OK || (st = rotary_rot_dim(c, &l)) != OGI_OK ||
+        (st = rotary_check_caches(c, &l)) != OGI_OK ||
+        (st = rotary_check_positions(c, &l)) != OGI_OK)
+        return st;
+    const ogi_tensor *x = c->in[0];
+    if ((st = op_alloc(c, 0, x->dtype, x->rank, x->dims)) != OGI_OK)
+        return st;
+    rotary_apply(c, &l);
+    return OGI_OK;
+}
+
 const op_kernel op_kernels_rotary[] = {
+    {"", "RotaryEmbedding", 23, rotary_embedding},
     {NULL, NULL, 0, NULL},
 };
