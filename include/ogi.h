@@ -142,6 +142,60 @@ ogi_status ogi_session_run(ogi_session *session, size_t n_in, const char *const 
  * the proto has none. */
 ogi_status ogi_tensor_read_pb(const char *path, ogi_tensor **out, char **name_out);
 
+/* Frees memory that an ogi function returned to the caller (ids, text). */
+void ogi_free(void *ptr);
+
+/* ---- Tokenizers: Hugging Face tokenizer.json + chat templates ---------------- */
+
+typedef struct ogi_tokenizer ogi_tokenizer;
+
+/* Opens model_dir/tokenizer.json and, when present, tokenizer_config.json
+ * (special tokens, add_bos/eos, chat template). */
+ogi_status ogi_tokenizer_open(const char *model_dir, ogi_tokenizer **out);
+/* The same from explicit paths; config_path may be NULL. */
+ogi_status ogi_tokenizer_open_files(const char *tokenizer_json_path, const char *config_path,
+                                    ogi_tokenizer **out);
+void ogi_tokenizer_free(ogi_tokenizer *tok);
+
+/* Encodes UTF-8 text (len bytes; invalid UTF-8 is replaced by U+FFFD) like
+ * Hugging Face's Tokenizer.encode(text, add_special_tokens). *ids is
+ * malloc'ed: free with ogi_free. */
+ogi_status ogi_tokenizer_encode(const ogi_tokenizer *tok, const char *text, size_t len,
+                                int add_special_tokens, int32_t **ids, size_t *n_ids);
+/* Like transformers' AutoTokenizer(text).input_ids: also adds the BOS/EOS
+ * that tokenizer_config.json asks for (add_bos_token / add_eos_token). */
+ogi_status ogi_tokenizer_encode_hf(const ogi_tokenizer *tok, const char *text, size_t len,
+                                   int32_t **ids, size_t *n_ids);
+/* Decodes ids to UTF-8 text (NUL-terminated, *len bytes; free with ogi_free). */
+ogi_status ogi_tokenizer_decode(const ogi_tokenizer *tok, const int32_t *ids, size_t n_ids,
+                                int skip_special_tokens, char **text, size_t *len);
+
+size_t ogi_tokenizer_vocab_size(const ogi_tokenizer *tok);
+/* -1 when the token does not exist. */
+int32_t ogi_tokenizer_token_to_id(const ogi_tokenizer *tok, const char *token);
+/* Borrowed; NULL for an unknown id. */
+const char *ogi_tokenizer_id_to_token(const ogi_tokenizer *tok, int32_t id);
+/* Ids of the special tokens named in tokenizer_config.json: which is "bos",
+ * "eos", "pad" or "unk"; -1 when the tokenizer has none. */
+int32_t ogi_tokenizer_special_id(const ogi_tokenizer *tok, const char *which);
+int ogi_tokenizer_is_special(const ogi_tokenizer *tok, int32_t id);
+
+/* Streaming decode: push ids one at a time, get only complete UTF-8 text;
+ * the pieces concatenate to the decode of all ids at once. */
+typedef struct ogi_decode_stream ogi_decode_stream;
+ogi_status ogi_decode_stream_create(const ogi_tokenizer *tok, int skip_special_tokens,
+                                    ogi_decode_stream **out);
+/* *piece (borrowed, valid until the next call) may be "". */
+ogi_status ogi_decode_stream_push(ogi_decode_stream *stream, int32_t id, const char **piece);
+void ogi_decode_stream_free(ogi_decode_stream *stream);
+
+/* Renders the tokenizer's chat template. messages_json is a JSON array of
+ * {"role", "content", ...} objects; extra_json (may be NULL) a JSON object of
+ * extra variables (tools, custom kwargs). *text is malloc'ed (ogi_free). */
+ogi_status ogi_tokenizer_apply_chat_template(const ogi_tokenizer *tok, const char *messages_json,
+                                             int add_generation_prompt, const char *extra_json,
+                                             char **text);
+
 #ifdef __cplusplus
 }
 #endif

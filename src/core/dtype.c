@@ -196,7 +196,12 @@ void dtype_set_f64(void *data, ogi_dtype dtype, int64_t i, double v)
     case OGI_FLOAT16: ((uint16_t *)data)[i] = dtype_f32_to_f16((float)v); break;
     case OGI_BFLOAT16: ((uint16_t *)data)[i] = dtype_f32_to_bf16((float)v); break;
     case OGI_BOOL: ((uint8_t *)data)[i] = v != 0.0; break;
-    default: dtype_set_i64(data, dtype, i, isnan(v) ? 0 : (v >= 9.2e18 ? INT64_MAX : v <= -9.2e18 ? INT64_MIN : (int64_t)v)); break;
+    default:
+        if (dtype_is_integer(dtype)) {
+            int64_t x = isnan(v) ? 0 : v >= 9.2e18 ? INT64_MAX : v <= -9.2e18 ? INT64_MIN : (int64_t)v;
+            dtype_set_i64(data, dtype, i, x);
+        }
+        break; /* other types need the converters in ops/cast.h */
     }
 }
 
@@ -212,6 +217,9 @@ void dtype_set_i64(void *data, ogi_dtype dtype, int64_t i, int64_t v)
     case OGI_UINT32: ((uint32_t *)data)[i] = (uint32_t)v; break;
     case OGI_UINT64: ((uint64_t *)data)[i] = (uint64_t)v; break;
     case OGI_BOOL: ((uint8_t *)data)[i] = v != 0; break;
-    default: dtype_set_f64(data, dtype, i, (double)v); break;
+    default:
+        if (dtype_is_float(dtype))
+            dtype_set_f64(data, dtype, i, (double)v);
+        break; /* other types need the converters in ops/cast.h */
     }
 }

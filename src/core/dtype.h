@@ -21,8 +21,10 @@ float dtype_bf16_to_f32(uint16_t b);
 uint16_t dtype_f32_to_bf16(float f);
 
 /* Reads element i of a byte-sized numeric buffer as double / int64; writes
- * back with the C conversion rules (float→int truncates). Slow paths for
- * rarely used types and tests; kernels specialise their hot loops. */
+ * back with the C conversion rules (float→int truncates). Covers the float,
+ * integer and bool types (float8 and packed types read as NaN / are not
+ * written: ops/cast.h converts those). Slow paths for rarely used types and
+ * tests; kernels specialise their hot loops. */
 double dtype_get_f64(const void *data, ogi_dtype dtype, int64_t i);
 int64_t dtype_get_i64(const void *data, ogi_dtype dtype, int64_t i);
 void dtype_set_f64(void *data, ogi_dtype dtype, int64_t i, double v);

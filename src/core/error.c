@@ -2,6 +2,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* One message per thread, so concurrent sessions do not overwrite each
@@ -59,4 +60,9 @@ ogi_status ogi_error_prefix(ogi_status status, const char *fmt, ...)
 void ogi_error_clear(void)
 {
     error_message[0] = '\0';
+}
+
+void ogi_free(void *ptr)
+{
+    free(ptr);
 }

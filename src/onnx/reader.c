@@ -940,12 +940,15 @@ ogi_status onnx_model_load(const char *path, onnx_model **out)
     if (st != OGI_OK)
         return st;
     onnx_mapping *m = &model->priv->main;
-    st = reader_map_file(path, m);
-    if (st == OGI_OK)
+    st = reader_map_file(path, m); /* its messages name the path */
+    if (st == OGI_OK) {
         st = onnx_model_decode(model, m->data, m->size);
+        if (st != OGI_OK)
+            ogi_error_prefix(st, "%s", path);
+    }
     if (st != OGI_OK) {
         onnx_model_free(model);
-        return ogi_error_prefix(st, "%s", path);
+        return st;
     }
     *out = model;
     return OGI_OK;

@@ -1,0 +1,261 @@
+/* Checks MatMul's BLAS path against its plain loop, and both against an
+ * independent numpy-semantics loop written here, on random shapes: odd
+ * sizes, 1- and 0-sized dims, 1-D operands and broadcast batch dims.
+ * Exits non-zero on the first mismatch. */
+#include <math.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ogi.h"
+
+/* Defined in src/ops/matmul.c; no header, only this test calls them. */
+enum { MATMUL_AUTO = 0, MATMUL_REFERENCE = 1, MATMUL_BLAS = 2 };
+bool matmul_shape(int a_rank, const int64_t *a_dims, int b_rank, const int64_t *b_dims, int *y_rank,
+                  int64_t *y_dims);
+bool matmul_float(ogi_dtype dtype, const void *a, int a_rank, const int64_t *a_dims, const void *b,
+                  int b_rank, const int64_t *b_dims, void *y, int path);
+
+typedef struct test_shape {
+    int rank;
+    int64_t dims[8];
+} test_shape;
+
+static uint64_t test_rng = 0x9e3779b97f4a7c15u;
+
+static uint32_t test_rand(void)
+{
+    test_rng ^= test_rng << 13;
+    test_rng ^= test_rng >> 7;
+    test_rng ^= test_rng << 17;
+    return (uint32_t)(test_rng >> 16);
+}
+
+static int64_t test_pick(const int64_t *choices, int n)
+{
+    return choices[test_rand() % (uint32_t)n];
+}
+
+static int64_t test_numel(const test_shape *s)
+{
+    int64_t n = 1;
+    for (int d = 0; d < s->rank; d++)
+        n *= s->dims[d];
+    return n;
+}
+
+static const char *test_shape_str(const test_shape *s, char *buf)
+{
+    int len = sprintf(buf, "[");
+    for (int d = 0; d < s->rank; d++)
+        len += sprintf(buf + len, "%s%lld", d ? "," : "", (long long)s->dims[d]);
+    sprintf(buf + len, "]");
+    return buf;
+}
+
+/* Random A and B that fit: batch dims broadcast (some set to 1 on one side),
+ * matrix dims odd, 1, 0 or large enough to take the BLAS path. */
+static void test_random_shapes(test_shape *a, test_shape *b)
+{
+    static const int64_t sizes[] = {0, 1, 1, 2, 3, 5, 7, 16, 17, 31, 33, 64, 65};
+    static const int64_t batch_sizes[] = {0, 1, 2, 3};
+    int64_t m = test_pick(sizes, 13), n = test_pick(sizes, 13), k = test_pick(sizes, 13);
+    int batch = (int)(test_rand() % 4);
+    int64_t bd[4] = {0};
+    for (int d = 0; d < batch; d++)
+        bd[d] = test_pick(batch_sizes + (test_rand() % 8 == 0 ? 0 : 1), 3);
+    int a_batch = batch - (int)(test_rand() % (uint32_t)(batch + 1));
+    int b_batch = batch - (int)(test_rand() % (uint32_t)(batch + 1));
+    if (test_rand() % 2)
+        a_batch = batch;
+    else
+        b_batch = batch;
+    a->rank = 0;
+    b->rank = 0;
+    for (int d = batch - a_batch; d < batch; d++)
+        a->dims[a->rank++] = test_rand() % 3 == 0 ? 1 : bd[d];
+    for (int d = batch - b_batch; d < batch; d++)
+        b->dims[b->rank++] = test_rand() % 3 == 0 ? 1 : bd[d];
+    bool a_vec = batch == 0 && test_rand() % 5 == 0;
+    bool b_vec = batch == 0 && test_rand() % 5 == 0;
+    if (!a_vec)
+        a->dims[a->rank++] = m;
+    a->dims[a->rank++] = k;
+    b->dims[b->rank++] = k;
+    if (!b_vec)
+        b->dims[b->rank++] = n;
+}
+
+/* Element index of an operand for output batch coordinates `coord` (over
+ * out_batch dims), right-aligned, size-1 dims broadcast. */
+static int64_t test_batch_index(const test_shape *t, int mat_dims, const int64_t *coord,
+                                int out_batch)
+{
+    int tb = t->rank - mat_dims;
+    int64_t idx = 0;
+    for (int d = 0; d < tb; d++) {
+        int od = d + (out_batch - tb);
+        idx = idx * t->dims[d] + (t->dims[d] == 1 ? 0 : coord[od]);
+    }
+    return idx;
+}
+
+/* The plain numpy definition, in double, with the sum of |products| per
+ * element as the rounding scale. */
+static void test_naive(const test_shape *a, const double *av, const test_shape *b, const double *bv,
+                       int y_rank, const int64_t *y_dims, double *y, double *scale)
+{
+    int am = a->rank >= 2 ? 2 : 1, bm = b->rank >= 2 ? 2 : 1;
+    int64_t m = a->rank >= 2 ? a->dims[a->rank - 2] : 1, k = a->dims[a->rank - 1];
+    int64_t n = b->rank >= 2 ? b->dims[b->rank - 1] : 1;
+    int out_batch = y_rank - (a->rank >= 2) - (b->rank >= 2);
+    int64_t batches = 1;
+    for (int d = 0; d < out_batch; d++)
+        batches *= y_dims[d];
+    for (int64_t bi = 0; bi < batches; bi++) {
+        int64_t coord[8], rest = bi;
+        for (int d = out_batch - 1; d >= 0; d--) {
+            coord[d] = rest % y_dims[d];
+            rest /= y_dims[d];
+        }
+        const double *ap = av + test_batch_index(a, am, coord, out_batch) * m * k;
+        const double *bp = bv + test_batch_index(b, bm, coord, out_batch) * k * n;
+        for (int64_t i = 0; i < m; i++) {
+            for (int64_t j = 0; j < n; j++) {
+                double s = 0.0, sa = 0.0;
+                for (int64_t p = 0; p < k; p++) {
+                    s += ap[i * k + p] * bp[p * n + j];
+                    sa += fabs(ap[i * k + p] * bp[p * n + j]);
+                }
+                y[(bi * m + i) * n + j] = s;
+                scale[(bi * m + i) * n + j] = sa;
+            }
+        }
+    }
+}
+
+/* Runs one shape through both paths in dtype, compares with the naive loop. */
+static bool test_one(ogi_dtype dtype, const test_shape *a, const test_shape *b)
+{
+    int y_rank;
+    int64_t y_dims[8];
+    char sa[128], sb[128];
+    if (!matmul_shape(a->rank, a->dims, b->rank, b->dims, &y_rank, y_dims)) {
+        fprintf(stderr, "matmul_shape rejected %s x %s\n", test_shape_str(a, sa),
+                test_shape_str(b, sb));
+        return false;
+    }
+    int64_t na = test_numel(a), nb = test_numel(b), ny = 1;
+    for (int d = 0; d < y_rank; d++)
+        ny *= y_dims[d];
+    size_t es = dtype == OGI_FLOAT32 ? sizeof(float) : sizeof(double);
+    double *av = malloc((size_t)(na + 1) * sizeof(double));
+    double *bv = malloc((size_t)(nb + 1) * sizeof(double));
+    double *want = malloc((size_t)(ny + 1) * sizeof(double));
+    double *scale = malloc((size_t)(ny + 1) * sizeof(double));
+    void *ab = malloc((size_t)(na + 1) * es), *bb = malloc((size_t)(nb + 1) * es);
+    void *y[2] = {malloc((size_t)(ny + 1) * es), malloc((size_t)(ny + 1) * es)};
+    for (int64_t i = 0; i < na; i++) {
+        av[i] = (double)(int)(test_rand() % 2001 - 1000) / 256.0;
+        if (dtype == OGI_FLOAT32)
+            ((float *)ab)[i] = (float)av[i];
+        else
+            ((double *)ab)[i] = av[i];
+    }
+    for (int64_t i = 0; i < nb; i++) {
+        bv[i] = (double)(int)(test_rand() % 2001 - 1000) / 256.0;
+        if (dtype == OGI_FLOAT32)
+            ((float *)bb)[i] = (float)bv[i];
+        else
+            ((double *)bb)[i] = bv[i];
+    }
+    test_naive(a, av, b, bv, y_rank, y_dims, want, scale);
+    bool ok = true;
+    static const int paths[2] = {MATMUL_REFERENCE, MATMUL_BLAS};
+    for (int p = 0; p < 2 && ok; p++) {
+        memset(y[p], 0xff, (size_t)(ny + 1) * es); /* NaN: catches unwritten elements */
+        ok = matmul_float(dtype, ab, a->rank, a->dims, bb, b->rank, b->dims, y[p], paths[p]);
+        double tol = dtype == OGI_FLOAT32 ? 1e-5 : 1e-12;
+        for (int64_t i = 0; ok && i < ny; i++) {
+            double got = dtype == OGI_FLOAT32 ? ((float *)y[p])[i] : ((double *)y[p])[i];
+            if (!(fabs(got - want[i]) <= tol * (scale[i] + 1.0))) {
+                fprintf(stderr, "%s path, %s: %s x %s, element %lld: got %g, want %g\n",
+                        p == 0 ? "reference" : "BLAS", ogi_dtype_name(dtype), test_shape_str(a, sa),
+                        test_shape_str(b, sb), (long long)i, got, want[i]);
+                ok = false;
+            }
+        }
+    }
+    free(av);
+    free(bv);
+    free(want);
+    free(scale);
+    free(ab);
+    free(bb);
+    free(y[0]);
+    free(y[1]);
+    return ok;
+}
+
+/* Shapes that must be rejected. */
+static bool test_rejects(void)
+{
+    static const struct {
+        int ar;
+        int64_t ad[4];
+        int br;
+        int64_t bd[4];
+    } bad[] = {
+        {2, {3, 4}, 2, {5, 6}},       /* inner dims differ */
+        {3, {2, 3, 4}, 3, {3, 4, 5}}, /* batch 2 vs 3 */
+        {1, {4}, 1, {5}},             /* vector lengths differ */
+        {0, {0}, 2, {1, 1}},          /* scalar operand */
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        int yr;
+        int64_t yd[8];
+        if (matmul_shape(bad[i].ar, bad[i].ad, bad[i].br, bad[i].bd, &yr, yd)) {
+            fprintf(stderr, "matmul_shape accepted bad case %zu\n", i);
+            return false;
+        }
+    }
+    return true;
+}
+
+/* A few shapes spelled out, so the edge cases run whatever the random draw. */
+static bool test_fixed(void)
+{
+    static const test_shape fixed[][2] = {
+        {{1, {7}}, {1, {7}}},                    /* dot product: scalar out */
+        {{1, {5}}, {3, {2, 5, 3}}},              /* 1-D A, batched B */
+        {{4, {1, 2, 65, 33}}, {1, {33}}},        /* batched A, 1-D B */
+        {{3, {3, 1, 17}}, {4, {2, 1, 17, 31}}},  /* m = 1, broadcast both ways */
+        {{2, {0, 5}}, {2, {5, 7}}},              /* m = 0 */
+        {{2, {6, 0}}, {2, {0, 9}}},              /* k = 0: all zeros */
+        {{3, {0, 4, 5}}, {2, {5, 3}}},           /* zero batch */
+        {{3, {4, 64, 65}}, {2, {65, 63}}},       /* batches stack into one GEMM */
+        {{4, {2, 3, 33, 17}}, {3, {3, 17, 31}}}, /* B broadcast over the outer batch */
+    };
+    for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
+        if (!test_one(OGI_FLOAT32, &fixed[i][0], &fixed[i][1]) ||
+            !test_one(OGI_FLOAT64, &fixed[i][0], &fixed[i][1]))
+            return false;
+    return true;
+}
+
+int main(void)
+{
+    if (!test_rejects() || !test_fixed())
+        return 1;
+    for (int iter = 0; iter < 300; iter++) {
+        test_shape a, b;
+        test_random_shapes(&a, &b);
+        ogi_dtype t = iter % 3 == 0 ? OGI_FLOAT64 : OGI_FLOAT32;
+        if (!test_one(t, &a, &b))
+            return 1;
+    }
+    printf("test_matmul: ok\n");
+    return 0;
+}
