@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "engine/exec_internal.h"
 #include "engine/op.h"
+#include "engine/shape_infer.h"
 
 enum { GRAPH_MAX_FOLD_BYTES = 64 << 20 };
 
@@ -254,6 +255,18 @@ ogi_status op_run_subgraph(op_ctx *c, const graph *g, int n_in, const ogi_tensor
 
 /* ---- constant folding ------------------------------------------------------ */
 
+/* Shape and Size read only their input's shape: they fold whenever
+ * inference knows that shape, even though the input is computed at run time. */
+static bool exec_shape_only(const graph *g, const graph_node *n)
+{
+    if (n->proto->domain[0] != '\0' || n->n_inputs != 1 || n->inputs[0] < 0)
+        return false;
+    if (strcmp(n->proto->op_type, "Shape") != 0 && strcmp(n->proto->op_type, "Size") != 0)
+        return false;
+    const graph_value *x = &g->values[n->inputs[0]];
+    return x->dtype != OGI_DTYPE_UNDEFINED && shape_is_static(&x->shape);
+}
+
 static bool exec_foldable(const graph *g, const graph_node *n)
 {
     static const char *const random_ops[] = {
@@ -265,11 +278,13 @@ static bool exec_foldable(const graph *g, const graph_node *n)
     for (int k = 0; random_ops[k]; k++)
         if (strcmp(n->proto->op_type, random_ops[k]) == 0)
             return false;
-    for (int i = 0; i < n->n_inputs; i++)
-        if (n->inputs[i] >= 0 && g->values[n->inputs[i]].kind != VALUE_CONST)
-            return false;
     for (int o = 0; o < n->n_outputs; o++)
         if (n->outputs[o] < 0)
+            return false;
+    if (exec_shape_only(g, n))
+        return true;
+    for (int i = 0; i < n->n_inputs; i++)
+        if (n->inputs[i] >= 0 && g->values[n->inputs[i]].kind != VALUE_CONST)
             return false;
     return true;
 }
@@ -311,6 +326,16 @@ static ogi_status exec_fold_node(graph *g, graph_node *n, bool *folded)
     memset(in, 0, sizeof(in));
     for (int i = 0; i < n->n_inputs; i++)
         in[i] = n->inputs[i] >= 0 ? g->values[n->inputs[i]].constant : NULL;
+    ogi_tensor shape_only; /* dims without data, for Shape and Size */
+    if (exec_shape_only(g, n) && in[0] == NULL) {
+        const graph_value *x = &g->values[n->inputs[0]];
+        memset(&shape_only, 0, sizeof(shape_only));
+        if (tensor_set_shape(&shape_only, x->dtype, x->shape.rank, x->shape.dims) != OGI_OK) {
+            ogi_error_clear();
+            return OGI_OK;
+        }
+        in[0] = &shape_only;
+    }
     for (int o = 0; o < n->n_outputs; o++) {
         out_ptrs[o] = &outs[o];
         used[o] = true;

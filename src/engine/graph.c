@@ -10,6 +10,7 @@
 #include "core/error.h"
 #include "engine/exec.h"
 #include "engine/op.h"
+#include "engine/shape_infer.h"
 
 
 /* Name → value index, open addressing. */
@@ -235,11 +236,6 @@ static ogi_status graph_add_node_outputs(graph *g, const onnx_graph *p)
             g->values[idx].producer = n;
         }
     }
-    for (int i = 0; i < p->n_value_infos; i++) {
-        int idx = name_map_get(&g->build->names, p->value_infos[i].name);
-        if (idx >= 0 && g->values[idx].kind == VALUE_NODE)
-            graph_set_info(&g->values[idx], &p->value_infos[i]);
-    }
     return OGI_OK;
 }
 
@@ -461,8 +457,6 @@ static ogi_status graph_set_outputs(graph *g, const onnx_graph *p)
             return ogi_error(OGI_ERR_UNSUPPORTED, "output '%s': only tensor outputs are supported",
                              p->outputs[i].name);
         g->values[idx].is_output = true;
-        if (g->values[idx].dtype == OGI_DTYPE_UNDEFINED)
-            graph_set_info(&g->values[idx], &p->outputs[i]);
         g->outputs[g->n_outputs++] = idx;
     }
     return OGI_OK;
@@ -549,6 +543,8 @@ static ogi_status graph_build_graph(const onnx_model *model, const onnx_graph *p
         st = graph_set_outputs(g, proto);
     if (st == OGI_OK)
         st = graph_sort(g);
+    if (st == OGI_OK)
+        shape_infer_graph(g);
     if (st == OGI_OK)
         st = graph_plan_lifetimes(g);
     if (st == OGI_OK && options->fold_constants && parent == NULL)
