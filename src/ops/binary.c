@@ -867,6 +867,26 @@ static ogi_status bin_prelu(op_ctx *c)
     return bin_run(c, &op);
 }
 
+/* Before opset 7 a 1-D slope of x's channel count applies per channel
+ * (axis 1), not along the last axis: view it as [C, 1, ..., 1]. */
+static ogi_status bin_prelu_legacy(op_ctx *c)
+{
+    if (!op_has_input(c, 0) || !op_has_input(c, 1))
+        return bin_prelu(c);
+    const ogi_tensor *x = c->in[0], *slope = c->in[1];
+    if (slope->rank != 1 || x->rank < 2 || slope->dims[0] != x->dims[1] || slope->dims[0] == 1)
+        return bin_prelu(c);
+    ogi_tensor channel = *slope;
+    channel.rank = x->rank - 1;
+    channel.dims[0] = slope->dims[0];
+    for (int d = 1; d < channel.rank; d++)
+        channel.dims[d] = 1;
+    const ogi_tensor *ins[2] = {x, &channel};
+    op_ctx legacy = *c;
+    legacy.in = ins;
+    return bin_prelu(&legacy);
+}
+
 /* Pow's exponent may have its own numeric dtype; the output takes the
  * base's. */
 static ogi_status bin_pow(op_ctx *c)
@@ -988,7 +1008,8 @@ const op_kernel op_kernels_binary[] = {
     {"", "LessOrEqual", 12, bin_less_equal},
     {"", "Greater", 1, bin_greater},
     {"", "GreaterOrEqual", 12, bin_greater_equal},
-    {"", "PRelu", 1, bin_prelu},
+    {"", "PRelu", 1, bin_prelu_legacy},
+    {"", "PRelu", 7, bin_prelu},
     {"", "Where", 9, elem_where},
     {"", "Max", 1, elem_max_op},
     {"", "Min", 1, elem_min_op},
