@@ -130,9 +130,15 @@ ogi_status ogi_session_output_info(const ogi_session *session, size_t index, ogi
                                    int *rank, int64_t *dims);
 
 /* Runs the graph. inputs[i] is bound to the graph input named in_names[i]
- * (borrowed for the call). outputs[i] receives a new tensor for the output
- * named out_names[i]; the caller frees each with ogi_tensor_free. Graph inputs
- * that are also initializers may be left out. */
+ * (borrowed for the call); graph inputs that are also initializers may be
+ * left out. For the output named out_names[i]:
+ *  - outputs[i] == NULL on entry: it receives a new tensor, which the caller
+ *    frees with ogi_tensor_free (NULL again if the run fails);
+ *  - outputs[i] != NULL: the caller's tensor, of exactly the output's dtype
+ *    and shape, that the output is computed into (no copy). Binding an output
+ *    to an input's own tensor updates it in place where the op allows it (a
+ *    KV cache written by TensorScatter); then no other node may read that
+ *    input after the update. */
 ogi_status ogi_session_run(ogi_session *session, size_t n_in, const char *const *in_names,
                            const ogi_tensor *const *inputs, size_t n_out,
                            const char *const *out_names, ogi_tensor **outputs);

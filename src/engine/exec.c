@@ -51,6 +51,21 @@ ogi_status op_alloc(op_ctx *c, int i, ogi_dtype dtype, int rank, const int64_t *
     if (f != NULL && f->env->max_tensor_bytes && t->nbytes > f->env->max_tensor_bytes)
         return op_error(c, OGI_ERR_OUT_OF_MEMORY, "output %d needs %zu bytes, over the %zu limit",
                         i, t->nbytes, f->env->max_tensor_bytes);
+    if (f != NULL && v >= 0 && f->bound != NULL && f->bound[v] != NULL) {
+        const ogi_tensor *b = f->bound[v];
+        if (b->dtype != t->dtype || !tensor_same_shape(b, t)) {
+            char s1[128], s2[128];
+            return op_error(c, OGI_ERR_RUNTIME,
+                            "output '%s' is %s %s, but the tensor bound to it is %s %s",
+                            f->g->values[v].name, ogi_dtype_name(t->dtype),
+                            tensor_shape_str(t->rank, t->dims, s1, sizeof(s1)),
+                            ogi_dtype_name(b->dtype),
+                            tensor_shape_str(b->rank, b->dims, s2, sizeof(s2)));
+        }
+        t->data = b->data;
+        t->storage = TENSOR_BORROWED;
+        return OGI_OK;
+    }
     if (f == NULL || v < 0 || f->g->values[v].is_output || f->env->arena == NULL) {
         st = tensor_alloc_owned(t);
         return st == OGI_OK ? OGI_OK : op_error(c, st, "output %d: %s", i, ogi_last_error());
@@ -61,6 +76,91 @@ ogi_status op_alloc(op_ctx *c, int i, ogi_dtype dtype, int rank, const int64_t *
     t->data = f->blocks[v].data;
     t->storage = TENSOR_ARENA;
     return OGI_OK;
+}
+
+/* Whether input j's buffer may be taken over by this node's output: j is a
+ * value computed in this frame, owned by it, and read by no later node. */
+static bool exec_can_take(const op_ctx *c, int j)
+{
+    exec_frame *f = c->frame;
+    if (f == NULL || j >= c->n_in || c->node->inputs[j] < 0)
+        return false;
+    int v = c->node->inputs[j];
+    const graph_value *x = &f->g->values[v];
+    int index = (int)(c->node - f->g->nodes);
+    if (x->kind != VALUE_NODE || x->is_output || x->last_use != index)
+        return false;
+    for (int k = 0; k < c->n_in; k++)
+        if (k != j && c->node->inputs[k] == v)
+            return false; /* read again by this very node */
+    return f->slots[v].storage == TENSOR_ARENA || f->slots[v].storage == TENSOR_OWNED;
+}
+
+/* Moves input j's buffer into output i (which must be an unbound node
+ * value), reshaped. */
+static ogi_status exec_take(op_ctx *c, int i, int j, ogi_dtype dtype, int rank, const int64_t *dims)
+{
+    exec_frame *f = c->frame;
+    int v_in = c->node->inputs[j], v_out = c->node->outputs[i];
+    ogi_tensor *in = &f->slots[v_in], *out = c->out[i];
+    ogi_status st = tensor_set_shape(out, dtype, rank, dims);
+    if (st != OGI_OK)
+        return op_error(c, st, "output %d: %s", i, ogi_last_error());
+    out->data = in->data;
+    out->storage = in->storage;
+    f->blocks[v_out] = f->blocks[v_in];
+    in->storage = TENSOR_BORROWED; /* the input still reads the buffer, no longer frees it */
+    return OGI_OK;
+}
+
+static bool exec_output_movable(const op_ctx *c, int i)
+{
+    exec_frame *f = c->frame;
+    int v = i < c->n_out ? c->node->outputs[i] : -1;
+    return f != NULL && v >= 0 && !f->g->values[v].is_output && c->out[i]->data == NULL;
+}
+
+ogi_status op_alloc_view(op_ctx *c, int i, int j, ogi_dtype dtype, int rank, const int64_t *dims)
+{
+    const ogi_tensor *x = c->in[j];
+    size_t bytes;
+    int64_t numel = tensor_shape_numel(rank, dims);
+    if (x == NULL || numel < 0 || !tensor_bytes_for(dtype, numel, &bytes) || bytes != x->nbytes)
+        return op_error(c, OGI_ERR_RUNTIME, "output %d: cannot view input %d with another size",
+                        i, j);
+    if (exec_output_movable(c, i)) {
+        if (exec_can_take(c, j))
+            return exec_take(c, i, j, dtype, rank, dims);
+        int v_in = c->node->inputs[j];
+        value_kind kind = v_in >= 0 ? c->frame->g->values[v_in].kind : VALUE_NODE;
+        if (kind != VALUE_NODE) {
+            /* constants, inputs and captured values outlive the run: borrow */
+            ogi_status st = tensor_set_shape(c->out[i], dtype, rank, dims);
+            if (st != OGI_OK)
+                return op_error(c, st, "output %d: %s", i, ogi_last_error());
+            c->out[i]->data = x->data;
+            c->out[i]->storage = TENSOR_BORROWED;
+            return OGI_OK;
+        }
+    }
+    ogi_status st = op_alloc(c, i, dtype, rank, dims);
+    if (st == OGI_OK && bytes > 0 && c->out[i]->data != x->data)
+        memcpy(c->out[i]->data, x->data, bytes);
+    return st;
+}
+
+ogi_status op_alloc_inplace(op_ctx *c, int i, int j)
+{
+    const ogi_tensor *x = c->in[j];
+    if (x == NULL)
+        return op_error(c, OGI_ERR_INVALID_MODEL, "input %d is required", j);
+    if (exec_output_movable(c, i) && exec_can_take(c, j))
+        return exec_take(c, i, j, x->dtype, x->rank, x->dims);
+    ogi_status st = op_alloc(c, i, x->dtype, x->rank, x->dims);
+    /* a caller that bound the output to the input's own buffer gets no copy */
+    if (st == OGI_OK && x->nbytes > 0 && c->out[i]->data != x->data)
+        memcpy(c->out[i]->data, x->data, x->nbytes);
+    return st;
 }
 
 /* Checks a caller's input against what the graph declares. */
@@ -168,36 +268,67 @@ static void exec_frame_cleanup(exec_frame *f)
         exec_release_slot(f, v);
     free(f->slots);
     free(f->blocks);
+    free(f->bound);
+}
+
+ogi_status exec_copy_into(ogi_tensor *dst, const ogi_tensor *src)
+{
+    if (src->data == dst->data)
+        return OGI_OK;
+    if (src->dtype != dst->dtype || !tensor_same_shape(src, dst)) {
+        char s1[128], s2[128];
+        return ogi_error(OGI_ERR_RUNTIME, "a %s %s result does not fit the bound %s %s tensor",
+                         ogi_dtype_name(src->dtype),
+                         tensor_shape_str(src->rank, src->dims, s1, sizeof(s1)),
+                         ogi_dtype_name(dst->dtype),
+                         tensor_shape_str(dst->rank, dst->dims, s2, sizeof(s2)));
+    }
+    if (src->nbytes)
+        memcpy(dst->data, src->data, src->nbytes);
+    return OGI_OK;
+}
+
+/* An output that was not computed into its bound tensor (an input or a
+ * constant passed through, or a value listed twice) is copied there. */
+static ogi_status exec_fill_bound(const graph_value *v, const ogi_tensor *slot, ogi_tensor *bound)
+{
+    ogi_status st = exec_copy_into(bound, slot);
+    return st == OGI_OK ? OGI_OK : ogi_error_prefix(st, "output '%s'", v->name);
 }
 
 static ogi_status exec_take_outputs(exec_frame *f, ogi_tensor **outputs)
 {
     const graph *g = f->g;
-    for (int k = 0; k < g->n_outputs; k++)
-        outputs[k] = NULL;
-    for (int k = 0; k < g->n_outputs; k++) {
+    ogi_status st = OGI_OK;
+    for (int k = 0; k < g->n_outputs && st == OGI_OK; k++) {
         int v = g->outputs[k];
         ogi_tensor *slot = &f->slots[v];
-        if (slot->storage == TENSOR_OWNED) {
+        if (f->bound != NULL && f->bound[v] != NULL) {
+            st = exec_fill_bound(&g->values[v], slot, f->bound[v]);
+        } else if (slot->storage == TENSOR_OWNED) {
             ogi_tensor *t = malloc(sizeof(*t));
-            if (t == NULL)
-                goto oom;
+            if (t == NULL) {
+                st = ogi_error(OGI_ERR_OUT_OF_MEMORY, "out of memory for the outputs");
+                break;
+            }
             *t = *slot;
             slot->storage = TENSOR_BORROWED; /* the caller owns the data now */
             outputs[k] = t;
         } else if (slot->data == NULL && slot->nbytes > 0) {
-            return ogi_error(OGI_ERR_RUNTIME, "output '%s' was not computed", g->values[v].name);
-        } else if (tensor_clone(slot, &outputs[k]) != OGI_OK) {
-            goto oom;
+            st = ogi_error(OGI_ERR_RUNTIME, "output '%s' was not computed", g->values[v].name);
+        } else {
+            st = tensor_clone(slot, &outputs[k]);
         }
     }
-    return OGI_OK;
-oom:
+    if (st == OGI_OK)
+        return OGI_OK;
     for (int k = 0; k < g->n_outputs; k++) {
+        if (f->bound != NULL && f->bound[g->outputs[k]] != NULL)
+            continue;
         ogi_tensor_free(outputs[k]);
         outputs[k] = NULL;
     }
-    return ogi_error(OGI_ERR_OUT_OF_MEMORY, "out of memory for the outputs");
+    return st;
 }
 
 static ogi_status exec_frame_run(exec_frame *f, const ogi_tensor *const *inputs,
@@ -212,6 +343,14 @@ static ogi_status exec_frame_run(exec_frame *f, const ogi_tensor *const *inputs,
         return ogi_error(OGI_ERR_OUT_OF_MEMORY, "out of memory");
     }
     ogi_status st = exec_bind(f, inputs, check_inputs);
+    for (int k = 0; k < g->n_outputs && st == OGI_OK; k++) {
+        if (outputs[k] == NULL)
+            continue;
+        if (f->bound == NULL && (f->bound = calloc((size_t)g->n_values, sizeof(*f->bound))) == NULL)
+            st = ogi_error(OGI_ERR_OUT_OF_MEMORY, "out of memory");
+        else
+            f->bound[g->outputs[k]] = outputs[k];
+    }
     for (int i = 0; i < g->n_nodes && st == OGI_OK; i++) {
         st = exec_node(f, i);
         const graph_node *n = &g->nodes[i];

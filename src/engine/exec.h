@@ -23,9 +23,15 @@ typedef struct exec_env {
 } exec_env;
 
 /* Runs g. inputs[i] binds g->inputs[i] (NULL: use the initializer default,
- * or fail when there is none). outputs[i] receive new owned tensors. */
+ * or fail when there is none). outputs[i] NULL on entry receives a new owned
+ * tensor; a non-NULL outputs[i] is the caller's tensor, of the output's dtype
+ * and shape, that the output is computed into (left in place on failure). */
 ogi_status exec_run(const graph *g, const exec_env *env, const ogi_tensor *const *inputs,
                     ogi_tensor **outputs);
+
+/* Copies src into the caller's tensor dst (same dtype and shape, else an
+ * error); nothing to do when they share a buffer. */
+ogi_status exec_copy_into(ogi_tensor *dst, const ogi_tensor *src);
 
 /* Runs nodes whose inputs are all constants once, replacing their outputs
  * by constants (at most 64 MiB per node) and removing them. */

@@ -59,6 +59,19 @@ ogi_status op_alloc(op_ctx *c, int i, ogi_dtype dtype, int rank, const int64_t *
 /* Shapes out[i] like t and copies t's data into it. */
 ogi_status op_alloc_copy(op_ctx *c, int i, const ogi_tensor *t);
 
+/* out[i] = the bytes of input j under a new dtype/shape of the same size, for
+ * ops that only reinterpret (Reshape, Squeeze, Identity, ...). Shares input
+ * j's buffer when that is safe — j is not read after this node, or it is a
+ * constant or graph input that outlives the run — and copies otherwise. The
+ * kernel must not write into out[i]. */
+ogi_status op_alloc_view(op_ctx *c, int i, int j, ogi_dtype dtype, int rank, const int64_t *dims);
+
+/* out[i] = a copy of input j that the kernel then updates in place (a cache
+ * written by TensorScatter). Takes over j's buffer when nothing reads j after
+ * this node, and does nothing when the caller bound out[i] to j's own buffer;
+ * copies otherwise. */
+ogi_status op_alloc_inplace(op_ctx *c, int i, int j);
+
 /* Records "node 'name' (OpType): <message>" and returns status. */
 ogi_status op_error(const op_ctx *c, ogi_status status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

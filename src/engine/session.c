@@ -1,6 +1,7 @@
 /* The public session API: a loaded model, its built graph, a thread pool and
  * an arena. One run at a time per session (runs are serialised). */
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -130,13 +131,13 @@ static ogi_status session_run_locked(ogi_session *s, size_t n_in, const char *co
                                      const char *const *out_names, ogi_tensor **outputs)
 {
     const graph *g = s->graph;
-    const ogi_tensor **bound = calloc((size_t)g->n_inputs + 1, sizeof(*bound));
+    const ogi_tensor **bound_in = calloc((size_t)g->n_inputs + 1, sizeof(*bound_in));
     ogi_tensor **all_out = calloc((size_t)g->n_outputs + 1, sizeof(*all_out));
+    bool *caller_owned = calloc((size_t)g->n_outputs + 1, sizeof(bool));
+    int *which = calloc(n_out + 1, sizeof(int));
     ogi_status st = OGI_OK;
-    if (bound == NULL || all_out == NULL) {
+    if (bound_in == NULL || all_out == NULL || caller_owned == NULL || which == NULL)
         st = ogi_error(OGI_ERR_OUT_OF_MEMORY, "out of memory");
-        goto done;
-    }
     for (size_t i = 0; i < n_in && st == OGI_OK; i++) {
         int k = in_names[i] ? session_index(g->inputs, g->n_inputs, g, in_names[i]) : -1;
         if (k < 0)
@@ -145,42 +146,40 @@ static ogi_status session_run_locked(ogi_session *s, size_t n_in, const char *co
         else if (inputs[i] == NULL)
             st = ogi_error(OGI_ERR_INVALID_ARGUMENT, "input '%s' is NULL", in_names[i]);
         else
-            bound[k] = inputs[i];
+            bound_in[k] = inputs[i];
     }
-    int *which = calloc(n_out + 1, sizeof(int));
-    if (which == NULL && st == OGI_OK)
-        st = ogi_error(OGI_ERR_OUT_OF_MEMORY, "out of memory");
     for (size_t i = 0; i < n_out && st == OGI_OK; i++) {
         which[i] = out_names[i] ? session_index(g->outputs, g->n_outputs, g, out_names[i]) : -1;
         if (which[i] < 0)
             st = ogi_error(OGI_ERR_NOT_FOUND, "the model has no output named '%s'",
                            out_names[i] ? out_names[i] : "(null)");
+        else if (outputs[i] != NULL && all_out[which[i]] == NULL) {
+            all_out[which[i]] = outputs[i]; /* computed straight into the caller's tensor */
+            caller_owned[which[i]] = true;
+        }
     }
     if (st == OGI_OK) {
         exec_env env = {.pool = s->pool, .arena = s->arena, .max_tensor_bytes = s->max_tensor_bytes};
-        st = exec_run(g, &env, bound, all_out);
+        st = exec_run(g, &env, bound_in, all_out);
     }
-    if (st == OGI_OK) {
-        for (size_t i = 0; i < n_out && st == OGI_OK; i++) {
-            int k = which[i];
-            if (all_out[k] != NULL) {
-                outputs[i] = all_out[k];
-                all_out[k] = NULL;
-            } else {
-                /* the same output asked for twice: copy the first one */
-                for (size_t j = 0; j < i; j++)
-                    if (which[j] == k) {
-                        st = tensor_clone(outputs[j], &outputs[i]);
-                        break;
-                    }
-            }
+    for (size_t i = 0; i < n_out && st == OGI_OK; i++) {
+        int k = which[i];
+        if (outputs[i] != NULL) {
+            if (outputs[i] != all_out[k]) /* the same output bound twice */
+                st = exec_copy_into(outputs[i], all_out[k]);
+        } else if (!caller_owned[k] && all_out[k] != NULL) {
+            outputs[i] = all_out[k]; /* handed over */
+            caller_owned[k] = true;
+        } else {
+            st = tensor_clone(all_out[k], &outputs[i]); /* asked for twice */
         }
-        for (int k = 0; k < g->n_outputs; k++)
-            ogi_tensor_free(all_out[k]);
     }
+    for (int k = 0; all_out != NULL && k < g->n_outputs; k++)
+        if (!caller_owned[k])
+            ogi_tensor_free(all_out[k]);
     free(which);
-done:
-    free(bound);
+    free(caller_owned);
+    free(bound_in);
     free(all_out);
     return st;
 }
@@ -192,16 +191,21 @@ ogi_status ogi_session_run(ogi_session *s, size_t n_in, const char *const *in_na
     if (s == NULL || (n_in && (in_names == NULL || inputs == NULL)) ||
         (n_out && (out_names == NULL || outputs == NULL)))
         return ogi_error(OGI_ERR_INVALID_ARGUMENT, "ogi_session_run: NULL argument");
+    bool *mine = calloc(n_out + 1, sizeof(bool));
+    if (mine == NULL)
+        return ogi_error(OGI_ERR_OUT_OF_MEMORY, "out of memory");
     for (size_t i = 0; i < n_out; i++)
-        outputs[i] = NULL;
+        mine[i] = outputs[i] == NULL;
     pthread_mutex_lock(&s->lock);
     ogi_status st = session_run_locked(s, n_in, in_names, inputs, n_out, out_names, outputs);
     pthread_mutex_unlock(&s->lock);
     if (st != OGI_OK)
-        for (size_t i = 0; i < n_out; i++) {
-            ogi_tensor_free(outputs[i]);
-            outputs[i] = NULL;
-        }
+        for (size_t i = 0; i < n_out; i++)
+            if (mine[i]) {
+                ogi_tensor_free(outputs[i]);
+                outputs[i] = NULL;
+            }
+    free(mine);
     return st;
 }
 

@@ -22,8 +22,9 @@ static ogi_status shape_elem_size(const op_ctx *c, int i, size_t *size)
     return OGI_OK;
 }
 
-/* out[0] = the bytes of in[0] under a new shape of the same element count. */
-static ogi_status shape_copy_as(op_ctx *c, int rank, const int64_t *dims)
+/* out[0] = the bytes of in[0] under a new shape of the same element count;
+ * a view of in[0]'s buffer whenever the executor can share it. */
+static ogi_status shape_view_as(op_ctx *c, int rank, const int64_t *dims)
 {
     const ogi_tensor *x = c->in[0];
     if (tensor_shape_numel(rank, dims) != tensor_numel(x)) {
@@ -32,12 +33,7 @@ static ogi_status shape_copy_as(op_ctx *c, int rank, const int64_t *dims)
                         tensor_shape_str(x->rank, x->dims, a, sizeof(a)),
                         tensor_shape_str(rank, dims, b, sizeof(b)));
     }
-    ogi_status st = op_alloc(c, 0, x->dtype, rank, dims);
-    if (st != OGI_OK)
-        return st;
-    if (x->nbytes > 0)
-        memcpy(c->out[0]->data, x->data, x->nbytes);
-    return OGI_OK;
+    return op_alloc_view(c, 0, 0, x->dtype, rank, dims);
 }
 
 /* Writes value v into element i of a numeric or bool buffer. float8 types
@@ -312,7 +308,8 @@ static ogi_status shape_identity(op_ctx *c)
     ogi_status st = op_require_input(c, 0);
     if (st != OGI_OK)
         return st;
-    return op_alloc_copy(c, 0, c->in[0]);
+    const ogi_tensor *x = c->in[0];
+    return op_alloc_view(c, 0, 0, x->dtype, x->rank, x->dims);
 }
 
 /* Whether this Dropout runs in training mode (random masking). */
@@ -422,7 +419,7 @@ static ogi_status shape_reshape(op_ctx *c)
     bool allowzero = c->opset >= 14 && op_attr_int(c, "allowzero", 0) != 0;
     if ((st = shape_reshape_dims(c, dims, (int)n, allowzero)) != OGI_OK)
         return st;
-    return shape_copy_as(c, (int)n, dims);
+    return shape_view_as(c, (int)n, dims);
 }
 
 static ogi_status shape_flatten(op_ctx *c)
@@ -439,7 +436,7 @@ static ogi_status shape_flatten(op_ctx *c)
         axis += x->rank;
     int64_t dims[2] = {tensor_shape_numel((int)axis, x->dims),
                        tensor_shape_numel(x->rank - (int)axis, x->dims + axis)};
-    return shape_copy_as(c, 2, dims);
+    return shape_view_as(c, 2, dims);
 }
 
 /* Marks each listed axis of a rank-`rank` shape; rejects repeats. */
@@ -483,7 +480,7 @@ static ogi_status shape_squeeze(op_ctx *c)
         if (!drop)
             dims[rank++] = x->dims[i];
     }
-    return shape_copy_as(c, rank, dims);
+    return shape_view_as(c, rank, dims);
 }
 
 static ogi_status shape_unsqueeze(op_ctx *c)
@@ -507,7 +504,7 @@ static ogi_status shape_unsqueeze(op_ctx *c)
     int64_t dims[OGI_MAX_RANK];
     for (int i = 0, j = 0; i < rank; i++)
         dims[i] = marked[i] ? 1 : x->dims[j++];
-    return shape_copy_as(c, rank, dims);
+    return shape_view_as(c, rank, dims);
 }
 
 /* ---- Shape, Size ------------------------------------------------------------ */

@@ -138,7 +138,7 @@ static ogi_status tensor_scatter(op_ctx *c)
                         (long long)l.batch);
     st = scatter_read_indices(c, &l, idx);
     if (st == OGI_OK)
-        st = op_alloc_copy(c, 0, c->in[0]);
+        st = op_alloc_inplace(c, 0, 0); /* no copy of the cache when it can be avoided */
     /* an empty batch or empty cache has nothing to write (and outer may be 0) */
     if (st == OGI_OK && l.batch > 0 && l.outer > 0 && l.max_seq > 0)
         scatter_write(&l, idx, c->in[1]->data, c->out[0]->data);

@@ -1,0 +1,179 @@
+/* Executor behaviour: outputs computed into caller-bound tensors, in-place
+ * cache updates, the lifetime-planned arena reused across runs, and results
+ * that do not depend on the thread count. */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "engine/exec.h"
+#include "onnx/onnx.h"
+#include "pb_writer.h"
+#include "test_util.h"
+
+static int checks = 0;
+
+/* present = TensorScatter(past [1,2,8,4], update [1,2,1,4], write_indices [1]) */
+static void build_scatter_model(pbw *m)
+{
+    pbw g = {0};
+    const char *in[3] = {"past", "update", "write_indices"}, *out[1] = {"present"};
+    pbw_node(&g, "TensorScatter", "scatter", 3, in, 1, out);
+    pbw_string(&g, 2, "g");
+    pbw_value_info(&g, 11, "past", 1, 4, (int64_t[]){1, 2, 8, 4});
+    pbw_value_info(&g, 11, "update", 1, 4, (int64_t[]){1, 2, 1, 4});
+    pbw_value_info(&g, 11, "write_indices", 7, 1, (int64_t[]){1});
+    pbw_value_info(&g, 12, "present", 1, 4, (int64_t[]){1, 2, 8, 4});
+    pbw_model(m, 10, 24, &g);
+}
+
+static void test_bound_inplace(void)
+{
+    pbw m = {0};
+    build_scatter_model(&m);
+    char path[] = "/tmp/ogi-test-exec-XXXXXX";
+    int fd = mkstemp(path);
+    TEST_CHECK(fd >= 0, "mkstemp");
+    checks++;
+    if (fd < 0)
+        return;
+    close(fd);
+    test_write_file(path, m.data, m.len);
+    pbw_free(&m);
+    ogi_session *s;
+    ogi_status st = ogi_session_open(path, NULL, &s);
+    TEST_CHECK(st == OGI_OK, "open: %s", ogi_last_error());
+    checks++;
+    unlink(path);
+    if (st != OGI_OK)
+        return;
+    ogi_tensor *past = test_tensor_f32(4, (int64_t[]){1, 2, 8, 4}, NULL);
+    ogi_tensor *update = test_tensor_f32(4, (int64_t[]){1, 2, 1, 4}, NULL);
+    float *p = ogi_tensor_data(past), *u = ogi_tensor_data(update);
+    for (int i = 0; i < 64; i++)
+        p[i] = (float)i;
+    for (int i = 0; i < 8; i++)
+        u[i] = -1.0f - (float)i;
+    const char *names[3] = {"past", "update", "write_indices"}, *out_name = "present";
+    for (int64_t pos = 0; pos < 8; pos++) {
+        ogi_tensor *idx = test_tensor_i64(1, (int64_t[]){1}, &pos);
+        const ogi_tensor *ins[3] = {past, update, idx};
+        ogi_tensor *out = past; /* bound to the cache itself: updated in place */
+        st = ogi_session_run(s, 3, names, ins, 1, &out_name, &out);
+        TEST_CHECK(st == OGI_OK && out == past, "run %lld: %s", (long long)pos, ogi_last_error());
+        checks++;
+        ogi_tensor_free(idx);
+    }
+    /* every position of both heads now holds the update */
+    bool ok = true;
+    for (int h = 0; h < 2; h++)
+        for (int pos = 0; pos < 8; pos++)
+            for (int d = 0; d < 4; d++)
+                ok &= p[(h * 8 + pos) * 4 + d] == u[h * 4 + d];
+    TEST_CHECK(ok, "the bound cache was not updated in place");
+    checks++;
+
+    /* a bound tensor of the wrong shape is refused, and left untouched */
+    ogi_tensor *wrong = test_tensor_f32(4, (int64_t[]){1, 2, 7, 4}, NULL);
+    int64_t zero = 0;
+    ogi_tensor *idx = test_tensor_i64(1, (int64_t[]){1}, &zero);
+    const ogi_tensor *ins[3] = {past, update, idx};
+    ogi_tensor *out = wrong;
+    st = ogi_session_run(s, 3, names, ins, 1, &out_name, &out);
+    TEST_CHECK(st == OGI_ERR_RUNTIME && out == wrong && strstr(ogi_last_error(), "bound"),
+               "wrong bound shape: %s %s", ogi_status_name(st), ogi_last_error());
+    checks++;
+    /* out of range write index in linear mode: a clear error */
+    int64_t far = 8;
+    ogi_tensor *idx_far = test_tensor_i64(1, (int64_t[]){1}, &far);
+    const ogi_tensor *ins_far[3] = {past, update, idx_far};
+    out = NULL;
+    st = ogi_session_run(s, 3, names, ins_far, 1, &out_name, &out);
+    TEST_CHECK(st == OGI_ERR_RUNTIME && out == NULL, "write index 8 of 8: %s", ogi_last_error());
+    checks++;
+    ogi_tensor_free(idx_far);
+    ogi_tensor_free(idx);
+    ogi_tensor_free(wrong);
+    ogi_tensor_free(past);
+    ogi_tensor_free(update);
+    ogi_session_free(s);
+}
+
+/* A real model run twice: the arena is sized by the first run and reused
+ * as is; outputs are bit-identical, and identical with 1 and 2 threads. */
+static void test_arena_and_threads(void)
+{
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/models/tiny/llama-legacy-op17/model.onnx",
+             test_shared_dir());
+    onnx_model *m = NULL;
+    graph *g = NULL;
+    ogi_status st = onnx_model_load(path, &m);
+    if (st == OGI_OK)
+        st = graph_build(m, NULL, &g);
+    TEST_CHECK(st == OGI_OK, "load: %s", ogi_last_error());
+    checks++;
+    if (st != OGI_OK) {
+        onnx_model_free(m);
+        return;
+    }
+    int64_t ids[6] = {5, 17, 33, 2, 99, 7}, ones[6] = {1, 1, 1, 1, 1, 1}, pos[6] = {0, 1, 2, 3, 4, 5};
+    const ogi_tensor *inputs[16] = {0};
+    ogi_tensor *owned[16] = {0};
+    for (int i = 0; i < g->n_inputs; i++) {
+        const char *name = g->values[g->inputs[i]].name;
+        if (strcmp(name, "input_ids") == 0)
+            owned[i] = test_tensor_i64(2, (int64_t[]){1, 6}, ids);
+        else if (strcmp(name, "attention_mask") == 0)
+            owned[i] = test_tensor_i64(2, (int64_t[]){1, 6}, ones);
+        else if (strcmp(name, "position_ids") == 0)
+            owned[i] = test_tensor_i64(2, (int64_t[]){1, 6}, pos);
+        else
+            owned[i] = test_tensor_f32(4, (int64_t[]){1, 2, 0, 16}, NULL);
+        inputs[i] = owned[i];
+    }
+    exec_arena *arena;
+    exec_arena_create(&arena);
+    threadpool *pool1, *pool2;
+    threadpool_create(1, &pool1);
+    threadpool_create(2, &pool2);
+    ogi_tensor *out[3][16] = {{0}};
+    size_t capacity[3];
+    for (int run = 0; run < 3; run++) {
+        exec_env env = {.pool = run == 2 ? pool2 : pool1, .arena = arena};
+        st = exec_run(g, &env, inputs, out[run]);
+        TEST_CHECK(st == OGI_OK, "run %d: %s", run, ogi_last_error());
+        capacity[run] = exec_arena_capacity(arena);
+        checks++;
+    }
+    TEST_CHECK(capacity[0] > 0 && capacity[1] == capacity[0] && capacity[2] == capacity[0],
+               "arena capacity %zu, %zu, %zu", capacity[0], capacity[1], capacity[2]);
+    checks++;
+    for (int run = 1; run < 3; run++)
+        for (int k = 0; k < g->n_outputs; k++)
+            if (out[0][k] && out[run][k]) {
+                TEST_CHECK(ogi_tensor_nbytes(out[0][k]) == ogi_tensor_nbytes(out[run][k]) &&
+                               memcmp(ogi_tensor_data(out[0][k]), ogi_tensor_data(out[run][k]),
+                                      ogi_tensor_nbytes(out[0][k])) == 0,
+                           "output %d differs in run %d", k, run);
+                checks++;
+            }
+    printf("arena: %zu bytes planned for a 6-token prefill of %d nodes\n", capacity[0],
+           g->n_nodes);
+    for (int run = 0; run < 3; run++)
+        for (int k = 0; k < 16; k++)
+            ogi_tensor_free(out[run][k]);
+    for (int i = 0; i < 16; i++)
+        ogi_tensor_free(owned[i]);
+    threadpool_free(pool1);
+    threadpool_free(pool2);
+    exec_arena_free(arena);
+    graph_free(g);
+    onnx_model_free(m);
+}
+
+int main(void)
+{
+    test_bound_inplace();
+    test_arena_and_threads();
+    return test_finish("test_exec", checks);
+}
