@@ -446,7 +446,7 @@ static void conv_forward_direct_range(void *arg, int64_t begin, int64_t end)
 
 static ogi_status conv_check_float_inputs(const op_ctx *c, int n_required)
 {
-    for (int i = 0; i < c->n_in && i < 3; i++) {
+    for (int i = 0; i < 3; i++) {
         if (i < n_required) {
             ogi_status st = op_require_input(c, i);
             if (st != OGI_OK)
