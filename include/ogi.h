@@ -151,9 +151,194 @@ ogi_status ogi_tensor_read_pb(const char *path, ogi_tensor **out, char **name_ou
 /* Frees memory that an ogi function returned to the caller (ids, text). */
 void ogi_free(void *ptr);
 
-/* ---- Tokenizers: Hugging Face tokenizer.json + chat templates ---------------- */
 
-typedef struct ogi_tokenizer ogi_tokenizer;
+/* ---- Generation: configs in the Hugging Face vocabulary ------------------- */
+
+#define OGI_MAX_EOS_IDS 8
+
+/* A logits processor the caller adds to the sampler chain: may change logits
+ * (vocab entries) in place, given the sequence so far. Return 0 to go on. */
+typedef int (*ogi_logits_processor)(void *user, float *logits, size_t vocab, const int32_t *ids,
+                                    size_t n_ids);
+
+typedef struct ogi_generation_config {
+    int max_new_tokens;          /* generated tokens at most (default 20) */
+    int min_new_tokens;          /* EOS and stop strings are ignored before this many */
+    int do_sample;               /* 0: greedy (or beam search when num_beams > 1) */
+    float temperature;           /* > 0; 1 = unchanged */
+    int top_k;                   /* 0 = off */
+    float top_p;                 /* in (0, 1]; 1 = off */
+    float min_p;                 /* in [0, 1); 0 = off */
+    float repetition_penalty;    /* 1 = off (CTRL-style, as transformers) */
+    float presence_penalty;      /* 0 = off (OpenAI-style) */
+    float frequency_penalty;     /* 0 = off */
+    int no_repeat_ngram_size;    /* 0 = off */
+    int32_t eos_token_ids[OGI_MAX_EOS_IDS];
+    int n_eos_token_ids;
+    const char *const *stop_strings; /* borrowed; matched on text across tokens */
+    size_t n_stop_strings;
+    uint64_t seed;               /* same seed, same tokens on every backend and thread count */
+    int num_beams;               /* 1 = no beam search */
+    float length_penalty;        /* beam search: score / length^length_penalty */
+    int num_return_sequences;    /* <= num_beams */
+    int logprobs;                /* top log-probabilities to report per token (0 = none) */
+    ogi_logits_processor processor; /* optional, runs first in the chain */
+    void *processor_user;
+} ogi_generation_config;
+
+/* transformers' defaults: max_new_tokens 20, greedy, temperature 1, top_k 50
+ * (used only when sampling), top_p 1, no penalties, seed 0, one beam. */
+ogi_generation_config ogi_generation_default_config(void);
+
+/* ---- Backends ---------------------------------------------------------------- */
+
+/* The execution backends ogi knows ("native", "ort"), available or not. */
+size_t ogi_backend_count(void);
+const char *ogi_backend_name(size_t index);
+/* 1 when the backend can run here (for "ort": its library was found). */
+int ogi_backend_available(const char *name);
+
+/* ---- Pipelines: a model directory, ready to generate ----------------------- */
+
+typedef struct ogi_pipeline_options {
+    const char *backend;   /* "native" (default) or "ort" */
+    int threads;           /* 0 = one per core */
+    size_t kv_cache_bytes; /* KV cache budget per generator; 0 = 1 GiB */
+    int progress;          /* print load progress to stderr */
+    /* ONNX Runtime only: */
+    const char *ort_library;   /* libonnxruntime.so path; NULL: $OGI_ORT_LIBRARY, then deps/ */
+    int graph_optimization;    /* 0 disable, 1 basic, 2 extended, 99 all (default 99) */
+    const char *providers;     /* execution providers in order, e.g. "cuda,cpu"; NULL: cpu */
+} ogi_pipeline_options;
+
+ogi_pipeline_options ogi_pipeline_default_options(void);
+
+typedef struct ogi_pipeline ogi_pipeline;
+typedef struct ogi_tokenizer ogi_tokenizer; /* see Tokenizers below */
+
+/* Opens a model directory as exporters write it: model.onnx (+ external
+ * data), config.json, generation_config.json, tokenizer.json,
+ * tokenizer_config.json, optional genai_config.json. The I/O contract
+ * (input_ids, attention_mask, position_ids, past_key_values.N.key/value ->
+ * present.N.key/value) is detected from the graph. */
+ogi_status ogi_pipeline_open(const char *model_dir, const ogi_pipeline_options *options,
+                             ogi_pipeline **out);
+void ogi_pipeline_free(ogi_pipeline *pipe);
+
+/* The model's defaults: ogi_generation_default_config() updated with
+ * generation_config.json (and genai_config.json's search section). */
+ogi_generation_config ogi_pipeline_generation_config(const ogi_pipeline *pipe);
+/* Borrowed; NULL when the directory has no tokenizer. */
+const ogi_tokenizer *ogi_pipeline_tokenizer(const ogi_pipeline *pipe);
+/* Tokens of context the model supports (max_position_embeddings). */
+size_t ogi_pipeline_context_length(const ogi_pipeline *pipe);
+double ogi_pipeline_load_seconds(const ogi_pipeline *pipe);
+
+typedef enum ogi_finish_reason {
+    OGI_FINISH_NONE = 0,
+    OGI_FINISH_LENGTH,      /* max_new_tokens reached */
+    OGI_FINISH_EOS,         /* an EOS token was generated (it is in the ids) */
+    OGI_FINISH_STOP_STRING, /* a stop string appeared (not in the text) */
+    OGI_FINISH_STOPPED,     /* the stream callback asked to stop */
+    OGI_FINISH_CANCELLED,   /* the stream callback cancelled */
+    OGI_FINISH_CONTEXT,     /* the model's context is full */
+} ogi_finish_reason;
+
+const char *ogi_finish_reason_name(ogi_finish_reason reason);
+
+typedef enum ogi_stream_action {
+    OGI_STREAM_CONTINUE = 0,
+    OGI_STREAM_STOP = 1,   /* finish now, keep what was generated */
+    OGI_STREAM_CANCEL = 2, /* finish now, report OGI_FINISH_CANCELLED */
+} ogi_stream_action;
+
+/* Receives generated text as it comes, in pieces that never split a UTF-8
+ * character (len bytes, not NUL-terminated). */
+typedef ogi_stream_action (*ogi_stream_fn)(void *user, const char *piece, size_t len);
+
+typedef struct ogi_metrics {
+    double load_s;        /* pipeline open */
+    double ttft_s;        /* time to first token (prompt processing included) */
+    double tpot_s;        /* mean time per output token after the first */
+    double tokens_per_s;  /* generated tokens / generation time */
+    size_t prompt_tokens;
+    size_t generated_tokens;
+} ogi_metrics;
+
+typedef struct ogi_result {
+    char *text;           /* generated text (UTF-8, NUL-terminated) */
+    int32_t *ids;         /* generated ids, the EOS that ended generation included */
+    size_t n_ids;
+    float *logprobs;      /* log-probability of each generated id */
+    ogi_finish_reason finish;
+    ogi_metrics metrics;
+} ogi_result;
+
+/* Frees what a result holds and zeroes it. */
+void ogi_result_clear(ogi_result *result);
+
+/* Generates a continuation of prompt (UTF-8 text, tokenized with special
+ * tokens as the model's tokenizer adds them). config NULL = the model's
+ * defaults. stream may be NULL. */
+ogi_status ogi_generate(ogi_pipeline *pipe, const char *prompt, const ogi_generation_config *config,
+                        ogi_stream_fn stream, void *user, ogi_result *result);
+/* The same from token ids. */
+ogi_status ogi_generate_ids(ogi_pipeline *pipe, const int32_t *prompt_ids, size_t n_prompt,
+                            const ogi_generation_config *config, ogi_stream_fn stream, void *user,
+                            ogi_result *result);
+
+/* Mean cross-entropy (nats) of predicting ids[1..n-1] from the ones before,
+ * in one pass over the window. */
+ogi_status ogi_pipeline_score(ogi_pipeline *pipe, const int32_t *ids, size_t n, double *mean_ce);
+
+/* ---- Chat: multi-turn, through the model's chat template, reusing the KV
+ * cache of the conversation so far ------------------------------------------ */
+
+typedef struct ogi_chat ogi_chat;
+
+/* system may be NULL. */
+ogi_status ogi_chat_create(ogi_pipeline *pipe, const char *system, ogi_chat **out);
+void ogi_chat_free(ogi_chat *chat);
+/* Adds the user's message, generates the assistant's reply (streamed), and
+ * keeps both in the conversation. */
+ogi_status ogi_chat_send(ogi_chat *chat, const char *user_message,
+                         const ogi_generation_config *config, ogi_stream_fn stream, void *user,
+                         ogi_result *result);
+
+/* ---- Generator: the decode loop, step by step ------------------------------- */
+
+typedef struct ogi_generator ogi_generator;
+
+/* A generator for batch sequences, generating with config (NULL = model
+ * defaults). Its KV cache is allocated within the pipeline's budget. */
+ogi_status ogi_generator_create(ogi_pipeline *pipe, const ogi_generation_config *config,
+                                size_t batch, ogi_generator **out);
+void ogi_generator_free(ogi_generator *gen);
+/* Appends tokens to sequence seq (the prompt, or a further turn). Sequences
+ * of different lengths are left-padded when they run together. */
+ogi_status ogi_generator_append(ogi_generator *gen, size_t seq, const int32_t *ids, size_t n);
+/* Runs the model on what was appended and samples one token for every
+ * unfinished sequence. */
+ogi_status ogi_generator_step(ogi_generator *gen);
+/* 1 when every sequence is done (EOS, max_new_tokens or context). */
+int ogi_generator_done(const ogi_generator *gen);
+int ogi_generator_seq_done(const ogi_generator *gen, size_t seq);
+/* The tokens of sequence seq (prompt, appended and generated; no padding). */
+const int32_t *ogi_generator_ids(const ogi_generator *gen, size_t seq, size_t *n);
+size_t ogi_generator_new_tokens(const ogi_generator *gen, size_t seq);
+/* Logits (vocab entries) of the last step for sequence seq, before sampling. */
+const float *ogi_generator_logits(const ogi_generator *gen, size_t seq, size_t *vocab);
+/* Log-probability of each generated token of seq. */
+const float *ogi_generator_logprobs(const ogi_generator *gen, size_t seq, size_t *n);
+/* Forgets all but the first n tokens of a batch-1 generator, keeping the KV
+ * cache of that prefix; generation then goes on from there. */
+ogi_status ogi_generator_rewind(ogi_generator *gen, size_t n);
+/* Model runs so far, and token positions they computed (for tests and
+ * metrics: a rewind keeps the prefix's cache, so it is not computed again). */
+size_t ogi_generator_model_runs(const ogi_generator *gen);
+size_t ogi_generator_tokens_computed(const ogi_generator *gen);
+
+/* ---- Tokenizers: Hugging Face tokenizer.json + chat templates ---------------- */
 
 /* Opens model_dir/tokenizer.json and, when present, tokenizer_config.json
  * (special tokens, add_bos/eos, chat template). */

@@ -11,6 +11,12 @@ static const struct {
 } cli_commands[] = {
     {"conformance", cli_conformance, "run ONNX backend test folders and compare outputs"},
     {"info", cli_info, "describe an ONNX model: opsets, inputs, outputs, ops, parameters"},
+    {"run", cli_run, "generate text from a prompt with a model directory"},
+    {"chat", cli_chat, "chat with a model directory through its chat template"},
+    {"perplexity", cli_perplexity, "mean cross-entropy and perplexity of a text file"},
+    {"tokenize", cli_tokenizer, "encode text with a model directory's tokenizer"},
+    {"detokenize", cli_tokenizer, "decode token ids with a model directory's tokenizer"},
+    {"chat-template", cli_tokenizer, "render a model directory's chat template for messages"},
 };
 
 static void cli_usage(FILE *f)

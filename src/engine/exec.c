@@ -4,6 +4,7 @@
  * are released right after their last reader. */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/error.h"
 #include "engine/exec_internal.h"
@@ -262,6 +263,76 @@ static ogi_status exec_node(exec_frame *f, int index)
     return st;
 }
 
+/* ---- profiling ------------------------------------------------------------- */
+
+enum { PROFILE_MAX_OPS = 256 };
+
+struct exec_profile {
+    int n;
+    struct {
+        const char *op;
+        double seconds;
+        long calls;
+    } ops[PROFILE_MAX_OPS];
+    long runs;
+};
+
+ogi_status exec_profile_create(exec_profile **out)
+{
+    *out = calloc(1, sizeof(exec_profile));
+    return *out ? OGI_OK : ogi_error(OGI_ERR_OUT_OF_MEMORY, "out of memory");
+}
+
+void exec_profile_free(exec_profile *p)
+{
+    free(p);
+}
+
+static double exec_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static void exec_profile_add(exec_profile *p, const char *op, double seconds)
+{
+    int i = 0;
+    while (i < p->n && strcmp(p->ops[i].op, op) != 0)
+        i++;
+    if (i == p->n) {
+        if (p->n == PROFILE_MAX_OPS)
+            return;
+        p->ops[p->n++].op = op;
+    }
+    p->ops[i].seconds += seconds;
+    p->ops[i].calls++;
+}
+
+void exec_profile_print(const exec_profile *p, FILE *f)
+{
+    double total = 0;
+    int order[PROFILE_MAX_OPS];
+    for (int i = 0; i < p->n; i++) {
+        total += p->ops[i].seconds;
+        order[i] = i;
+    }
+    for (int i = 1; i < p->n; i++)
+        for (int j = i; j > 0 && p->ops[order[j - 1]].seconds < p->ops[order[j]].seconds; j--) {
+            int t = order[j];
+            order[j] = order[j - 1];
+            order[j - 1] = t;
+        }
+    fprintf(f, "%-26s %10s %8s %10s %6s\n", "op", "ms", "calls", "us/call", "%");
+    for (int k = 0; k < p->n; k++) {
+        int i = order[k];
+        fprintf(f, "%-26s %10.2f %8ld %10.2f %6.1f\n", p->ops[i].op, p->ops[i].seconds * 1e3,
+                p->ops[i].calls, p->ops[i].seconds * 1e6 / (double)p->ops[i].calls,
+                total > 0 ? 100.0 * p->ops[i].seconds / total : 0);
+    }
+    fprintf(f, "%-26s %10.2f   (%ld runs)\n", "total", total * 1e3, p->runs);
+}
+
 static void exec_frame_cleanup(exec_frame *f)
 {
     for (int v = 0; v < f->g->n_values; v++)
@@ -351,8 +422,12 @@ static ogi_status exec_frame_run(exec_frame *f, const ogi_tensor *const *inputs,
         else
             f->bound[g->outputs[k]] = outputs[k];
     }
+    exec_profile *profile = f->env->profile;
     for (int i = 0; i < g->n_nodes && st == OGI_OK; i++) {
+        double start = profile ? exec_now() : 0;
         st = exec_node(f, i);
+        if (profile)
+            exec_profile_add(profile, g->nodes[i].proto->op_type, exec_now() - start);
         const graph_node *n = &g->nodes[i];
         for (int r = 0; r < n->n_release; r++)
             exec_release_slot(f, n->release[r]);
@@ -367,6 +442,8 @@ ogi_status exec_run(const graph *g, const exec_env *env, const ogi_tensor *const
                     ogi_tensor **outputs)
 {
     exec_frame f = {.g = g, .env = env};
+    if (env->profile)
+        env->profile->runs++;
     ogi_status st = exec_frame_run(&f, inputs, outputs, true);
     if (env->arena != NULL)
         arena_end_run(env->arena);

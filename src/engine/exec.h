@@ -3,6 +3,8 @@
 #ifndef OGI_ENGINE_EXEC_H
 #define OGI_ENGINE_EXEC_H
 
+#include <stdio.h>
+
 #include "core/threadpool.h"
 #include "engine/graph.h"
 
@@ -16,10 +18,19 @@ ogi_status exec_arena_create(exec_arena **out);
 void exec_arena_free(exec_arena *arena);
 size_t exec_arena_capacity(const exec_arena *arena);
 
+/* Time spent per op type, when profiling is on (OGI_PROFILE=1). */
+typedef struct exec_profile exec_profile;
+
+ogi_status exec_profile_create(exec_profile **out);
+void exec_profile_free(exec_profile *p);
+/* Prints a table, most expensive op type first. */
+void exec_profile_print(const exec_profile *p, FILE *f);
+
 typedef struct exec_env {
     threadpool *pool;
     exec_arena *arena;
     size_t max_tensor_bytes; /* 0 = no limit */
+    exec_profile *profile;   /* NULL: not profiling */
 } exec_env;
 
 /* Runs g. inputs[i] binds g->inputs[i] (NULL: use the initializer default,

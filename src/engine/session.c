@@ -15,6 +15,7 @@ struct ogi_session {
     graph *graph;
     threadpool *pool;
     exec_arena *arena;
+    exec_profile *profile; /* OGI_PROFILE=1: per-op times, printed when the session is freed */
     size_t max_tensor_bytes;
     pthread_mutex_t lock;
 };
@@ -47,6 +48,9 @@ ogi_status ogi_session_open(const char *model_path, const ogi_session_options *o
         st = threadpool_create(opts.threads, &s->pool);
     if (st == OGI_OK)
         st = exec_arena_create(&s->arena);
+    const char *profile = getenv("OGI_PROFILE");
+    if (st == OGI_OK && profile != NULL && profile[0] != '\0' && strcmp(profile, "0") != 0)
+        st = exec_profile_create(&s->profile);
     if (st != OGI_OK) {
         ogi_session_free(s);
         return st;
@@ -59,6 +63,10 @@ void ogi_session_free(ogi_session *s)
 {
     if (s == NULL)
         return;
+    if (s->profile != NULL) {
+        exec_profile_print(s->profile, stderr);
+        exec_profile_free(s->profile);
+    }
     graph_free(s->graph);
     onnx_model_free(s->model);
     threadpool_free(s->pool);
@@ -159,7 +167,10 @@ static ogi_status session_run_locked(ogi_session *s, size_t n_in, const char *co
         }
     }
     if (st == OGI_OK) {
-        exec_env env = {.pool = s->pool, .arena = s->arena, .max_tensor_bytes = s->max_tensor_bytes};
+        exec_env env = {.pool = s->pool,
+                        .arena = s->arena,
+                        .max_tensor_bytes = s->max_tensor_bytes,
+                        .profile = s->profile};
         st = exec_run(g, &env, bound_in, all_out);
     }
     for (size_t i = 0; i < n_out && st == OGI_OK; i++) {

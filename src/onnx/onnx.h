@@ -34,6 +34,8 @@ typedef struct onnx_tensor {
     const char *name;    /* "" when unnamed */
     ogi_tensor tensor;   /* storage TENSOR_BORROWED: mmap or model pool */
     bool external;       /* data came from an external-data file */
+    const char *external_location; /* for external data: file, offset, length */
+    uint64_t external_offset, external_length;
 } onnx_tensor;
 
 typedef struct onnx_attr {
@@ -141,6 +143,11 @@ struct onnx_model {
 /* Maps and decodes a model file. External data is resolved relative to the
  * file's directory and must stay inside it. */
 ogi_status onnx_model_load(const char *path, onnx_model **out);
+
+/* Like onnx_model_load, but external data is not opened: such tensors keep
+ * their location, offset and length and have data NULL (for tools that
+ * write the external file, e.g. synthesizing stripped weights). */
+ogi_status onnx_model_load_structure(const char *path, onnx_model **out);
 
 /* Decodes a model held in memory (borrowed: must outlive the model).
  * base_dir (may be NULL) is where external data is looked for. */

@@ -28,6 +28,7 @@ typedef struct onnx_mapping {
 struct onnx_private {
     pool pool;
     const char *base_dir; /* NULL: external data not allowed */
+    bool skip_external;   /* record external references without opening them */
     onnx_mapping main;    /* the model file itself */
     int n_mappings;
     onnx_mapping mappings[ONNX_MAX_MAPPINGS];
@@ -294,6 +295,12 @@ static ogi_status reader_external_data(reader *r, onnx_tensor *t, const external
     if (ref->location == NULL)
         return ogi_error(OGI_ERR_INVALID_MODEL, "tensor '%s': external data without location",
                          t->name);
+    t->external = true;
+    t->external_location = ref->location;
+    t->external_offset = ref->offset < 0 ? 0 : (uint64_t)ref->offset;
+    t->external_length = ref->length < 0 ? t->tensor.nbytes : (uint64_t)ref->length;
+    if (r->model->priv->skip_external)
+        return OGI_OK;
     onnx_mapping *m = NULL;
     ogi_status st = reader_external_mapping(r, ref->location, &m);
     if (st != OGI_OK)
@@ -311,7 +318,6 @@ static ogi_status reader_external_data(reader *r, onnx_tensor *t, const external
                          t->name, (unsigned long long)offset, (unsigned long long)length,
                          ref->location, m->size);
     t->tensor.data = length ? (char *)m->data + offset : NULL;
-    t->external = true;
     return OGI_OK;
 }
 
@@ -923,7 +929,19 @@ ogi_status onnx_model_parse(const void *data, size_t size, const char *base_dir,
     return OGI_OK;
 }
 
+static ogi_status onnx_model_load_with(const char *path, bool skip_external, onnx_model **out);
+
 ogi_status onnx_model_load(const char *path, onnx_model **out)
+{
+    return onnx_model_load_with(path, false, out);
+}
+
+ogi_status onnx_model_load_structure(const char *path, onnx_model **out)
+{
+    return onnx_model_load_with(path, true, out);
+}
+
+static ogi_status onnx_model_load_with(const char *path, bool skip_external, onnx_model **out)
 {
     if (path == NULL || out == NULL)
         return ogi_error(OGI_ERR_INVALID_ARGUMENT, "onnx_model_load: NULL argument");
@@ -939,6 +957,7 @@ ogi_status onnx_model_load(const char *path, onnx_model **out)
     ogi_status st = onnx_model_new(path, dir, &model);
     if (st != OGI_OK)
         return st;
+    model->priv->skip_external = skip_external;
     onnx_mapping *m = &model->priv->main;
     st = reader_map_file(path, m); /* its messages name the path */
     if (st == OGI_OK) {

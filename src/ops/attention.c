@@ -1,21 +1,24 @@
-/* Attention (opset 23, and 24 with nonpad_kv_seqlen): scaled dot-product
- * attention
+/* Attention (opset 23; 24 adds nonpad_kv_seqlen; 25 adds left_window_size
+ * and right_window_size): scaled dot-product attention
  *   Y = softmax(softcap(scale * Q K^T) + bias) V
  * over Q [batch, q_heads, q_len, qk_dim], K [batch, kv_heads, kv_len, qk_dim],
  * V [batch, kv_heads, kv_len, v_dim] (or 3D [batch, seq, heads * dim] with the
  * head counts as attributes). past_key / past_value are concatenated before
  * the new keys on the sequence axis (present_*), query head h reads KV head
  * h / (q_heads / kv_heads) (GQA), and the bias gathers the attention mask, the
- * bottom-right aligned causal mask and the nonpad_kv_seqlen padding mask. A
- * row whose keys are all masked gets probabilities 0.
+ * bottom-right aligned causal mask, the sliding window and the
+ * nonpad_kv_seqlen padding mask. A row whose keys are all masked gets
+ * probabilities 0.
  *
- * attention_reference() is the plain-loop kernel, in double precision, that
- * faster kernels are tested against; the op converts its inputs to the
- * reference's layout and back. */
+ * Two kernels (attention.h): the double-precision reference, which serves
+ * every mode and is what the fast kernel is tested against, and the fast
+ * float32 kernel (attention_fast.c), used whenever qk_matmul_output is not
+ * wanted and no float16 / bfloat16 softmax rounding is asked for. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "ops/attention.h"
 #include "ops/families.h"
 
 enum {
@@ -28,46 +31,6 @@ enum {
     ATTN_IN_NONPAD
 };
 enum { ATTN_OUT_Y, ATTN_OUT_PRESENT_KEY, ATTN_OUT_PRESENT_VALUE, ATTN_OUT_QK };
-
-/* What qk_matmul_output holds. */
-typedef enum attention_qk_mode {
-    ATTENTION_QK_RAW = 0,     /* scale * Q K^T */
-    ATTENTION_QK_SOFTCAP = 1, /* after softcap */
-    ATTENTION_QK_BIASED = 2,  /* after softcap and the mask bias */
-    ATTENTION_QK_SOFTMAX = 3, /* the probabilities */
-} attention_qk_mode;
-
-/* Sizes and options of one attention call. */
-typedef struct attention_params {
-    int64_t batch, q_heads, kv_heads; /* q_heads is a multiple of kv_heads */
-    int64_t q_len, total_len;         /* total_len: past + new keys */
-    int64_t qk_dim, v_dim;
-    double scale;   /* on Q K^T (the spec's sqrt(scale) on Q and on K) */
-    double softcap; /* 0: none */
-    /* causal: query i of batch b sees keys j <= i + causal_offset[b] */
-    const int64_t *causal_offset; /* [batch], NULL when not causal */
-    const int64_t *kv_valid_len;  /* [batch]: keys j >= it are masked; NULL: none */
-    attention_qk_mode qk_mode;
-    /* float16 / bfloat16: softmax inputs and outputs are rounded to it;
-     * anything else: full precision */
-    ogi_dtype softmax_dtype;
-} attention_params;
-
-/* The tensors of one call, all dense row-major doubles. */
-typedef struct attention_data {
-    const double *q; /* [batch, q_heads, q_len, qk_dim] */
-    const double *k; /* [batch, kv_heads, total_len, qk_dim] */
-    const double *v; /* [batch, kv_heads, total_len, v_dim] */
-    /* additive mask or NULL; element (b, h, i, j) at the dot product of
-     * mask_strides with it (0 strides broadcast); keys j >= mask_len get -inf */
-    const double *mask;
-    int64_t mask_strides[4];
-    int64_t mask_len;
-    double *y;  /* [batch, q_heads, q_len, v_dim] */
-    double *qk; /* [batch, q_heads, q_len, total_len], or NULL */
-} attention_data;
-
-ogi_status attention_reference(const attention_params *p, const attention_data *d);
 
 /* ---- the reference kernel ------------------------------------------------ */
 
@@ -85,11 +48,31 @@ static double attention_round(double x, ogi_dtype dtype)
     }
 }
 
+attention_params attention_default_params(void)
+{
+    attention_params p = {0};
+    p.scale = 1.0;
+    p.left_window = -1;
+    p.right_window = -1;
+    return p;
+}
+
+/* Whether key j is outside the causal bound or the window of query i. */
+static bool attention_out_of_reach(const attention_params *p, int64_t b, int64_t i, int64_t j)
+{
+    const int64_t pos = i + (p->query_offset != NULL ? p->query_offset[b] : 0);
+    if (p->causal && j > pos)
+        return true;
+    if (p->left_window >= 0 && pos - j > p->left_window)
+        return true;
+    return p->right_window >= 0 && j - pos > p->right_window;
+}
+
 /* The bias on key j for query i of batch b, head h. */
 static double attention_bias(const attention_params *p, const attention_data *d, int64_t b,
                              int64_t h, int64_t i, int64_t j)
 {
-    if (p->causal_offset != NULL && j > i + p->causal_offset[b])
+    if (attention_out_of_reach(p, b, i, j))
         return -INFINITY;
     if (p->kv_valid_len != NULL && j >= p->kv_valid_len[b])
         return -INFINITY;
@@ -174,7 +157,6 @@ static void attention_row(const attention_params *p, const attention_data *d, in
     }
 }
 
-/* The reference: every query row in turn. Fails only when out of memory. */
 ogi_status attention_reference(const attention_params *p, const attention_data *d)
 {
     double *scratch = malloc(sizeof(double) * (size_t)(p->total_len > 0 ? p->total_len : 1));
@@ -207,8 +189,8 @@ static void attention_slices(void *arg, int64_t begin, int64_t end)
     }
 }
 
-static ogi_status attention_run_parallel(threadpool *pool, const attention_params *p,
-                                         const attention_data *d)
+ogi_status attention_reference_run(threadpool *pool, const attention_params *p,
+                                   const attention_data *d)
 {
     const int64_t rows = p->batch * p->q_heads * p->q_len;
     const int64_t work = rows * p->total_len * (p->qk_dim + p->v_dim);
@@ -383,6 +365,27 @@ static ogi_status attention_read_past(const op_ctx *c, attention_layout *l,
     return OGI_OK;
 }
 
+/* left_window_size / right_window_size (opset 25): -1 leaves that side
+ * unbounded, n >= 0 lets a query see n keys on that side of its own
+ * position. */
+static ogi_status attention_read_windows(const op_ctx *c, attention_params *p)
+{
+    static const char *const names[2] = {"left_window_size", "right_window_size"};
+    int64_t *sizes[2] = {&p->left_window, &p->right_window};
+    for (int s = 0; s < 2; s++) {
+        *sizes[s] = -1;
+        if (op_attr(c, names[s]) == NULL)
+            continue;
+        if (c->opset < 25)
+            return op_error(c, OGI_ERR_INVALID_MODEL, "attribute %s needs opset 25", names[s]);
+        *sizes[s] = op_attr_int(c, names[s], -1);
+        if (*sizes[s] < -1)
+            return op_error(c, OGI_ERR_INVALID_MODEL, "attribute %s=%lld is below -1", names[s],
+                            (long long)*sizes[s]);
+    }
+    return OGI_OK;
+}
+
 static ogi_status attention_read_attrs(const op_ctx *c, attention_params *p)
 {
     p->scale = op_attr_float(c, "scale", 0.0f);
@@ -406,7 +409,8 @@ static ogi_status attention_read_attrs(const op_ctx *c, attention_params *p)
     /* float32 is no rounding beyond what the float32 output gets anyway */
     p->softmax_dtype =
         (sp == OGI_FLOAT16 || sp == OGI_BFLOAT16) ? (ogi_dtype)sp : OGI_DTYPE_UNDEFINED;
-    return OGI_OK;
+    p->causal = op_attr_int(c, "is_causal", 0) != 0;
+    return attention_read_windows(c, p);
 }
 
 /* Validates inputs and attributes and fills p (except the per-batch arrays)
@@ -439,7 +443,7 @@ static ogi_status attention_prepare(const op_ctx *c, attention_layout *l, attent
  * broadcasting (right-aligned); its last dim is total_len, 1 (opset 23,
  * broadcast) or, in opset 24, shorter (the rest padded with -inf). */
 static ogi_status attention_mask_strides(const op_ctx *c, const attention_params *p,
-                                         attention_data *d)
+                                         int64_t *strides, int64_t *mask_len)
 {
     const ogi_tensor *m = c->in[ATTN_IN_MASK];
     const int64_t full[4] = {p->batch, p->q_heads, p->q_len, p->total_len};
@@ -456,17 +460,17 @@ static ogi_status attention_mask_strides(const op_ctx *c, const attention_params
                             (long long)last, (long long)p->total_len);
         goto mismatch;
     }
-    d->mask_len = pad ? last : p->total_len;
+    *mask_len = pad ? last : p->total_len;
     int64_t stride = 1;
     for (int a = 3; a >= 0; a--) {
         int md = a - (4 - m->rank);
-        d->mask_strides[a] = 0;
+        strides[a] = 0;
         if (md < 0)
             continue;
         if (a < 3 && m->dims[md] != full[a] && m->dims[md] != 1)
             goto mismatch;
         if (m->dims[md] != 1 || (a == 3 && pad))
-            d->mask_strides[a] = stride;
+            strides[a] = stride;
         stride *= m->dims[md];
     }
     return OGI_OK;
@@ -489,7 +493,7 @@ static ogi_status attention_load_mask(const op_ctx *c, const attention_params *p
         return op_error(c, OGI_ERR_INVALID_MODEL,
                         "input 3 (attn_mask): expected bool or float, got %s",
                         ogi_dtype_name(m->dtype));
-    ogi_status st = attention_mask_strides(c, p, d);
+    ogi_status st = attention_mask_strides(c, p, d->mask_strides, &d->mask_len);
     if (st != OGI_OK)
         return st;
     const int64_t n = tensor_numel(m);
@@ -527,14 +531,15 @@ static ogi_status attention_load_nonpad(const op_ctx *c, const attention_params 
 }
 
 /* Fills the per-batch arrays: valid lengths (nonpad_kv_seqlen) and the
- * causal offset, past_len with a past, else nonpad_kv_seqlen[b] - q_len with
- * an external cache, else 0. arrays holds 2 * batch int64s. */
+ * query offset that the causal mask and the windows are aligned to (bottom
+ * right): past_len with a past, else nonpad_kv_seqlen[b] - q_len with an
+ * external cache, else 0. arrays holds 2 * batch int64s. */
 static ogi_status attention_load_batch_arrays(const op_ctx *c, const attention_layout *l,
                                               attention_params *p, int64_t *arrays)
 {
     int64_t *valid = arrays, *offset = arrays + p->batch;
     p->kv_valid_len = NULL;
-    p->causal_offset = NULL;
+    p->query_offset = NULL;
     bool has_nonpad = op_has_input(c, ATTN_IN_NONPAD);
     if (has_nonpad) {
         ogi_status st = attention_load_nonpad(c, p, valid);
@@ -542,13 +547,13 @@ static ogi_status attention_load_batch_arrays(const op_ctx *c, const attention_l
             return st;
         p->kv_valid_len = valid;
     }
-    if (op_attr_int(c, "is_causal", 0) == 0)
+    if (!p->causal && p->left_window < 0 && p->right_window < 0)
         return OGI_OK;
     for (int64_t b = 0; b < p->batch; b++) {
         bool external = has_nonpad && !op_has_input(c, ATTN_IN_PAST_KEY);
         offset[b] = external ? valid[b] - p->q_len : l->past_len;
     }
-    p->causal_offset = offset;
+    p->query_offset = offset;
     return OGI_OK;
 }
 
@@ -693,25 +698,269 @@ static ogi_status attention_compute(op_ctx *c, const attention_layout *l, attent
     d.v = w->v;
     d.y = w->y;
     d.qk = w->qk;
-    if (attention_run_parallel(c->pool, p, &d) != OGI_OK)
+    if (attention_reference_run(c->pool, p, &d) != OGI_OK)
         return op_error(c, OGI_ERR_OUT_OF_MEMORY, "out of memory for attention scores");
     return attention_store(c, l, p, w);
+}
+
+/* ---- the fast kernel's path ---------------------------------------------- */
+
+/* Float32 copies of float16 / bfloat16 inputs and output, freed together. */
+typedef struct attention_floats {
+    float *q, *k, *v, *past_k, *past_v, *mask, *y;
+    int64_t *batch_arrays;
+} attention_floats;
+
+static void attention_floats_free(attention_floats *f)
+{
+    free(f->q);
+    free(f->k);
+    free(f->v);
+    free(f->past_k);
+    free(f->past_v);
+    free(f->mask);
+    free(f->y);
+    free(f->batch_arrays);
+}
+
+static bool attention_fast_dtype(ogi_dtype dtype)
+{
+    return dtype == OGI_FLOAT32 || dtype == OGI_FLOAT16 || dtype == OGI_BFLOAT16;
+}
+
+/* The fast kernel serves float32 (and float16 / bfloat16 through float32)
+ * without the qk_matmul_output output and softmax_precision rounding. */
+static bool attention_fast_eligible(const op_ctx *c, const attention_layout *l,
+                                    const attention_params *p)
+{
+    return !op_output_used(c, ATTN_OUT_QK) && attention_fast_supports(p) &&
+           attention_fast_dtype(l->dtype_qk) && attention_fast_dtype(l->dtype_v);
+}
+
+/* A float32 buffer of n elements (at least one), NULL on overflow or when
+ * out of memory. */
+static float *attention_alloc_f32(int64_t n)
+{
+    if (n < 0 || (uint64_t)n > SIZE_MAX / sizeof(float))
+        return NULL;
+    return malloc(sizeof(float) * (size_t)(n > 0 ? n : 1));
+}
+
+/* t's elements as float32 (t: float32, float16 or bfloat16): t's own buffer,
+ * or a converted copy left in *copy. NULL when out of memory. */
+static const float *attention_as_f32(const ogi_tensor *t, float **copy)
+{
+    *copy = NULL;
+    if (t->dtype == OGI_FLOAT32)
+        return t->data;
+    const int64_t n = tensor_numel(t);
+    if ((*copy = attention_alloc_f32(n)) == NULL)
+        return NULL;
+    const uint16_t *h = t->data;
+    for (int64_t e = 0; e < n; e++)
+        (*copy)[e] = t->dtype == OGI_FLOAT16 ? dtype_f16_to_f32(h[e]) : dtype_bf16_to_f32(h[e]);
+    return *copy;
+}
+
+/* The view of a Q/K/V-like input (see attention_layout) over data. */
+static attention_view attention_view_of(const ogi_tensor *t, const float *data, bool seq_major,
+                                        int64_t heads)
+{
+    int64_t n[4];
+    attention_dims4(t, seq_major, heads, n);
+    attention_view v = {data, n[1] * n[2] * n[3], n[2] * n[3], n[3]};
+    if (seq_major) {
+        v.head_stride = n[3];
+        v.seq_stride = n[1] * n[3];
+    }
+    return v;
+}
+
+/* The mask as additive float32 (bool true -> 0, false -> -inf): the input
+ * itself when float32, else a copy in *copy. */
+static ogi_status attention_fast_mask(const op_ctx *c, const attention_params *p,
+                                      attention_fast_data *d, float **copy)
+{
+    *copy = NULL;
+    d->mask = NULL;
+    if (!op_has_input(c, ATTN_IN_MASK))
+        return OGI_OK;
+    const ogi_tensor *m = c->in[ATTN_IN_MASK];
+    if (m->dtype != OGI_BOOL && !dtype_is_float(m->dtype))
+        return op_error(c, OGI_ERR_INVALID_MODEL,
+                        "input 3 (attn_mask): expected bool or float, got %s",
+                        ogi_dtype_name(m->dtype));
+    ogi_status st = attention_mask_strides(c, p, d->mask_strides, &d->mask_len);
+    if (st != OGI_OK)
+        return st;
+    if (m->dtype == OGI_FLOAT32) {
+        d->mask = m->data;
+        return OGI_OK;
+    }
+    const int64_t n = tensor_numel(m);
+    if ((*copy = attention_alloc_f32(n)) == NULL)
+        return op_error(c, OGI_ERR_OUT_OF_MEMORY, "out of memory for the attention mask");
+    for (int64_t e = 0; e < n; e++) {
+        double v = dtype_get_f64(m->data, m->dtype, e);
+        (*copy)[e] = m->dtype == OGI_BOOL ? (v != 0.0 ? 0.0f : -INFINITY) : (float)v;
+    }
+    d->mask = *copy;
+    return OGI_OK;
+}
+
+/* Q, K, V and the past as float32 views; keys and values in two pieces
+ * when there is a past. */
+static ogi_status attention_fast_inputs(const op_ctx *c, const attention_layout *l,
+                                        const attention_params *p, attention_fast_data *d,
+                                        attention_floats *f)
+{
+    const float *q = attention_as_f32(c->in[ATTN_IN_Q], &f->q);
+    const float *k = attention_as_f32(c->in[ATTN_IN_K], &f->k);
+    const float *v = attention_as_f32(c->in[ATTN_IN_V], &f->v);
+    if (q == NULL || k == NULL || v == NULL)
+        return op_error(c, OGI_ERR_OUT_OF_MEMORY, "out of memory for attention inputs");
+    d->q = attention_view_of(c->in[ATTN_IN_Q], q, l->seq_major, p->q_heads);
+    d->k[0] = d->k[1] = attention_view_of(c->in[ATTN_IN_K], k, l->seq_major, p->kv_heads);
+    d->v[0] = d->v[1] = attention_view_of(c->in[ATTN_IN_V], v, l->seq_major, p->kv_heads);
+    d->split = 0;
+    if (l->past_len == 0)
+        return OGI_OK;
+    const float *pk = attention_as_f32(c->in[ATTN_IN_PAST_KEY], &f->past_k);
+    const float *pv = attention_as_f32(c->in[ATTN_IN_PAST_VALUE], &f->past_v);
+    if (pk == NULL || pv == NULL)
+        return op_error(c, OGI_ERR_OUT_OF_MEMORY, "out of memory for the attention cache");
+    d->k[0] = attention_view_of(c->in[ATTN_IN_PAST_KEY], pk, false, p->kv_heads);
+    d->v[0] = attention_view_of(c->in[ATTN_IN_PAST_VALUE], pv, false, p->kv_heads);
+    d->split = l->past_len;
+    return OGI_OK;
+}
+
+/* present = concat(past, cur) on the sequence axis, copied as raw elements
+ * (all three share a dtype). past may be NULL. */
+static void attention_concat(const ogi_tensor *past, const ogi_tensor *cur, bool seq_major,
+                             int64_t heads, ogi_tensor *present)
+{
+    const size_t size = (size_t)dtype_size(present->dtype);
+    int64_t n[4];
+    attention_dims4(cur, seq_major, heads, n);
+    const int64_t past_len = past != NULL ? past->dims[2] : 0, total = past_len + n[2];
+    const size_t row = size * (size_t)n[3];
+    for (int64_t b = 0; b < n[0]; b++)
+        for (int64_t h = 0; h < n[1]; h++) {
+            char *dst = (char *)present->data + (size_t)((b * n[1] + h) * total) * row;
+            if (past_len > 0)
+                memcpy(dst, (const char *)past->data + (size_t)((b * n[1] + h) * past_len) * row,
+                       (size_t)past_len * row);
+            for (int64_t s = 0; s < n[2]; s++) {
+                int64_t src = seq_major ? (b * n[2] + s) * n[1] + h : (b * n[1] + h) * n[2] + s;
+                memcpy(dst + (size_t)(past_len + s) * row,
+                       (const char *)cur->data + (size_t)src * row, row);
+            }
+        }
+}
+
+static ogi_status attention_fast_present(op_ctx *c, const attention_layout *l,
+                                         const attention_params *p)
+{
+    const int64_t kd[4] = {p->batch, p->kv_heads, p->total_len, p->qk_dim};
+    const int64_t vd[4] = {p->batch, p->kv_heads, p->total_len, p->v_dim};
+    const int outs[2] = {ATTN_OUT_PRESENT_KEY, ATTN_OUT_PRESENT_VALUE};
+    const int ins[2] = {ATTN_IN_K, ATTN_IN_V}, pasts[2] = {ATTN_IN_PAST_KEY, ATTN_IN_PAST_VALUE};
+    for (int i = 0; i < 2; i++) {
+        if (!op_output_used(c, outs[i]))
+            continue;
+        ogi_status st = op_alloc(c, outs[i], c->in[ins[i]]->dtype, 4, i == 0 ? kd : vd);
+        if (st != OGI_OK)
+            return st;
+        const ogi_tensor *past = l->past_len > 0 ? c->in[pasts[i]] : NULL;
+        attention_concat(past, c->in[ins[i]], l->seq_major, p->kv_heads, c->out[outs[i]]);
+    }
+    return OGI_OK;
+}
+
+/* Allocates Y and points d->y at it (or at a float32 buffer for float16 /
+ * bfloat16, converted by attention_fast_finish). */
+static ogi_status attention_fast_output(op_ctx *c, const attention_layout *l,
+                                        const attention_params *p, attention_fast_data *d,
+                                        attention_floats *f)
+{
+    const int64_t yd[4] = {p->batch, p->q_heads, p->q_len, p->v_dim};
+    const int64_t y3[3] = {p->batch, p->q_len, p->q_heads * p->v_dim};
+    ogi_status st =
+        op_alloc(c, ATTN_OUT_Y, l->dtype_qk, l->seq_major ? 3 : 4, l->seq_major ? y3 : yd);
+    if (st != OGI_OK)
+        return st;
+    const ogi_tensor *y = c->out[ATTN_OUT_Y];
+    d->y = y->data;
+    if (l->dtype_qk != OGI_FLOAT32) {
+        if ((f->y = attention_alloc_f32(tensor_numel(y))) == NULL)
+            return op_error(c, OGI_ERR_OUT_OF_MEMORY, "out of memory for the attention output");
+        d->y = f->y;
+    }
+    d->y_strides[0] = p->q_heads * p->q_len * p->v_dim;
+    d->y_strides[1] = l->seq_major ? p->v_dim : p->q_len * p->v_dim;
+    d->y_strides[2] = l->seq_major ? p->q_heads * p->v_dim : p->v_dim;
+    return OGI_OK;
+}
+
+static void attention_fast_finish(op_ctx *c, const attention_floats *f)
+{
+    ogi_tensor *y = c->out[ATTN_OUT_Y];
+    if (f->y == NULL)
+        return;
+    const int64_t n = tensor_numel(y);
+    uint16_t *h = y->data;
+    for (int64_t e = 0; e < n; e++)
+        h[e] = y->dtype == OGI_FLOAT16 ? dtype_f32_to_f16(f->y[e]) : dtype_f32_to_bf16(f->y[e]);
+}
+
+static ogi_status attention_fast_compute(op_ctx *c, const attention_layout *l, attention_params *p,
+                                         attention_floats *f)
+{
+    attention_fast_data d = {0};
+    ogi_status st;
+    if ((f->batch_arrays = malloc(sizeof(int64_t) * (size_t)(2 * p->batch + 1))) == NULL)
+        return op_error(c, OGI_ERR_OUT_OF_MEMORY, "out of memory");
+    if ((st = attention_load_batch_arrays(c, l, p, f->batch_arrays)) != OGI_OK ||
+        (st = attention_fast_mask(c, p, &d, &f->mask)) != OGI_OK ||
+        (st = attention_fast_inputs(c, l, p, &d, f)) != OGI_OK ||
+        (st = attention_fast_present(c, l, p)) != OGI_OK ||
+        (st = attention_fast_output(c, l, p, &d, f)) != OGI_OK)
+        return st;
+    if (l->past_len == 0)
+        d.split = p->total_len;
+    st = attention_fast(c->pool, p, &d, ATTENTION_ISA_AUTO);
+    if (st == OGI_ERR_OUT_OF_MEMORY)
+        return op_error(c, st, "out of memory for attention scratch");
+    if (st != OGI_OK)
+        return op_error(c, OGI_ERR_RUNTIME, "attention: inconsistent sizes");
+    attention_fast_finish(c, f);
+    return OGI_OK;
 }
 
 static ogi_status attention_op(op_ctx *c)
 {
     attention_layout l;
-    attention_params p;
+    attention_params p = attention_default_params();
     ogi_status st = attention_prepare(c, &l, &p);
     if (st != OGI_OK)
         return st;
+    if (attention_fast_eligible(c, &l, &p)) {
+        attention_floats f = {0};
+        st = attention_fast_compute(c, &l, &p, &f);
+        attention_floats_free(&f);
+        return st;
+    }
     attention_buffers w = {0};
     st = attention_compute(c, &l, &p, &w);
     attention_buffers_free(&w);
     return st;
 }
 
+/* One function for every version: it checks c->opset for nonpad_kv_seqlen
+ * (24) and the windows (25). */
 const op_kernel op_kernels_attention[] = {
     {"", "Attention", 23, attention_op},
+    {"", "Attention", 25, attention_op},
     {NULL, NULL, 0, NULL},
 };

@@ -21,6 +21,7 @@ extern const op_kernel op_kernels_attention[];      /* attention.c */
 extern const op_kernel op_kernels_rotary[];         /* rotary.c */
 extern const op_kernel op_kernels_rms_norm[];       /* rms_norm.c */
 extern const op_kernel op_kernels_tensor_scatter[]; /* tensor_scatter.c */
+extern const op_kernel op_kernels_tensor_gather[];  /* tensor_gather.c: ai.ogi TensorGather */
 extern const op_kernel op_kernels_conv[];           /* conv.c */
 extern const op_kernel op_kernels_pool[];           /* pool.c */
 extern const op_kernel op_kernels_resize[];         /* resize.c: Resize, Upsample */

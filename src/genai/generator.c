@@ -1,0 +1,529 @@
+/* The generator: the decode loop over a decoder graph with a KV cache.
+ *
+ * Sequences of a batch advance together. Each step feeds every sequence's
+ * pending tokens (left-padded to the longest), with the attention mask and
+ * position ids transformers would build (positions = cumulative mask - 1),
+ * samples one token per unfinished sequence, and keeps the model's present
+ * tensors as the next step's past. The present tensors are moved, never
+ * copied, by the generator. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "core/tensor.h"
+#include "genai/genai.h"
+#include "genai/sampler.h"
+
+typedef struct gen_seq {
+    int32_t *ids;      /* prompt, appended and generated tokens */
+    size_t n, cap;
+    size_t in_cache;   /* tokens of ids already in the KV cache */
+    size_t n_prompt;   /* tokens before the first generated one */
+    size_t generated;
+    float *logprobs;   /* one per generated token */
+    uint8_t *mask;     /* attention mask of every cache position (pads are 0) */
+    bool done;
+    sampler *sampler;
+    float *logits;     /* last step's logits, before sampling */
+} gen_seq;
+
+struct ogi_generator {
+    ogi_pipeline *pipe;
+    ogi_generation_config cfg;
+    size_t batch;
+    gen_seq *seqs;
+    ogi_tensor **past; /* 2 per layer: key, value; NULL before the first step */
+    size_t cache_len;  /* positions in the cache, padding included */
+    size_t vocab;
+    size_t runs;
+    size_t tokens_computed;
+    bool score_only; /* a scoring window may reach one past the context */
+};
+
+static ogi_status gen_oom(void)
+{
+    return ogi_error(OGI_ERR_OUT_OF_MEMORY, "out of memory in the generator");
+}
+
+static ogi_status gen_seq_reserve(gen_seq *s, size_t n)
+{
+    if (n <= s->cap)
+        return OGI_OK;
+    size_t cap = s->cap ? s->cap : 64;
+    while (cap < n)
+        cap *= 2;
+    int32_t *ids = realloc(s->ids, cap * sizeof(*ids));
+    if (ids == NULL)
+        return gen_oom();
+    s->ids = ids;
+    float *lp = realloc(s->logprobs, cap * sizeof(*lp));
+    if (lp == NULL)
+        return gen_oom();
+    s->logprobs = lp;
+    s->cap = cap;
+    return OGI_OK;
+}
+
+ogi_status ogi_generator_create(ogi_pipeline *pipe, const ogi_generation_config *config,
+                                size_t batch, ogi_generator **out)
+{
+    if (pipe == NULL || out == NULL || batch == 0 || batch > 4096)
+        return ogi_error(OGI_ERR_INVALID_ARGUMENT,
+                         "ogi_generator_create: needs a pipeline and a batch of 1 to 4096");
+    ogi_generation_config cfg = config ? *config : pipe->defaults;
+    ogi_status st = genai_check_config(pipe, &cfg);
+    if (st != OGI_OK)
+        return st;
+    if (cfg.num_beams > 1)
+        return ogi_error(OGI_ERR_UNSUPPORTED, "num_beams > 1 (beam search) is not supported yet");
+    ogi_generator *g = calloc(1, sizeof(*g));
+    if (g == NULL)
+        return gen_oom();
+    g->pipe = pipe;
+    g->cfg = cfg;
+    g->batch = batch;
+    g->seqs = calloc(batch, sizeof(gen_seq));
+    g->past = calloc((size_t)pipe->io.n_layers * 2 + 1, sizeof(ogi_tensor *));
+    if (g->seqs == NULL || g->past == NULL) {
+        ogi_generator_free(g);
+        return gen_oom();
+    }
+    for (size_t b = 0; b < batch && st == OGI_OK; b++)
+        st = sampler_create(&g->cfg, b, &g->seqs[b].sampler);
+    if (st != OGI_OK) {
+        ogi_generator_free(g);
+        return st;
+    }
+    *out = g;
+    return OGI_OK;
+}
+
+static void gen_free_past(ogi_generator *g)
+{
+    for (int i = 0; i < g->pipe->io.n_layers * 2; i++) {
+        ogi_tensor_free(g->past[i]);
+        g->past[i] = NULL;
+    }
+}
+
+void ogi_generator_free(ogi_generator *g)
+{
+    if (g == NULL)
+        return;
+    for (size_t b = 0; g->seqs != NULL && b < g->batch; b++) {
+        free(g->seqs[b].ids);
+        free(g->seqs[b].logprobs);
+        free(g->seqs[b].mask);
+        free(g->seqs[b].logits);
+        sampler_free(g->seqs[b].sampler);
+    }
+    if (g->past != NULL)
+        gen_free_past(g);
+    free(g->past);
+    free(g->seqs);
+    free(g);
+}
+
+ogi_status ogi_generator_append(ogi_generator *g, size_t seq, const int32_t *ids, size_t n)
+{
+    if (g == NULL || seq >= g->batch || (n > 0 && ids == NULL))
+        return ogi_error(OGI_ERR_INVALID_ARGUMENT, "ogi_generator_append: no sequence %zu", seq);
+    gen_seq *s = &g->seqs[seq];
+    if (s->n + n > g->pipe->context + (g->score_only ? 1 : 0))
+        return ogi_error(OGI_ERR_INVALID_ARGUMENT,
+                         "sequence %zu would hold %zu tokens, beyond the model's context of %zu",
+                         seq, s->n + n, g->pipe->context);
+    ogi_status st = gen_seq_reserve(s, s->n + n);
+    if (st != OGI_OK)
+        return st;
+    memcpy(s->ids + s->n, ids, n * sizeof(*ids));
+    s->n += n;
+    s->n_prompt = s->n;
+    s->generated = 0;
+    s->done = false;
+    return OGI_OK;
+}
+
+/* ---- one model run ---------------------------------------------------------- */
+
+typedef struct gen_inputs {
+    size_t n;
+    const char *names[16 + 2 * 512];
+    ogi_tensor *owned[8];
+    size_t n_owned;
+    const ogi_tensor *tensors[16 + 2 * 512];
+} gen_inputs;
+
+static const char *gen_input_name(const ogi_pipeline *p, int index)
+{
+    return p->backend->input_name(p->session, (size_t)index);
+}
+
+static ogi_status gen_add_owned(gen_inputs *in, const ogi_pipeline *p, int index, ogi_tensor *t)
+{
+    if (t == NULL)
+        return gen_oom();
+    in->owned[in->n_owned++] = t;
+    in->names[in->n] = gen_input_name(p, index);
+    in->tensors[in->n++] = t;
+    return OGI_OK;
+}
+
+static ogi_status gen_new_i64(int rank, const int64_t *dims, ogi_tensor **out)
+{
+    return ogi_tensor_create(OGI_INT64, rank, dims, out);
+}
+
+/* Builds input_ids, attention_mask, position_ids for a chunk of `len` new
+ * positions: each sequence's pending tokens right-aligned, pads on the left. */
+static ogi_status gen_build_chunk(ogi_generator *g, size_t len, gen_inputs *in)
+{
+    const genai_io *io = &g->pipe->io;
+    const ogi_pipeline *s = g->pipe;
+    int64_t B = (int64_t)g->batch, L = (int64_t)len, T = (int64_t)(g->cache_len + len);
+    ogi_tensor *ids = NULL, *mask = NULL, *pos = NULL;
+    ogi_status st = gen_new_i64(2, (int64_t[]){B, L}, &ids);
+    if (st == OGI_OK)
+        st = gen_new_i64(2, (int64_t[]){B, T}, &mask);
+    if (st == OGI_OK)
+        st = gen_new_i64(2, (int64_t[]){B, L}, &pos);
+    if (st != OGI_OK) {
+        ogi_tensor_free(ids);
+        ogi_tensor_free(mask);
+        return st;
+    }
+    int64_t *idv = ogi_tensor_data(ids), *mv = ogi_tensor_data(mask), *pv = ogi_tensor_data(pos);
+    for (size_t b = 0; b < g->batch; b++) {
+        gen_seq *q = &g->seqs[b];
+        size_t pending = q->n - q->in_cache;
+        size_t pad = len - pending;
+        for (size_t t = 0; t < g->cache_len; t++)
+            mv[(int64_t)b * T + (int64_t)t] = q->mask[t];
+        int64_t ones = 0;
+        for (size_t t = 0; t < g->cache_len; t++)
+            ones += q->mask[t];
+        for (size_t j = 0; j < len; j++) {
+            bool real = j >= pad;
+            int64_t *m = &mv[(int64_t)b * T + (int64_t)(g->cache_len + j)];
+            *m = real ? 1 : 0;
+            idv[(int64_t)b * L + (int64_t)j] = real ? q->ids[q->in_cache + j - pad] : g->pipe->pad_id;
+            ones += *m;
+            /* transformers: cumsum(mask) - 1, and 1 where the mask is 0 */
+            pv[(int64_t)b * L + (int64_t)j] = real ? ones - 1 : 1;
+        }
+    }
+    st = gen_add_owned(in, s, io->input_ids, ids);
+    if (st == OGI_OK && io->attention_mask >= 0)
+        st = gen_add_owned(in, s, io->attention_mask, mask);
+    else
+        ogi_tensor_free(mask);
+    if (st == OGI_OK && io->position_ids >= 0)
+        st = gen_add_owned(in, s, io->position_ids, pos);
+    else
+        ogi_tensor_free(pos);
+    return st;
+}
+
+static ogi_status gen_build_past(ogi_generator *g, gen_inputs *in)
+{
+    const genai_io *io = &g->pipe->io;
+    const ogi_pipeline *s = g->pipe;
+    for (int l = 0; l < io->n_layers; l++) {
+        for (int k = 0; k < 2; k++) {
+            ogi_tensor **slot = &g->past[2 * l + k];
+            if (*slot == NULL) {
+                int64_t dims[4] = {(int64_t)g->batch, io->kv_heads, 0, io->head_dim};
+                ogi_status st = ogi_tensor_create(io->kv_dtype, 4, dims, slot);
+                if (st != OGI_OK)
+                    return st;
+            }
+            in->names[in->n] = gen_input_name(s, k ? io->past_value[l] : io->past_key[l]);
+            in->tensors[in->n++] = *slot;
+        }
+    }
+    if (io->use_cache_branch >= 0) {
+        ogi_tensor *flag;
+        ogi_status st = ogi_tensor_create(OGI_BOOL, 1, (int64_t[]){1}, &flag);
+        if (st != OGI_OK)
+            return st;
+        *(uint8_t *)ogi_tensor_data(flag) = g->cache_len > 0;
+        return gen_add_owned(in, s, io->use_cache_branch, flag);
+    }
+    return OGI_OK;
+}
+
+static ogi_status gen_check_budget(const ogi_generator *g, size_t len)
+{
+    const genai_io *io = &g->pipe->io;
+    double bytes = 2.0 * io->n_layers * (double)g->batch * (double)io->kv_heads *
+                   (double)(g->cache_len + len) * (double)io->head_dim * 4.0;
+    if (bytes > (double)g->pipe->kv_budget)
+        return ogi_error(OGI_ERR_OUT_OF_MEMORY,
+                         "the KV cache would need %.0f MB for %zu positions, over the budget of "
+                         "%.0f MB",
+                         bytes / 1e6, g->cache_len + len, (double)g->pipe->kv_budget / 1e6);
+    return OGI_OK;
+}
+
+/* Runs the model on every sequence's pending tokens; keeps the presents as
+ * the new past and each sequence's last logits. full_logits (may be NULL)
+ * receives the whole logits tensor. */
+static ogi_status gen_run(ogi_generator *g, size_t len, ogi_tensor **full_logits)
+{
+    const genai_io *io = &g->pipe->io;
+    const ogi_pipeline *p = g->pipe;
+    ogi_status st = gen_check_budget(g, len);
+    if (st != OGI_OK)
+        return st;
+    gen_inputs *in = calloc(1, sizeof(*in));
+    int n_out = 1 + 2 * io->n_layers;
+    const char **out_names = calloc((size_t)n_out, sizeof(char *));
+    ogi_tensor **outs = calloc((size_t)n_out, sizeof(ogi_tensor *));
+    if (in == NULL || out_names == NULL || outs == NULL) {
+        free(in);
+        free(out_names);
+        free(outs);
+        return gen_oom();
+    }
+    st = gen_build_chunk(g, len, in);
+    if (st == OGI_OK)
+        st = gen_build_past(g, in);
+    out_names[0] = p->backend->output_name(p->session, (size_t)io->logits);
+    for (int l = 0; l < io->n_layers; l++) {
+        out_names[1 + 2 * l] = p->backend->output_name(p->session, (size_t)io->present_key[l]);
+        out_names[2 + 2 * l] = p->backend->output_name(p->session, (size_t)io->present_value[l]);
+    }
+    if (st == OGI_OK)
+        st = p->backend->run(p->session, in->n, in->names, in->tensors, (size_t)n_out, out_names,
+                             outs);
+    if (st == OGI_OK) {
+        g->runs++;
+        g->tokens_computed += len;
+    }
+    const ogi_tensor *logits = outs[0];
+    if (st == OGI_OK && (ogi_tensor_rank(logits) != 3 || ogi_tensor_dims(logits)[0] != (int64_t)g->batch ||
+                         ogi_tensor_dtype(logits) != OGI_FLOAT32))
+        st = ogi_error(OGI_ERR_INVALID_MODEL, "logits must be float32 [batch, seq, vocab]");
+    if (st == OGI_OK) {
+        int64_t rows = ogi_tensor_dims(logits)[1];
+        g->vocab = (size_t)ogi_tensor_dims(logits)[2];
+        const float *lv = ogi_tensor_data((ogi_tensor *)logits);
+        for (size_t b = 0; b < g->batch && st == OGI_OK; b++) {
+            gen_seq *q = &g->seqs[b];
+            float *copy = realloc(q->logits, g->vocab * sizeof(float));
+            if (copy == NULL) {
+                st = gen_oom();
+                break;
+            }
+            q->logits = copy;
+            memcpy(copy, lv + ((int64_t)b * rows + rows - 1) * (int64_t)g->vocab,
+                   g->vocab * sizeof(float));
+            uint8_t *mask = realloc(q->mask, g->cache_len + len);
+            if (mask == NULL) {
+                st = gen_oom();
+                break;
+            }
+            q->mask = mask;
+            size_t pad = len - (q->n - q->in_cache);
+            for (size_t j = 0; j < len; j++)
+                mask[g->cache_len + j] = j >= pad;
+            q->in_cache = q->n;
+        }
+    }
+    if (st == OGI_OK) {
+        gen_free_past(g);
+        for (int i = 0; i < 2 * io->n_layers; i++) {
+            g->past[i] = outs[1 + i];
+            outs[1 + i] = NULL;
+        }
+        g->cache_len += len;
+    }
+    if (st == OGI_OK && full_logits != NULL) {
+        *full_logits = outs[0];
+        outs[0] = NULL;
+    }
+    for (int i = 0; i < n_out; i++)
+        ogi_tensor_free(outs[i]);
+    for (size_t i = 0; i < in->n_owned; i++)
+        ogi_tensor_free(in->owned[i]);
+    free(in);
+    free(out_names);
+    free(outs);
+    return st;
+}
+
+static bool gen_is_eos(const ogi_generator *g, int32_t id)
+{
+    for (int i = 0; i < g->cfg.n_eos_token_ids; i++)
+        if (g->cfg.eos_token_ids[i] == id)
+            return true;
+    return false;
+}
+
+ogi_status ogi_generator_step(ogi_generator *g)
+{
+    if (g == NULL)
+        return ogi_error(OGI_ERR_INVALID_ARGUMENT, "ogi_generator_step: NULL generator");
+    size_t len = 0;
+    for (size_t b = 0; b < g->batch; b++) {
+        gen_seq *q = &g->seqs[b];
+        if (q->n == 0)
+            return ogi_error(OGI_ERR_INVALID_ARGUMENT, "sequence %zu has no tokens", b);
+        size_t pending = q->n - q->in_cache;
+        len = pending > len ? pending : len;
+    }
+    if (len == 0)
+        return ogi_error(OGI_ERR_INVALID_ARGUMENT, "nothing to run: append tokens first");
+    if (ogi_generator_done(g))
+        return ogi_error(OGI_ERR_INVALID_ARGUMENT, "the generator is done");
+    ogi_status st = gen_run(g, len, NULL);
+    for (size_t b = 0; b < g->batch && st == OGI_OK; b++) {
+        gen_seq *q = &g->seqs[b];
+        int32_t token = g->pipe->pad_id;
+        float lp = 0.0f;
+        if (!q->done) {
+            float *work = malloc(g->vocab * sizeof(float));
+            if (work == NULL)
+                return gen_oom();
+            memcpy(work, q->logits, g->vocab * sizeof(float));
+            st = sampler_next(q->sampler, work, g->vocab, q->ids, q->n, q->n_prompt, &token, &lp,
+                              NULL);
+            free(work);
+            if (st != OGI_OK)
+                return st;
+        }
+        if ((st = gen_seq_reserve(q, q->n + 1)) != OGI_OK)
+            return st;
+        /* a finished sequence is fed padding so the batch stays aligned; its
+         * padding is not part of its ids */
+        if (q->done) {
+            q->in_cache = q->n; /* the pad step is accounted in the mask only */
+            continue;
+        }
+        q->ids[q->n++] = token;
+        q->logprobs[q->generated++] = lp;
+        if (gen_is_eos(g, token) || (int)q->generated >= g->cfg.max_new_tokens ||
+            q->n >= g->pipe->context)
+            q->done = true;
+    }
+    return st;
+}
+
+int ogi_generator_done(const ogi_generator *g)
+{
+    for (size_t b = 0; b < g->batch; b++)
+        if (!g->seqs[b].done)
+            return 0;
+    return 1;
+}
+
+int ogi_generator_seq_done(const ogi_generator *g, size_t seq)
+{
+    return seq < g->batch ? g->seqs[seq].done : 1;
+}
+
+const int32_t *ogi_generator_ids(const ogi_generator *g, size_t seq, size_t *n)
+{
+    if (seq >= g->batch) {
+        *n = 0;
+        return NULL;
+    }
+    *n = g->seqs[seq].n;
+    return g->seqs[seq].ids;
+}
+
+size_t ogi_generator_new_tokens(const ogi_generator *g, size_t seq)
+{
+    return seq < g->batch ? g->seqs[seq].generated : 0;
+}
+
+const float *ogi_generator_logits(const ogi_generator *g, size_t seq, size_t *vocab)
+{
+    *vocab = g->vocab;
+    return seq < g->batch ? g->seqs[seq].logits : NULL;
+}
+
+const float *ogi_generator_logprobs(const ogi_generator *g, size_t seq, size_t *n)
+{
+    *n = seq < g->batch ? g->seqs[seq].generated : 0;
+    return seq < g->batch ? g->seqs[seq].logprobs : NULL;
+}
+
+size_t ogi_generator_model_runs(const ogi_generator *g)
+{
+    return g->runs;
+}
+
+size_t ogi_generator_tokens_computed(const ogi_generator *g)
+{
+    return g->tokens_computed;
+}
+
+void genai_set_score_only(ogi_generator *g)
+{
+    g->score_only = true;
+}
+
+ogi_status genai_forward(ogi_generator *g, ogi_tensor **logits)
+{
+    if (g->batch != 1)
+        return ogi_error(OGI_ERR_UNSUPPORTED, "a full forward pass needs a batch of one");
+    gen_seq *q = &g->seqs[0];
+    if (q->n == q->in_cache)
+        return ogi_error(OGI_ERR_INVALID_ARGUMENT, "nothing to run: append tokens first");
+    return gen_run(g, q->n - q->in_cache, logits);
+}
+
+/* Keeps the first `keep` positions of a [B, H, T, D] cache tensor. */
+static ogi_status gen_truncate(ogi_tensor **t, size_t keep)
+{
+    const int64_t *d = ogi_tensor_dims(*t);
+    int64_t dims[4] = {d[0], d[1], (int64_t)keep, d[3]};
+    ogi_tensor *out;
+    ogi_status st = ogi_tensor_create(ogi_tensor_dtype(*t), 4, dims, &out);
+    if (st != OGI_OK)
+        return st;
+    size_t row = (size_t)d[3] * sizeof(float);
+    const char *src = ogi_tensor_data(*t);
+    char *dst = ogi_tensor_data(out);
+    for (int64_t bh = 0; bh < d[0] * d[1]; bh++)
+        memcpy(dst + (size_t)bh * keep * row, src + (size_t)(bh * d[2]) * row, keep * row);
+    ogi_tensor_free(*t);
+    *t = out;
+    return OGI_OK;
+}
+
+ogi_status ogi_generator_rewind(ogi_generator *g, size_t n)
+{
+    if (g == NULL || g->batch != 1)
+        return ogi_error(OGI_ERR_UNSUPPORTED, "rewind works on a batch of one sequence");
+    gen_seq *q = &g->seqs[0];
+    if (n == 0 || n > q->n)
+        return ogi_error(OGI_ERR_INVALID_ARGUMENT, "cannot rewind to %zu of %zu tokens", n, q->n);
+    /* the last kept token is run again to give the logits of the next step:
+     * the cache keeps the n - 1 tokens before it */
+    size_t keep = n - 1 < g->cache_len ? n - 1 : g->cache_len;
+    for (int i = 0; i < 2 * g->pipe->io.n_layers && g->past[i] != NULL; i++) {
+        ogi_status st = gen_truncate(&g->past[i], keep);
+        if (st != OGI_OK)
+            return st;
+    }
+    g->cache_len = keep;
+    q->in_cache = keep;
+    bool to_prompt = n <= q->n_prompt;
+    q->n = n;
+    if (to_prompt) {
+        q->n_prompt = n;
+        q->generated = 0;
+        /* a fresh random stream: generating again repeats the same draws */
+        sampler_free(q->sampler);
+        q->sampler = NULL;
+        ogi_status st = sampler_create(&g->cfg, 0, &q->sampler);
+        if (st != OGI_OK)
+            return st;
+    } else {
+        q->generated = n - q->n_prompt;
+    }
+    q->done = false;
+    return OGI_OK;
+}
