@@ -262,14 +262,15 @@ static const struct {
     {"Unsqueeze", infer_passthrough_dtype}, {"Squeeze", infer_passthrough_dtype},
     {"Concat", infer_passthrough_dtype}, {"Slice", infer_passthrough_dtype},
     {"Expand", infer_passthrough_dtype}, {"Gather", infer_passthrough_dtype},
-    {"Attention", infer_passthrough_dtype},
+    {"Attention", infer_passthrough_dtype}, {"TensorScatter", infer_same},
+    {"TensorGather", infer_passthrough_dtype},
 };
 
 void shape_infer_graph(graph *g)
 {
     for (int i = 0; i < g->n_nodes; i++) {
         const graph_node *n = &g->nodes[i];
-        if (n->proto->domain[0] != '\0')
+        if (n->proto->domain[0] != '\0' && strcmp(n->proto->domain, "ai.ogi") != 0)
             continue;
         for (size_t r = 0; r < sizeof(infer_rules) / sizeof(infer_rules[0]); r++)
             if (strcmp(infer_rules[r].op, n->proto->op_type) == 0) {
