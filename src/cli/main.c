@@ -14,6 +14,7 @@ static const struct {
     {"run", cli_run, "generate text from a prompt with a model directory"},
     {"chat", cli_chat, "chat with a model directory through its chat template"},
     {"perplexity", cli_perplexity, "mean cross-entropy and perplexity of a text file"},
+    {"bench", cli_bench, "load, prefill and decode speed and memory, per backend"},
     {"synth-weights", cli_synth_weights, "write seeded random weights for a weight-stripped graph"},
     {"tokenize", cli_tokenizer, "encode text with a model directory's tokenizer"},
     {"detokenize", cli_tokenizer, "decode token ids with a model directory's tokenizer"},
