@@ -120,8 +120,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench_tokenizer: cannot read the texts under %s\n", shared);
         return 1;
     }
-    printf("%-16s %10s %22s %22s\n", "tokenizer", "load ms", "docstrings MB/s", "multilingual MB/s");
-    printf("%-16s %10s %22s %22s\n", "", "", "", "");
+    printf("%-16s %10s %22s %22s\n", "tokenizer", "load ms", "docstrings MB/s",
+           "multilingual MB/s");
+    printf("%.72s\n", "------------------------------------------------------------------------");
     for (size_t i = 0; i < sizeof(NAMES) / sizeof(NAMES[0]); i++) {
         char dir[1024];
         snprintf(dir, sizeof(dir), "%s/tokenizers/%s", shared, NAMES[i]);

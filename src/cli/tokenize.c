@@ -12,7 +12,7 @@
 
 typedef struct tok_cli_args {
     const char *model_dir;
-    bool flag;  /* --special, --skip-special or --add-generation-prompt */
+    bool flag; /* --special, --skip-special or --add-generation-prompt */
     bool jsonl;
     const char *extra; /* chat-template --extra JSON */
 } tok_cli_args;
@@ -136,8 +136,9 @@ static int run_tokenize(const ogi_tokenizer *tok, const tok_cli_args *a)
     if (!a->jsonl) {
         size_t len;
         char *all = read_all(stdin, &len);
-        rc = !all ? fail("tokenize", "out of memory", 0)
-                  : encode_one(tok, all, len, a->flag) ? fail("tokenize", ogi_last_error(), 0) : 0;
+        rc = !all                                 ? fail("tokenize", "out of memory", 0)
+             : encode_one(tok, all, len, a->flag) ? fail("tokenize", ogi_last_error(), 0)
+                                                  : 0;
         free(all);
         return rc;
     }
@@ -155,7 +156,8 @@ static int run_tokenize(const ogi_tokenizer *tok, const tok_cli_args *a)
     return rc;
 }
 
-static int decode_print(const ogi_tokenizer *tok, const int32_t *ids, size_t n, const tok_cli_args *a)
+static int decode_print(const ogi_tokenizer *tok, const int32_t *ids, size_t n,
+                        const tok_cli_args *a)
 {
     char *text;
     size_t len;

@@ -65,8 +65,12 @@ static ogi_status merges_parse(const json_t *merges, tok_model *m)
         if (ia < 0 || ib < 0 || id < 0)
             st = ogi_error(OGI_ERR_INVALID_MODEL,
                            "tokenizer.json: model.merges[%zu]: '%.*s' is not in the vocabulary", r,
-                           (int)(ia < 0 ? alen : ib < 0 ? blen : joined.len),
-                           ia < 0 ? a : ib < 0 ? b : joined.data);
+                           (int)(ia < 0   ? alen
+                                 : ib < 0 ? blen
+                                          : joined.len),
+                           ia < 0   ? a
+                           : ib < 0 ? b
+                                    : joined.data);
         else if (!tok_pair_map_put(&m->merges, ia, ib, (uint32_t)r, id))
             st = oom();
     }
@@ -84,14 +88,34 @@ static ogi_status dup_string(const json_t *j, const char *key, char **out)
     return *out ? OGI_OK : oom();
 }
 
+static bool metaspace_is_prefix_only(const tok_model *m)
+{
+    static const char ms[] = "\xE2\x96\x81";
+    if (tok_model_token_to_id(m, ms, 3) < 0)
+        return false;
+    for (size_t e = 0; e < m->vocab.n; e++) {
+        const char *k = tok_map_key(&m->vocab, e);
+        size_t n = m->vocab.entries[e].key_len;
+        for (size_t i = 1; i + 3 <= n; i++) {
+            if (memcmp(k + i, ms, 3) != 0)
+                continue;
+            if (i < 3 || memcmp(k + i - 3, ms, 3) != 0)
+                return false;
+        }
+    }
+    return true;
+}
+
 ogi_status tok_bpe_parse(const json_t *j, tok_model *m)
 {
     json_t *vocab = json_object_get(j, "vocab");
     json_t *merges = json_object_get(j, "merges");
     if (!json_is_object(vocab))
-        return ogi_error(OGI_ERR_INVALID_MODEL, "tokenizer.json: BPE model.vocab must be an object");
+        return ogi_error(OGI_ERR_INVALID_MODEL,
+                         "tokenizer.json: BPE model.vocab must be an object");
     if (merges && !json_is_array(merges))
-        return ogi_error(OGI_ERR_INVALID_MODEL, "tokenizer.json: BPE model.merges must be an array");
+        return ogi_error(OGI_ERR_INVALID_MODEL,
+                         "tokenizer.json: BPE model.merges must be an array");
     json_t *dropout = json_object_get(j, "dropout");
     if (dropout && !json_is_null(dropout) &&
         !(json_is_number(dropout) && json_number_value(dropout) == 0.0))
@@ -110,26 +134,12 @@ ogi_status tok_bpe_parse(const json_t *j, tok_model *m)
     json_t *v;
     json_object_foreach(vocab, key, v)
     {
-        json_int_t id = json_integer_value(v);
-        if (!json_is_integer(v) || id < 0 || id >= (1 << 26))
+        if (!json_is_integer(v))
             return ogi_error(OGI_ERR_INVALID_MODEL,
                              "tokenizer.json: model.vocab: bad id for token '%s'", key);
-        long e = tok_map_put(&m->vocab, key, strlen(key), (int32_t)id);
-        if (e < 0)
-            return oom();
-        if ((size_t)id >= m->n_ids) {
-            size_t cap = 1, need = (size_t)id + 1;
-            while (cap < need)
-                cap *= 2;
-            long *p = realloc(m->id_entry, cap * sizeof(long));
-            if (!p)
-                return oom();
-            for (size_t i = m->n_ids; i < cap; i++)
-                p[i] = -1;
-            m->id_entry = p;
-            m->n_ids = need;
-        }
-        m->id_entry[id] = e;
+        st = tok_vocab_add(m, key, strlen(key), json_integer_value(v));
+        if (st != OGI_OK)
+            return st;
     }
     const char *unk;
     st = tok_json_string(j, "unk_token", "BPE", false, &unk);
@@ -140,6 +150,11 @@ ogi_status tok_bpe_parse(const json_t *j, tok_model *m)
         if (m->unk_id < 0)
             return ogi_error(OGI_ERR_INVALID_MODEL,
                              "tokenizer.json: BPE unk_token '%s' is not in the vocabulary", unk);
+    }
+    m->cut_before_metaspace = metaspace_is_prefix_only(m);
+    for (uint32_t cp = 0; cp < 512; cp++) {
+        char c[4];
+        m->char_ids[cp] = tok_model_token_to_id(m, c, tok_utf8_encode(cp, c));
     }
     return merges ? merges_parse(merges, m) : (tok_pair_map_init(&m->merges, 0) ? OGI_OK : oom());
 }
@@ -256,14 +271,15 @@ static ogi_status word_init(const tok_model *m, const char *s, size_t n, bpe_wor
     uint32_t unk_len = 0;
     bool ok = true;
     for (size_t i = 0, clen; i < n && ok; i += clen) {
-        tok_utf8_decode(s + i, n - i, &clen);
+        uint32_t cp = tok_utf8_decode(s + i, n - i, &clen);
         size_t key_len;
         const char *key = char_key(m, s + i, clen, i == 0, i + clen >= n, &tmp, &key_len);
         if (!key) {
             ok = false;
             break;
         }
-        int32_t id = tok_model_token_to_id(m, key, key_len);
+        int32_t id =
+            key == s + i && cp < 512 ? m->char_ids[cp] : tok_model_token_to_id(m, key, key_len);
         if (id >= 0) {
             if (unk_id >= 0)
                 ok = word_add(w, unk_id, unk_len);

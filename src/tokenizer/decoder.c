@@ -278,10 +278,10 @@ static ogi_status dec_replace(const tok_decoder *d, tok_strs *l)
  * punctuation and English contractions. */
 static bool cleanup_text(tok_buf *b)
 {
-    static const char *const from[] = {" .",  " ?",   " !",   " ,",      " ' ", " n't",
-                                       " 'm", " 's",  " 've", " 're",    " do not"};
-    static const char *const to[] = {".",  "?",   "!",   ",",       "'", "n't",
-                                     "'m", "'s",  "'ve", "'re",     " don't"};
+    static const char *const from[] = {" .",  " ?",  " !",   " ,",   " ' ",    " n't",
+                                       " 'm", " 's", " 've", " 're", " do not"};
+    static const char *const to[] = {".",  "?",  "!",   ",",   "'",     "n't",
+                                     "'m", "'s", "'ve", "'re", " don't"};
     /* The reference applies the replacements in this order, each over the
      * whole string. */
     static const int order[] = {0, 1, 2, 3, 4, 5, 6, 10, 7, 8, 9};
@@ -549,7 +549,8 @@ static ogi_status parse_by_type(const json_t *j, const char *type, tok_decoder *
         d->type = DEC_CTC;
         d->cleanup = tok_json_bool(j, "cleanup", true);
         ogi_status st = dup_field(j, "pad_token", "<pad>", &d->content, &d->content_len);
-        return st != OGI_OK ? st : dup_field(j, "word_delimiter_token", "|", &d->word_delimiter, NULL);
+        return st != OGI_OK ? st
+                            : dup_field(j, "word_delimiter_token", "|", &d->word_delimiter, NULL);
     }
     return ogi_error(OGI_ERR_UNSUPPORTED, "tokenizer.json: decoder type '%s' is not supported",
                      type);

@@ -45,8 +45,16 @@ static bool jinja_run(jinja_ctx *ctx, const char *template_text, const json_t *c
 
 ogi_status jinja_render(const char *template_text, const json_t *context, char **out)
 {
+    return jinja_render_len(template_text, context, out, NULL);
+}
+
+ogi_status jinja_render_len(const char *template_text, const json_t *context, char **out,
+                            size_t *out_len)
+{
     if (out != NULL)
         *out = NULL;
+    if (out_len != NULL)
+        *out_len = 0;
     if (template_text == NULL || out == NULL)
         return ogi_error(OGI_ERR_INVALID_ARGUMENT, "jinja_render: NULL template or output");
     jinja_ctx ctx;
@@ -64,6 +72,8 @@ ogi_status jinja_render(const char *template_text, const json_t *context, char *
             if (output.len > 0)
                 memcpy(*out, output.data, output.len);
             (*out)[output.len] = '\0';
+            if (out_len != NULL)
+                *out_len = output.len;
         }
     } else {
         status = ogi_error(ctx.status != OGI_OK ? ctx.status : OGI_ERR_INVALID_ARGUMENT,

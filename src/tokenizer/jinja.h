@@ -24,4 +24,9 @@
  * hanging or crashing. OGI_ERR_OUT_OF_MEMORY when malloc fails. */
 ogi_status jinja_render(const char *template_text, const json_t *context, char **out);
 
+/* The same, also giving the output's length in *out_len (may be NULL): a
+ * message holding "\u0000" puts NUL bytes inside the text. */
+ogi_status jinja_render_len(const char *template_text, const json_t *context, char **out,
+                            size_t *out_len);
+
 #endif

@@ -326,10 +326,9 @@ static bool eval_slice(jinja_ctx *ctx, jinja_scope *scope, jinja_value obj, cons
     }
     if (obj.type == JINJA_UNDEFINED)
         return jinja_check_defined(ctx, obj);
-    if (obj.type != JINJA_LIST && obj.type != JINJA_TUPLE && obj.type != JINJA_STRING) {
-        *out = jinja_undefined_fmt(ctx, "%s is not subscriptable", object_repr(obj));
-        return true;
-    }
+    /* Jinja slices with Python's own subscript, which fails on other types. */
+    if (obj.type != JINJA_LIST && obj.type != JINJA_TUPLE && obj.type != JINJA_STRING)
+        return jinja_fail(ctx, "'%s' object is not subscriptable", jinja_type_name(obj));
     bool has_start, has_stop, has_step;
     int64_t start = 0, stop = 0, step = 1;
     if (!slice_bound(ctx, parts[0], &has_start, &start) ||
@@ -399,9 +398,14 @@ static bool bind_macro_args(jinja_ctx *ctx, const jinja_node *m, jinja_scope *sc
                             const jinja_args *args)
 {
     size_t n_params = m->args.len;
-    jinja_list *varargs = jinja_list_new(ctx, 0);
-    jinja_dict *kwargs = jinja_dict_new(ctx);
-    if (varargs == NULL || kwargs == NULL)
+    /* Most calls have no extra arguments: they share one empty tuple and dict. */
+    if (ctx->empty_list == NULL && (ctx->empty_list = jinja_list_new(ctx, 0)) == NULL)
+        return false;
+    if (ctx->empty_dict == NULL && (ctx->empty_dict = jinja_dict_new(ctx)) == NULL)
+        return false;
+    jinja_list *varargs = ctx->empty_list;
+    jinja_dict *kwargs = ctx->empty_dict;
+    if (args->n_pos > n_params && (varargs = jinja_list_new(ctx, args->n_pos - n_params)) == NULL)
         return false;
     for (size_t i = 0; i < args->n_pos; i++) {
         bool ok = i < n_params ? scope_set(ctx, scope, m->arg_names[i], args->pos[i])
@@ -411,11 +415,13 @@ static bool bind_macro_args(jinja_ctx *ctx, const jinja_node *m, jinja_scope *sc
     }
     for (size_t k = 0; k < args->n_kw; k++) {
         size_t i = 0;
-        while (i < n_params && (m->arg_names[i].len != args->kw_names[k].len ||
-                                memcmp(m->arg_names[i].ptr, args->kw_names[k].ptr,
-                                       args->kw_names[k].len) != 0))
+        while (i < n_params &&
+               (m->arg_names[i].len != args->kw_names[k].len ||
+                memcmp(m->arg_names[i].ptr, args->kw_names[k].ptr, args->kw_names[k].len) != 0))
             i++;
         jinja_value key = jinja_string(args->kw_names[k].ptr, args->kw_names[k].len);
+        if (i == n_params && kwargs == ctx->empty_dict && (kwargs = jinja_dict_new(ctx)) == NULL)
+            return false;
         bool ok = i < n_params ? scope_set(ctx, scope, m->arg_names[i], args->kw_vals[k])
                                : jinja_dict_set(ctx, kwargs, key, args->kw_vals[k]);
         if (!ok)
@@ -519,8 +525,7 @@ static bool eval_name(jinja_ctx *ctx, jinja_scope *scope, const jinja_node *n, j
     return true;
 }
 
-static bool eval_sequence(jinja_ctx *ctx, jinja_scope *scope, const jinja_node *n,
-                          jinja_value *out)
+static bool eval_sequence(jinja_ctx *ctx, jinja_scope *scope, const jinja_node *n, jinja_value *out)
 {
     jinja_list *list = jinja_list_new(ctx, n->args.len);
     if (list == NULL)
@@ -865,8 +870,7 @@ static bool exec_with(jinja_ctx *ctx, jinja_scope *scope, const jinja_node *n)
         return false;
     for (size_t i = 0; i + 1 < n->args.len; i += 2) {
         jinja_value v;
-        if (!eval(ctx, scope, n->args.items[i + 1], &v) ||
-            !assign(ctx, inner, n->args.items[i], v))
+        if (!eval(ctx, scope, n->args.items[i + 1], &v) || !assign(ctx, inner, n->args.items[i], v))
             return false;
     }
     return exec_body(ctx, inner, &n->body);

@@ -41,8 +41,7 @@ static bool arg_int(jinja_ctx *ctx, const char *what, jinja_value v, int64_t *ou
 
 /* Dotted attribute paths ("function.name", "0.x") looked up with
  * Jinja's getitem, as make_attrgetter does. */
-static bool get_attribute_path(jinja_ctx *ctx, jinja_value item, jinja_value path,
-                               jinja_value *out)
+static bool get_attribute_path(jinja_ctx *ctx, jinja_value item, jinja_value path, jinja_value *out)
 {
     if (jinja_is_integer(path))
         return jinja_getitem(ctx, item, path, out);
@@ -155,8 +154,12 @@ static bool f_indent(jinja_ctx *ctx, jinja_value v, const jinja_args *args, jinj
     static const char *const params[] = {"width", "first", "blank"};
     jinja_value a[3] = {jinja_int(4), jinja_bool(false), jinja_bool(false)};
     jinja_str s, pad;
-    if (!jinja_bind(ctx, "indent", params, 3, args, a) || !soft_str(ctx, v, &s))
+    if (!jinja_bind(ctx, "indent", params, 3, args, a) || !jinja_check_defined(ctx, v))
         return false;
+    if (v.type != JINJA_STRING) /* Jinja appends "\n" to the value itself */
+        return jinja_fail(ctx, "unsupported operand type(s) for +=: '%s' and 'str'",
+                          jinja_type_name(v));
+    s = v.s;
     if (a[0].type == JINJA_STRING) {
         pad = a[0].s;
     } else {
@@ -572,8 +575,7 @@ static bool f_first(jinja_ctx *ctx, jinja_value v, const jinja_args *args, jinja
     jinja_list *items;
     if (!no_args(ctx, "first", args) || !jinja_iterate(ctx, v, &items))
         return false;
-    *out = items->len > 0 ? items->items[0]
-                          : jinja_undefined("No first item, sequence was empty.");
+    *out = items->len > 0 ? items->items[0] : jinja_undefined("No first item, sequence was empty.");
     return true;
 }
 
@@ -798,7 +800,8 @@ static bool f_dictsort(jinja_ctx *ctx, jinja_value v, const jinja_args *args, ji
     jinja_value a[3] = {jinja_bool(false), jinja_cstring("key"), jinja_bool(false)};
     jinja_value pairs;
     jinja_list *r;
-    if (!jinja_bind(ctx, "dictsort", params, 3, args, a) || !f_items(ctx, v, &(jinja_args){0}, &pairs))
+    if (!jinja_bind(ctx, "dictsort", params, 3, args, a) ||
+        !f_items(ctx, v, &(jinja_args){0}, &pairs))
         return false;
     bool by_value = a[1].type == JINJA_STRING && jinja_str_eq(a[1].s, "value");
     if (!by_value && !(a[1].type == JINJA_STRING && jinja_str_eq(a[1].s, "key")))
@@ -1071,8 +1074,8 @@ jinja_filter_fn jinja_find_filter(jinja_str name)
     return NULL;
 }
 
-bool jinja_apply_filter_named(jinja_ctx *ctx, jinja_str name, jinja_value v,
-                              const jinja_args *args, jinja_value *out)
+bool jinja_apply_filter_named(jinja_ctx *ctx, jinja_str name, jinja_value v, const jinja_args *args,
+                              jinja_value *out)
 {
     jinja_filter_fn fn = jinja_find_filter(name);
     if (fn == NULL)
@@ -1091,8 +1094,7 @@ static bool one_arg(jinja_ctx *ctx, const char *name, const jinja_args *args, ji
 }
 
 /* Records a test's answer after checking that it got no arguments. */
-static bool answer(jinja_ctx *ctx, const char *name, const jinja_args *args, bool result,
-                   bool *out)
+static bool answer(jinja_ctx *ctx, const char *name, const jinja_args *args, bool result, bool *out)
 {
     *out = result;
     return no_args(ctx, name, args);
@@ -1155,12 +1157,19 @@ static bool t_mapping(jinja_ctx *ctx, jinja_value v, const jinja_args *args, boo
 
 static bool t_iterable(jinja_ctx *ctx, jinja_value v, const jinja_args *args, bool *out)
 {
-    return answer(ctx, "iterable", args, v.type == JINJA_LIST || v.type == JINJA_TUPLE || v.type == JINJA_DICT || v.type == JINJA_STRING || v.type == JINJA_UNDEFINED, out);
+    return answer(ctx, "iterable", args,
+                  v.type == JINJA_LIST || v.type == JINJA_TUPLE || v.type == JINJA_DICT ||
+                      v.type == JINJA_STRING || v.type == JINJA_UNDEFINED,
+                  out);
 }
 
+/* Anything with len() and [], which Jinja's Undefined also has. */
 static bool t_sequence(jinja_ctx *ctx, jinja_value v, const jinja_args *args, bool *out)
 {
-    return answer(ctx, "sequence", args, v.type == JINJA_LIST || v.type == JINJA_TUPLE || v.type == JINJA_DICT || v.type == JINJA_STRING, out);
+    return answer(ctx, "sequence", args,
+                  v.type == JINJA_LIST || v.type == JINJA_TUPLE || v.type == JINJA_DICT ||
+                      v.type == JINJA_STRING || v.type == JINJA_UNDEFINED,
+                  out);
 }
 
 static bool t_callable(jinja_ctx *ctx, jinja_value v, const jinja_args *args, bool *out)
@@ -1375,8 +1384,8 @@ jinja_test_fn jinja_find_test(jinja_str name)
     return NULL;
 }
 
-bool jinja_apply_test_named(jinja_ctx *ctx, jinja_str name, jinja_value v,
-                            const jinja_args *args, bool *out)
+bool jinja_apply_test_named(jinja_ctx *ctx, jinja_str name, jinja_value v, const jinja_args *args,
+                            bool *out)
 {
     jinja_test_fn fn = jinja_find_test(name);
     if (fn == NULL)

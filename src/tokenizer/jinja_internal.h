@@ -23,14 +23,14 @@
 
 /* ---- Limits: a hostile template fails instead of hanging or crashing ---- */
 
-#define JINJA_MAX_PARSE_DEPTH 200          /* nested blocks / parentheses */
-#define JINJA_MAX_EVAL_DEPTH 1000          /* evaluator recursion, macro calls included */
-#define JINJA_MAX_VALUE_DEPTH 500          /* nesting of printed / compared values */
-#define JINJA_MAX_STEPS 1000000            /* loop iterations and macro calls per render */
-#define JINJA_MAX_WORK ((size_t)1 << 30)   /* bytes and items processed per render */
-#define JINJA_WORK_PER_ITEM 16             /* work units of one comparison of values */
-#define JINJA_MAX_OUTPUT ((size_t)64 << 20)   /* bytes of any one string */
-#define JINJA_MAX_MEMORY ((size_t)256 << 20)  /* bytes allocated per render */
+#define JINJA_MAX_PARSE_DEPTH 200            /* nested blocks / parentheses */
+#define JINJA_MAX_EVAL_DEPTH 1000            /* evaluator recursion, macro calls included */
+#define JINJA_MAX_VALUE_DEPTH 500            /* nesting of printed / compared values */
+#define JINJA_MAX_STEPS 1000000              /* loop iterations and macro calls per render */
+#define JINJA_MAX_WORK ((size_t)1 << 30)     /* bytes and items processed per render */
+#define JINJA_WORK_PER_ITEM 16               /* work units of one comparison of values */
+#define JINJA_MAX_OUTPUT ((size_t)64 << 20)  /* bytes of any one string */
+#define JINJA_MAX_MEMORY ((size_t)256 << 20) /* bytes allocated per render */
 
 /* ---- Strings ---- */
 
@@ -96,9 +96,9 @@ struct jinja_scope;
 
 typedef enum jinja_callable_kind {
     JINJA_FN_MACRO,
-    JINJA_FN_GLOBAL,  /* range, namespace, dict, raise_exception, strftime_now */
-    JINJA_FN_METHOD,  /* a method bound to self */
-    JINJA_FN_UNSAFE,  /* a mutating method the immutable sandbox refuses */
+    JINJA_FN_GLOBAL, /* range, namespace, dict, raise_exception, strftime_now */
+    JINJA_FN_METHOD, /* a method bound to self */
+    JINJA_FN_UNSAFE, /* a mutating method the immutable sandbox refuses */
 } jinja_callable_kind;
 
 struct jinja_callable {
@@ -145,7 +145,9 @@ typedef struct jinja_ctx {
     const struct jinja_node *at; /* node being evaluated, for error positions */
     int at_line, at_col;         /* position when no node applies (lexer, parser) */
 
-    jinja_sb *out; /* where {{ }} and text go */
+    jinja_sb *out;          /* where {{ }} and text go */
+    jinja_list *empty_list; /* shared by macro calls without extra arguments */
+    jinja_dict *empty_dict;
     size_t steps; /* loop iterations and macro calls */
     size_t work;  /* bytes and items processed, see jinja_charge */
     int depth;
@@ -213,7 +215,7 @@ jinja_value jinja_dict_value(jinja_dict *d);
 
 bool jinja_is_hashable(jinja_value v);
 bool jinja_truthy(jinja_value v);
-bool jinja_is_number(jinja_value v); /* bool, int or float, like Python's Number */
+bool jinja_is_number(jinja_value v);  /* bool, int or float, like Python's Number */
 bool jinja_is_integer(jinja_value v); /* bool or int: usable as an index */
 double jinja_as_double(jinja_value v);
 /* Python's type name ("str", "NoneType"), and Jinja's "dict object" form. */
@@ -240,7 +242,7 @@ bool jinja_length(jinja_ctx *ctx, jinja_value v, int64_t *len);
 bool jinja_from_json(jinja_ctx *ctx, const json_t *json, jinja_value *out, int depth);
 
 typedef struct jinja_json_style {
-    jinja_str indent;  /* ptr NULL: no indent */
+    jinja_str indent; /* ptr NULL: no indent */
     jinja_str item_sep;
     jinja_str key_sep;
     bool ensure_ascii;
@@ -272,7 +274,13 @@ bool jinja_is_digit(int32_t cp);
 bool jinja_is_decimal(int32_t cp);
 bool jinja_is_numeric(int32_t cp);
 
-typedef enum jinja_case { JINJA_UPPER, JINJA_LOWER, JINJA_TITLE, JINJA_CAPITALIZE, JINJA_SWAPCASE } jinja_case;
+typedef enum jinja_case {
+    JINJA_UPPER,
+    JINJA_LOWER,
+    JINJA_TITLE,
+    JINJA_CAPITALIZE,
+    JINJA_SWAPCASE
+} jinja_case;
 bool jinja_str_case(jinja_ctx *ctx, jinja_str s, jinja_case mode, jinja_value *out);
 /* Appends Python's full upper or lower case of one code point. */
 bool jinja_put_cased(jinja_ctx *ctx, jinja_sb *sb, int32_t cp, bool upper);
@@ -309,11 +317,11 @@ typedef enum jinja_token_kind {
 
 typedef struct jinja_token {
     jinja_token_kind kind;
-    jinja_str text;  /* TEXT content, NAME, OP; STRING: unescaped value */
+    jinja_str text; /* TEXT content, NAME, OP; STRING: unescaped value */
     int64_t i;
     double f;
     size_t offset; /* in the source */
-    int line, col;   /* filled in by the parser */
+    int line, col; /* filled in by the parser */
 } jinja_token;
 
 typedef struct jinja_tokens {
@@ -404,8 +412,9 @@ typedef struct jinja_node {
     /* LIST/TUPLE items, DICT key/value pairs, CALL/FILTER/TEST arguments,
      * COMPARE operands, MACRO defaults (NULL = none), WITH values */
     jinja_nodes args;
-    jinja_str *arg_names; /* keyword names of args (ptr NULL = positional); MACRO params; WITH names */
-    jinja_op *ops;        /* COMPARE */
+    jinja_str
+        *arg_names; /* keyword names of args (ptr NULL = positional); MACRO params; WITH names */
+    jinja_op *ops;  /* COMPARE */
     jinja_filter_fn filter;
     jinja_test_fn test;
     jinja_nodes body, else_body;
@@ -442,10 +451,10 @@ jinja_filter_fn jinja_find_filter(jinja_str name);
 jinja_test_fn jinja_find_test(jinja_str name);
 /* Runs a filter or test looked up by a name only known at run time
  * (map('upper'), select('odd')). */
-bool jinja_apply_filter_named(jinja_ctx *ctx, jinja_str name, jinja_value v,
-                              const jinja_args *args, jinja_value *out);
-bool jinja_apply_test_named(jinja_ctx *ctx, jinja_str name, jinja_value v,
-                            const jinja_args *args, bool *out);
+bool jinja_apply_filter_named(jinja_ctx *ctx, jinja_str name, jinja_value v, const jinja_args *args,
+                              jinja_value *out);
+bool jinja_apply_test_named(jinja_ctx *ctx, jinja_str name, jinja_value v, const jinja_args *args,
+                            bool *out);
 
 /* ---- jinja_methods.c ---- */
 

@@ -141,97 +141,84 @@ static int64_t jinja_read_hex(const char *s, size_t len, size_t *i, int digits)
     return v;
 }
 
+enum { JINJA_ESC_KEEP = -1, JINJA_ESC_BAD = -2, JINJA_ESC_SKIP = -3 };
+
+/* The code point of the escape whose letter is at s[*i], advancing *i past
+ * it: JINJA_ESC_KEEP for escapes Python leaves alone (backslash kept),
+ * JINJA_ESC_BAD for malformed \x \u \U, JINJA_ESC_SKIP for a line
+ * continuation. */
+static int64_t jinja_escape_value(const char *s, size_t len, size_t *i)
+{
+    static const struct {
+        char letter, value;
+    } simple[] = {{'\\', '\\'}, {'\'', '\''}, {'"', '"'},   {'a', '\a'}, {'b', '\b'},
+                  {'f', '\f'},   {'n', '\n'},   {'r', '\r'}, {'t', '\t'}, {'v', '\v'}};
+    char c = s[(*i)++];
+    if (c == '\n')
+        return JINJA_ESC_SKIP;
+    for (size_t k = 0; k < sizeof(simple) / sizeof(simple[0]); k++) {
+        if (simple[k].letter == c)
+            return (unsigned char)simple[k].value;
+    }
+    if (c == 'x' || c == 'u' || c == 'U') {
+        int64_t cp = jinja_read_hex(s, len, i, c == 'x' ? 2 : c == 'u' ? 4 : 8);
+        return cp < 0 || cp > 0x10FFFF ? JINJA_ESC_BAD : cp;
+    }
+    if (c < '0' || c > '7') {
+        (*i)--;
+        return JINJA_ESC_KEEP;
+    }
+    int64_t cp = c - '0';
+    for (int k = 0; k < 2 && *i < len && s[*i] >= '0' && s[*i] <= '7'; k++)
+        cp = cp * 8 + (s[(*i)++] - '0');
+    return cp;
+}
+
+/* Appends a code point, pairing UTF-16 surrogates; *high holds a pending
+ * high surrogate, and unpaired ones become U+FFFD. */
+static bool jinja_put_unescaped(jinja_ctx *ctx, jinja_sb *sb, int64_t cp, int32_t *high)
+{
+    if (cp >= 0xDC00 && cp <= 0xDFFF && *high != 0) {
+        cp = 0x10000 + ((*high - 0xD800) << 10) + (cp - 0xDC00);
+        *high = 0;
+    } else if (*high != 0) {
+        *high = 0;
+        if (!jinja_sb_put_codepoint(ctx, sb, 0xFFFD))
+            return false;
+    }
+    if (cp >= 0xD800 && cp <= 0xDBFF) {
+        *high = (int32_t)cp;
+        return true;
+    }
+    return cp < 0 || jinja_sb_put_codepoint(ctx, sb, (int32_t)cp);
+}
+
 /* Python's unicode-escape decoding of a string literal's body. */
 static bool jinja_unescape(jinja_lexer *lx, size_t offset, const char *s, size_t len,
                            jinja_str *out)
 {
     jinja_sb sb = {0};
-    int32_t high = 0; /* pending high surrogate */
+    int32_t high = 0;
     for (size_t i = 0; i < len;) {
-        if (s[i] != '\\' || i + 1 >= len) {
-            size_t start = i;
-            while (i < len && s[i] != '\\')
-                i++;
-            if (i == start)
-                i++;
-            if (high != 0 && !jinja_sb_put_codepoint(lx->ctx, &sb, 0xFFFD))
-                return false;
-            high = 0;
-            if (!jinja_sb_append(lx->ctx, &sb, s + start, i - start))
+        size_t start = i;
+        while (i < len && (s[i] != '\\' || i + 1 >= len))
+            i++;
+        if (i > start) {
+            if (!jinja_put_unescaped(lx->ctx, &sb, -1, &high) ||
+                !jinja_sb_append(lx->ctx, &sb, s + start, i - start))
                 return false;
             continue;
         }
-        char c = s[i + 1];
-        i += 2;
-        int64_t cp = -1;
-        switch (c) {
-        case '\n':
-            continue;
-        case '\\':
-        case '\'':
-        case '"':
-            cp = c;
-            break;
-        case 'a':
-            cp = 7;
-            break;
-        case 'b':
-            cp = 8;
-            break;
-        case 'f':
-            cp = 12;
-            break;
-        case 'n':
-            cp = 10;
-            break;
-        case 'r':
-            cp = 13;
-            break;
-        case 't':
-            cp = 9;
-            break;
-        case 'v':
-            cp = 11;
-            break;
-        case 'x':
-        case 'u':
-        case 'U':
-            cp = jinja_read_hex(s, len, &i, c == 'x' ? 2 : c == 'u' ? 4 : 8);
-            if (cp < 0 || cp > 0x10FFFF)
-                return jinja_lex_fail(lx, offset, "invalid \\", c == 'x'   ? "x escape in string"
-                                                                : c == 'u' ? "u escape in string"
-                                                                           : "U escape in string");
-            break;
-        default:
-            if (c >= '0' && c <= '7') {
-                cp = c - '0';
-                for (int k = 0; k < 2 && i < len && s[i] >= '0' && s[i] <= '7'; k++)
-                    cp = cp * 8 + (s[i++] - '0');
-            }
-            break;
-        }
-        if (cp < 0) { /* unknown escapes keep their backslash */
-            if (!jinja_sb_putc(lx->ctx, &sb, '\\'))
-                return false;
-            i--;
-            continue;
-        }
-        if (cp >= 0xD800 && cp <= 0xDBFF) {
-            if (high != 0 && !jinja_sb_put_codepoint(lx->ctx, &sb, 0xFFFD))
-                return false;
-            high = (int32_t)cp;
-            continue;
-        }
-        if (cp >= 0xDC00 && cp <= 0xDFFF && high != 0) {
-            cp = 0x10000 + ((high - 0xD800) << 10) + (cp - 0xDC00);
-        } else if (high != 0 && !jinja_sb_put_codepoint(lx->ctx, &sb, 0xFFFD)) {
+        i++; /* the backslash */
+        int64_t cp = jinja_escape_value(s, len, &i);
+        if (cp == JINJA_ESC_BAD)
+            return jinja_lex_fail(lx, offset, "invalid \\x, \\u or \\U escape in string", NULL);
+        if (cp == JINJA_ESC_KEEP && !jinja_sb_putc(lx->ctx, &sb, '\\'))
             return false;
-        }
-        high = 0;
-        if (!jinja_sb_put_codepoint(lx->ctx, &sb, (int32_t)cp))
+        if (cp >= 0 && !jinja_put_unescaped(lx->ctx, &sb, cp, &high))
             return false;
     }
-    if (high != 0 && !jinja_sb_put_codepoint(lx->ctx, &sb, 0xFFFD))
+    if (!jinja_put_unescaped(lx->ctx, &sb, -1, &high))
         return false;
     out->ptr = sb.data != NULL ? sb.data : "";
     out->len = sb.len;

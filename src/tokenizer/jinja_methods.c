@@ -29,19 +29,17 @@ static bool name_in(jinja_str name, const char *const *names)
 }
 
 static const char *const str_methods[] = {
-    "capitalize", "center",     "count",      "endswith",  "find",        "format",
-    "index",      "isalnum",    "isalpha",    "isdecimal", "isdigit",     "islower",
-    "isnumeric",  "isspace",    "isupper",    "join",      "ljust",       "lower",
-    "lstrip",     "partition",  "removeprefix", "removesuffix", "replace", "rfind",
-    "rindex",     "rjust",      "rpartition", "rsplit",    "rstrip",      "split",
-    "splitlines", "startswith", "strip",      "swapcase",  "title",       "upper",
-    "zfill",      NULL};
+    "capitalize",   "center",  "count",      "endswith",   "find",    "format",     "index",
+    "isalnum",      "isalpha", "isdecimal",  "isdigit",    "islower", "isnumeric",  "isspace",
+    "isupper",      "join",    "ljust",      "lower",      "lstrip",  "partition",  "removeprefix",
+    "removesuffix", "replace", "rfind",      "rindex",     "rjust",   "rpartition", "rsplit",
+    "rstrip",       "split",   "splitlines", "startswith", "strip",   "swapcase",   "title",
+    "upper",        "zfill",   NULL};
 static const char *const dict_methods[] = {"copy", "get", "items", "keys", "values", NULL};
-static const char *const dict_unsafe[] = {"clear",  "pop",    "popitem",
-                                          "setdefault", "update", NULL};
+static const char *const dict_unsafe[] = {"clear", "pop", "popitem", "setdefault", "update", NULL};
 static const char *const list_methods[] = {"copy", "count", "index", NULL};
-static const char *const list_unsafe[] = {"append", "clear",  "extend", "insert",
-                                          "pop",    "remove", "reverse", "sort", NULL};
+static const char *const list_unsafe[] = {"append", "clear",   "extend", "insert", "pop",
+                                          "remove", "reverse", "sort",   NULL};
 
 bool jinja_has_method(jinja_value v, jinja_str name, bool *unsafe)
 {
@@ -183,8 +181,9 @@ static bool m_replace(jinja_ctx *ctx, jinja_str s, const jinja_args *args, jinja
     jinja_value a[3] = {missing(), missing(), jinja_int(-1)};
     jinja_str old, new_;
     int64_t count;
-    if (!jinja_bind(ctx, "replace", params, 3, args, a) || !want_string(ctx, "replace", a[0], &old) ||
-        !want_string(ctx, "replace", a[1], &new_) || !want_int(ctx, "count", a[2], &count))
+    if (!jinja_bind(ctx, "replace", params, 3, args, a) ||
+        !want_string(ctx, "replace", a[0], &old) || !want_string(ctx, "replace", a[1], &new_) ||
+        !want_int(ctx, "count", a[2], &count))
         return false;
     return jinja_str_replace(ctx, s, old, new_, count, out);
 }
@@ -332,7 +331,8 @@ static bool m_partition(jinja_ctx *ctx, jinja_str s, bool right, const jinja_arg
     static const char *const params[] = {"sep"};
     jinja_value a[1] = {missing()};
     jinja_str sep;
-    if (!jinja_bind(ctx, "partition", params, 1, args, a) || !want_string(ctx, "partition", a[0], &sep))
+    if (!jinja_bind(ctx, "partition", params, 1, args, a) ||
+        !want_string(ctx, "partition", a[0], &sep))
         return false;
     if (sep.len == 0)
         return jinja_fail(ctx, "empty separator");
@@ -538,8 +538,8 @@ bool jinja_call_method(jinja_ctx *ctx, jinja_value self, jinja_str name, const j
 
 /* ---- Globals ---- */
 
-static const char *const global_names[] = {"range", "namespace", "dict", "raise_exception",
-                                           "strftime_now", NULL};
+static const char *const global_names[] = {"range",           "namespace",    "dict",
+                                           "raise_exception", "strftime_now", NULL};
 
 bool jinja_lookup_global(jinja_ctx *ctx, jinja_str name, jinja_value *out)
 {
@@ -756,7 +756,8 @@ static bool percent_number(jinja_ctx *ctx, const percent_spec *sp, jinja_value v
     if (sp->conv == 'd' || sp->conv == 'i' || sp->conv == 'x' || sp->conv == 'X' ||
         sp->conv == 'o') {
         double d = jinja_as_double(v);
-        long long i = v.type == JINJA_FLOAT ? (long long)trunc(d) : (long long)(v.type == JINJA_BOOL ? v.b : v.i);
+        long long i = v.type == JINJA_FLOAT ? (long long)trunc(d)
+                                            : (long long)(v.type == JINJA_BOOL ? v.b : v.i);
         char conv = sp->conv == 'i' ? 'd' : sp->conv;
         snprintf(fmt, sizeof(fmt), "%%%s*.*ll%c", sp->flags, conv);
         return jinja_sb_printf(ctx, sb, fmt, sp->width, sp->precision < 0 ? 1 : sp->precision, i);
@@ -770,8 +771,8 @@ static bool percent_one(jinja_ctx *ctx, const percent_spec *sp, jinja_value v, j
 {
     if (sp->conv == 's' || sp->conv == 'r') {
         jinja_sb text = {0};
-        bool ok = sp->conv == 'r' ? jinja_write_repr(ctx, &text, v, 0)
-                                  : jinja_write_str(ctx, &text, v);
+        bool ok =
+            sp->conv == 'r' ? jinja_write_repr(ctx, &text, v, 0) : jinja_write_str(ctx, &text, v);
         if (!ok)
             return false;
         size_t len = text.len;
@@ -868,7 +869,8 @@ bool jinja_percent_format(jinja_ctx *ctx, jinja_str fmt, jinja_value args, jinja
             return false;
         i = end - 1;
     }
-    if (is_tuple && next < args.list->len)
+    bool unused = is_tuple ? next < args.list->len : args.type != JINJA_DICT && next == 0;
+    if (unused)
         return jinja_fail(ctx, "not all arguments converted during string formatting");
     *out = jinja_sb_value(&sb);
     return true;

@@ -8,8 +8,8 @@
 
 static const char *op_symbol(jinja_op op)
 {
-    static const char *const symbols[] = {"+", "-",  "*", "/",  "//", "%",  "**", "==",
-                                          "!=", "<", "<=", ">", ">=", "in", "not in"};
+    static const char *const symbols[] = {
+        "+", "-", "*", "/", "//", "%", "**", "==", "!=", "<", "<=", ">", ">=", "in", "not in"};
     return symbols[op];
 }
 

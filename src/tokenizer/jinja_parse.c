@@ -349,8 +349,8 @@ static bool test_arg_follows(const jinja_token *t)
 {
     if (t->kind == JT_NAME)
         return !tok_is_name(t, "else") && !tok_is_name(t, "or") && !tok_is_name(t, "and");
-    return t->kind == JT_STRING || t->kind == JT_INT || t->kind == JT_FLOAT ||
-           tok_is_op(t, "(") || tok_is_op(t, "[") || tok_is_op(t, "{");
+    return t->kind == JT_STRING || t->kind == JT_INT || t->kind == JT_FLOAT || tok_is_op(t, "(") ||
+           tok_is_op(t, "[") || tok_is_op(t, "{");
 }
 
 static jinja_node *parse_test(jinja_parser *p, jinja_node *node)
@@ -747,8 +747,7 @@ static jinja_node *parse_expression(jinja_parser *p, bool with_condexpr)
 static bool tuple_end(const jinja_parser *p, const char *extra_end)
 {
     const jinja_token *t = cur(p);
-    if (t->kind == JT_VAR_END || t->kind == JT_BLOCK_END || t->kind == JT_EOF ||
-        tok_is_op(t, ")"))
+    if (t->kind == JT_VAR_END || t->kind == JT_BLOCK_END || t->kind == JT_EOF || tok_is_op(t, ")"))
         return true;
     return extra_end != NULL && tok_is_name(t, extra_end);
 }

@@ -156,22 +156,14 @@ typedef struct jinja_special_case {
 } jinja_special_case;
 
 static const jinja_special_case jinja_special_cases[] = {
-    {0x00DF, "SS", "Ss"},
-    {0x0149, "\u02BCN", "\u02BCN"},
-    {0x01F0, "J\u030C", "J\u030C"},
-    {0x0587, "\u0535\u0552", "\u0535\u0582"},
-    {0x1E96, "H\u0331", "H\u0331"},
-    {0x1E97, "T\u0308", "T\u0308"},
-    {0x1E98, "W\u030A", "W\u030A"},
-    {0x1E99, "Y\u030A", "Y\u030A"},
-    {0x1E9A, "A\u02BE", "A\u02BE"},
-    {0xFB00, "FF", "Ff"},
-    {0xFB01, "FI", "Fi"},
-    {0xFB02, "FL", "Fl"},
-    {0xFB03, "FFI", "Ffi"},
-    {0xFB04, "FFL", "Ffl"},
-    {0xFB05, "ST", "St"},
-    {0xFB06, "ST", "St"},
+    {0x00DF, "SS", "Ss"},           {0x0149, "\u02BCN", "\u02BCN"},
+    {0x01F0, "J\u030C", "J\u030C"}, {0x0587, "\u0535\u0552", "\u0535\u0582"},
+    {0x1E96, "H\u0331", "H\u0331"}, {0x1E97, "T\u0308", "T\u0308"},
+    {0x1E98, "W\u030A", "W\u030A"}, {0x1E99, "Y\u030A", "Y\u030A"},
+    {0x1E9A, "A\u02BE", "A\u02BE"}, {0xFB00, "FF", "Ff"},
+    {0xFB01, "FI", "Fi"},           {0xFB02, "FL", "Fl"},
+    {0xFB03, "FFI", "Ffi"},         {0xFB04, "FFL", "Ffl"},
+    {0xFB05, "ST", "St"},           {0xFB06, "ST", "St"},
 };
 
 static const jinja_special_case *jinja_special_case_of(int32_t cp)

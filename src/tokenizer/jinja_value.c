@@ -400,8 +400,8 @@ bool jinja_write_float(jinja_ctx *ctx, jinja_sb *sb, double f, bool json)
     if (isnan(f))
         return jinja_sb_puts(ctx, sb, json ? "NaN" : "nan");
     if (isinf(f))
-        return jinja_sb_puts(ctx, sb, f > 0 ? (json ? "Infinity" : "inf")
-                                            : (json ? "-Infinity" : "-inf"));
+        return jinja_sb_puts(ctx, sb,
+                             f > 0 ? (json ? "Infinity" : "inf") : (json ? "-Infinity" : "-inf"));
     char buf[40];
     for (int prec = 1; prec <= 17; prec++) {
         snprintf(buf, sizeof(buf), "%.*e", prec - 1, f);
@@ -738,8 +738,7 @@ static bool jinja_compare_depth(jinja_ctx *ctx, jinja_value a, jinja_value b, in
             if (!jinja_equals_depth(ctx, a.list->items[i], b.list->items[i], &eq, depth + 1))
                 return false;
             if (!eq)
-                return jinja_compare_depth(ctx, a.list->items[i], b.list->items[i], cmp,
-                                           depth + 1);
+                return jinja_compare_depth(ctx, a.list->items[i], b.list->items[i], cmp, depth + 1);
         }
         *cmp = a.list->len < b.list->len ? -1 : a.list->len > b.list->len;
         return true;

@@ -34,32 +34,33 @@ bool tok_tokens_push(tok_tokens *t, int32_t id, uint32_t start, uint32_t end)
 
 /* ---- vocabulary --------------------------------------------------------- */
 
-static ogi_status vocab_add(tok_model *m, const char *s, size_t n, json_int_t id)
+ogi_status tok_vocab_add(tok_model *m, const char *s, size_t n, long long id)
 {
     if (id < 0 || id >= TOK_MAX_ID)
-        return ogi_error(OGI_ERR_INVALID_MODEL, "tokenizer.json: model.vocab: id %lld out of range",
-                         (long long)id);
+        return ogi_error(OGI_ERR_INVALID_MODEL,
+                         "tokenizer.json: model.vocab: id %lld of token '%.*s' out of range", id,
+                         (int)(n > 64 ? 64 : n), s);
     long e = tok_map_put(&m->vocab, s, n, (int32_t)id);
     if (e < 0)
         return oom();
-    if ((size_t)id >= m->n_ids) {
-        size_t n_ids = (size_t)id + 1;
-        size_t cap = 1;
-        while (cap < n_ids)
+    if ((size_t)id >= m->id_cap) {
+        size_t cap = m->id_cap ? m->id_cap : 1024;
+        while (cap <= (size_t)id)
             cap *= 2;
         long *p = realloc(m->id_entry, cap * sizeof(long));
         if (!p)
             return oom();
-        for (size_t i = m->n_ids; i < cap; i++)
+        for (size_t i = m->id_cap; i < cap; i++)
             p[i] = -1;
         m->id_entry = p;
-        m->n_ids = n_ids;
+        m->id_cap = cap;
     }
+    if ((size_t)id >= m->n_ids)
+        m->n_ids = (size_t)id + 1;
     m->id_entry[id] = e;
     return OGI_OK;
 }
 
-/* The arrays above are grown in powers of two; n_ids is the used size. */
 static ogi_status vocab_parse_object(const json_t *vocab, tok_model *m)
 {
     if (!json_is_object(vocab))
@@ -73,7 +74,7 @@ static ogi_status vocab_parse_object(const json_t *vocab, tok_model *m)
         if (!json_is_integer(v))
             return ogi_error(OGI_ERR_INVALID_MODEL,
                              "tokenizer.json: model.vocab: id of '%s' is not an integer", key);
-        ogi_status st = vocab_add(m, key, strlen(key), json_integer_value(v));
+        ogi_status st = tok_vocab_add(m, key, strlen(key), json_integer_value(v));
         if (st != OGI_OK)
             return st;
     }
@@ -191,7 +192,7 @@ static ogi_status unigram_parse(const json_t *j, tok_model *m)
                              "tokenizer.json: Unigram model.vocab[%zu] must be [piece, score]", i);
         size_t len = json_string_length(piece);
         if (tok_model_token_to_id(m, json_string_value(piece), len) < 0) {
-            ogi_status st = vocab_add(m, json_string_value(piece), len, (json_int_t)i);
+            ogi_status st = tok_vocab_add(m, json_string_value(piece), len, (long long)i);
             if (st != OGI_OK)
                 return st;
         }
@@ -246,8 +247,8 @@ ogi_status tok_model_parse(const json_t *j, tok_model *m)
         const char *prefix = NULL;
         if (st == OGI_OK && wp)
             st = tok_json_string(j, "continuing_subword_prefix", "WordPiece", false, &prefix);
-        if (st == OGI_OK && wp && !(m->prefix = tok_strndup(prefix ? prefix : "##",
-                                                            strlen(prefix ? prefix : "##"))))
+        if (st == OGI_OK && wp &&
+            !(m->prefix = tok_strndup(prefix ? prefix : "##", strlen(prefix ? prefix : "##"))))
             st = oom();
         json_t *mx = json_object_get(j, "max_input_chars_per_word");
         m->max_input_chars = json_is_integer(mx) ? (size_t)json_integer_value(mx) : 100;
@@ -297,8 +298,44 @@ static void cache_reset(tok_cache *c)
         c->enabled = false;
 }
 
+static ogi_status tokenize_word(const tok_model *m, const char *s, size_t n, tok_cache *cache,
+                                tok_tokens *out);
+
+/* Cuts before each "▁" that follows another character (see
+ * cut_before_metaspace) and tokenizes the parts one by one. */
+static ogi_status tokenize_cut(const tok_model *m, const char *s, size_t n, tok_cache *cache,
+                               tok_tokens *out)
+{
+    static const char ms[] = "\xE2\x96\x81";
+    size_t start = 0;
+    for (size_t i = 3; i + 3 <= n; i++) {
+        if (memcmp(s + i, ms, 3) != 0 || memcmp(s + i - 3, ms, 3) == 0)
+            continue;
+        size_t first = out->n;
+        ogi_status st = tokenize_word(m, s + start, i - start, cache, out);
+        if (st != OGI_OK)
+            return st;
+        for (size_t k = first; k < out->n; k++)
+            out->v[k].start += (uint32_t)start, out->v[k].end += (uint32_t)start;
+        start = i;
+    }
+    size_t first = out->n;
+    ogi_status st = tokenize_word(m, s + start, n - start, cache, out);
+    for (size_t k = first; st == OGI_OK && k < out->n; k++)
+        out->v[k].start += (uint32_t)start, out->v[k].end += (uint32_t)start;
+    return st;
+}
+
 ogi_status tok_model_tokenize(const tok_model *m, const char *s, size_t n, tok_cache *cache,
                               tok_tokens *out)
+{
+    if (m->type == TOK_MODEL_BPE && m->cut_before_metaspace && n > 3)
+        return tokenize_cut(m, s, n, cache, out);
+    return tokenize_word(m, s, n, cache, out);
+}
+
+static ogi_status tokenize_word(const tok_model *m, const char *s, size_t n, tok_cache *cache,
+                                tok_tokens *out)
 {
     if (n == 0)
         return OGI_OK;

@@ -1,5 +1,6 @@
 /* Normalizers: Unicode normal forms (utf8proc), case, strip, replace,
  * prepend/append, BERT's cleaning, byte-level mapping; Sequence of them. */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <utf8proc.h>
@@ -29,9 +30,9 @@ struct tok_normalizer {
     tok_pattern pattern;
     char *content; /* Replace content, Prepend/Append text */
     size_t content_len;
-    bool left, right;                       /* Strip */
-    bool clean_text, chinese, lowercase;    /* BertNormalizer */
-    int strip_accents;                      /* -1: follow lowercase */
+    bool left, right;                    /* Strip */
+    bool clean_text, chinese, lowercase; /* BertNormalizer */
+    int strip_accents;                   /* -1: follow lowercase */
 };
 
 /* ---- Unicode normal forms ----------------------------------------------- */
@@ -146,12 +147,34 @@ static bool normalize_segments(tok_nstr *ns, utf8proc_option_t opt, const utf8pr
     return ok && at == whole_n;
 }
 
+/* True when s is already in the normal form: ASCII always is, and below
+ * U+0300 (where combining marks start) nothing composes, so NFC keeps it. */
+static bool quick_stable(const tok_nstr *ns, int form)
+{
+    uint32_t limit = form == NORM_NFC ? 0x300 : 0x80;
+    for (size_t i = 0, clen; i < ns->len; i += clen) {
+        if ((unsigned char)ns->s[i] < 0x80) {
+            clen = 1;
+            continue;
+        }
+        if (tok_utf8_decode(ns->s + i, ns->len - i, &clen) >= limit)
+            return false;
+    }
+    return true;
+}
+
+static bool same_cps(const tok_nstr *ns, const utf8proc_int32_t *cps, long k)
+{
+    long at = 0;
+    for (size_t i = 0, clen; i < ns->len; i += clen, at++)
+        if (at >= k || (utf8proc_int32_t)tok_utf8_decode(ns->s + i, ns->len - i, &clen) != cps[at])
+            return false;
+    return at == k;
+}
+
 ogi_status tok_unicode_normalize(tok_nstr *ns, int form)
 {
-    bool ascii = true;
-    for (size_t i = 0; i < ns->len && ascii; i++)
-        ascii = (unsigned char)ns->s[i] < 0x80;
-    if (ascii)
+    if (quick_stable(ns, form))
         return OGI_OK;
     utf8proc_option_t opt = form_options(form);
     utf8proc_int32_t *whole = NULL;
@@ -160,6 +183,10 @@ ogi_status tok_unicode_normalize(tok_nstr *ns, int form)
     if (k < 0) {
         free(whole);
         return ogi_error(OGI_ERR_RUNTIME, "tokenizer: Unicode normalization failed");
+    }
+    if (same_cps(ns, whole, k)) {
+        free(whole);
+        return OGI_OK;
     }
     tok_xform x;
     tok_xform_begin(&x, ns);
@@ -370,17 +397,52 @@ static ogi_status norm_bert(const tok_normalizer *n, tok_nstr *ns)
     return st;
 }
 
+static char enc[256][2];
+static uint8_t enc_len[256];
+static pthread_once_t byte_table_once = PTHREAD_ONCE_INIT;
+
+static void byte_table_build(void)
+{
+    for (int b = 0; b < 256; b++) {
+        char tmp[4];
+        enc_len[b] = (uint8_t)tok_utf8_encode(tok_byte_to_cp((uint8_t)b), tmp);
+        memcpy(enc[b], tmp, 2);
+    }
+}
+
+/* Every byte becomes its table character; all characters made from one
+ * source character share its alignment (what transform() would give for
+ * one replaced and n-1 inserted characters). Written directly: this runs on
+ * every byte of byte-level tokenizers' input. */
 ogi_status tok_bytelevel_map(tok_nstr *ns)
 {
-    tok_xform x;
-    tok_xform_begin(&x, ns);
-    for (size_t i = 0, clen; i < ns->len; i += clen) {
-        tok_utf8_decode(ns->s + i, ns->len - i, &clen);
-        tok_xform_replace(&x, tok_byte_to_cp((uint8_t)ns->s[i]));
-        for (size_t k = 1; k < clen; k++)
-            tok_xform_insert(&x, tok_byte_to_cp((uint8_t)ns->s[i + k]));
+    pthread_once(&byte_table_once, byte_table_build);
+    size_t out_len = 0;
+    for (size_t i = 0; i < ns->len; i++)
+        out_len += enc_len[(unsigned char)ns->s[i]];
+    char *s = malloc(out_len + 1);
+    tok_span *align = malloc((out_len ? out_len : 1) * sizeof(tok_span));
+    if (!s || !align) {
+        free(s);
+        free(align);
+        return ogi_error(OGI_ERR_OUT_OF_MEMORY, "tokenizer: out of memory");
     }
-    return xform_done(&x, ns);
+    size_t o = 0;
+    for (size_t i = 0; i < ns->len; i++) {
+        unsigned char b = (unsigned char)ns->s[i];
+        /* Bytes of one source character all carry its alignment. */
+        for (uint8_t k = 0; k < enc_len[b]; k++) {
+            s[o] = enc[b][k];
+            align[o++] = ns->align[i];
+        }
+    }
+    s[o] = '\0';
+    free(ns->s);
+    free(ns->align);
+    ns->s = s;
+    ns->align = align;
+    ns->len = out_len;
+    return OGI_OK;
 }
 
 ogi_status tok_normalizer_apply(const tok_normalizer *n, tok_nstr *ns)
@@ -483,9 +545,12 @@ static ogi_status parse_by_type(const json_t *j, const char *type, tok_normalize
         const char *name;
         norm_type type;
     } simple[] = {
-        {"NFC", NORM_NFC},           {"NFD", NORM_NFD},
-        {"NFKC", NORM_NFKC},         {"NFKD", NORM_NFKD},
-        {"Lowercase", NORM_LOWERCASE}, {"StripAccents", NORM_STRIP_ACCENTS},
+        {"NFC", NORM_NFC},
+        {"NFD", NORM_NFD},
+        {"NFKC", NORM_NFKC},
+        {"NFKD", NORM_NFKD},
+        {"Lowercase", NORM_LOWERCASE},
+        {"StripAccents", NORM_STRIP_ACCENTS},
         {"ByteLevel", NORM_BYTE_LEVEL},
     };
     for (size_t i = 0; i < sizeof(simple) / sizeof(simple[0]); i++) {
@@ -506,8 +571,8 @@ static ogi_status parse_by_type(const json_t *j, const char *type, tok_normalize
     }
     if (strcmp(type, "Replace") == 0) {
         n->type = NORM_REPLACE;
-        ogi_status st = tok_pattern_parse(json_object_get(j, "pattern"), "normalizer Replace",
-                                          &n->pattern);
+        ogi_status st =
+            tok_pattern_parse(json_object_get(j, "pattern"), "normalizer Replace", &n->pattern);
         return st != OGI_OK ? st : parse_content(j, "content", n);
     }
     if (strcmp(type, "Prepend") == 0 || strcmp(type, "Append") == 0) {

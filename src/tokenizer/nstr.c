@@ -229,8 +229,8 @@ static void split_plan(tok_matches *m, tok_split_behavior behavior)
     case TOK_SPLIT_MERGED_WITH_PREVIOUS:
         for (size_t i = 0; i < m->n; i++) {
             tok_match cur = m->v[i];
-            bool merge = behavior == TOK_SPLIT_CONTIGUOUS ? cur.is_match == prev
-                                                          : (cur.is_match && !prev);
+            bool merge =
+                behavior == TOK_SPLIT_CONTIGUOUS ? cur.is_match == prev : (cur.is_match && !prev);
             if (merge && w > 0)
                 m->v[w - 1].end = cur.end;
             else

@@ -129,9 +129,9 @@ static ogi_status metaspace_piece(const tok_pretokenizer *p, tok_nstr *ns, tok_p
             return oom();
     }
     bool starts = ns->len >= rep_len && memcmp(ns->s, rep, rep_len) == 0;
-    bool prepend = !starts && (p->scheme == TOK_PREPEND_ALWAYS ||
-                               (p->scheme == TOK_PREPEND_FIRST && ns->len &&
-                                ns->align[0].start == 0));
+    bool prepend =
+        !starts && (p->scheme == TOK_PREPEND_ALWAYS ||
+                    (p->scheme == TOK_PREPEND_FIRST && ns->len && ns->align[0].start == 0));
     if (prepend) {
         ogi_status st = tok_nstr_prepend(ns, rep, rep_len);
         if (st != OGI_OK)
@@ -251,8 +251,9 @@ static ogi_status parse_sequence(const json_t *j, tok_pretokenizer *p)
 {
     json_t *arr = json_object_get(j, "pretokenizers");
     if (!json_is_array(arr))
-        return ogi_error(OGI_ERR_INVALID_MODEL,
-                         "tokenizer.json: pre_tokenizer Sequence: 'pretokenizers' must be an array");
+        return ogi_error(
+            OGI_ERR_INVALID_MODEL,
+            "tokenizer.json: pre_tokenizer Sequence: 'pretokenizers' must be an array");
     p->children = calloc(json_array_size(arr) + 1, sizeof(*p->children));
     if (!p->children)
         return oom();
@@ -285,8 +286,8 @@ static ogi_status parse_metaspace(const json_t *j, tok_pretokenizer *p)
     p->split = tok_json_bool(j, "split", true);
     const char *scheme = json_string_value(json_object_get(j, "prepend_scheme"));
     if (!scheme) {
-        p->scheme = tok_json_bool(j, "add_prefix_space", true) ? TOK_PREPEND_ALWAYS
-                                                                : TOK_PREPEND_NEVER;
+        p->scheme =
+            tok_json_bool(j, "add_prefix_space", true) ? TOK_PREPEND_ALWAYS : TOK_PREPEND_NEVER;
     } else if (strcmp(scheme, "always") == 0) {
         p->scheme = TOK_PREPEND_ALWAYS;
     } else if (strcmp(scheme, "first") == 0) {
@@ -344,8 +345,7 @@ static ogi_status parse_by_type(const json_t *j, const char *type, tok_pretokeni
         p->type = PRE_PUNCTUATION;
         p->behavior = TOK_SPLIT_ISOLATED;
         json_t *b = json_object_get(j, "behavior");
-        return b ? tok_split_behavior_parse(b, "pre_tokenizer Punctuation", &p->behavior)
-                 : OGI_OK;
+        return b ? tok_split_behavior_parse(b, "pre_tokenizer Punctuation", &p->behavior) : OGI_OK;
     }
     if (strcmp(type, "Digits") == 0) {
         p->type = PRE_DIGITS;

@@ -252,15 +252,21 @@ typedef enum tok_model_type {
 
 typedef struct tok_model {
     tok_model_type type;
-    tok_map vocab;       /* token → id */
-    long *id_entry;      /* id → vocab entry, -1 when unused */
-    size_t n_ids;        /* max id + 1 */
-    int32_t unk_id;      /* -1 when none */
+    tok_map vocab;  /* token → id */
+    long *id_entry; /* id → vocab entry, -1 when unused */
+    size_t n_ids;   /* max id + 1 */
+    size_t id_cap;  /* allocated entries of id_entry */
+    int32_t unk_id; /* -1 when none */
     /* BPE */
     tok_pair_map merges;
     bool byte_fallback, fuse_unk, ignore_merges;
     char *prefix, *suffix; /* continuing_subword_prefix, end_of_word_suffix */
     int32_t byte_ids[256]; /* <0xXX> tokens, -1 when missing */
+    int32_t char_ids[512]; /* single-character tokens by code point, -1 */
+    /* No token holds U+2581 after another character, so a word can be cut
+     * before every "▁" that follows something else (SentencePiece vocabs
+     * without a pre-tokenizer would otherwise merge whole texts at once). */
+    bool cut_before_metaspace;
     /* WordPiece */
     size_t max_input_chars;
     /* Unigram */
@@ -290,6 +296,8 @@ typedef struct tok_cache {
 } tok_cache;
 
 void tok_cache_free(tok_cache *c);
+/* Adds token s[0..n) with the given id to the vocabulary. */
+ogi_status tok_vocab_add(tok_model *m, const char *s, size_t n, long long id);
 ogi_status tok_model_parse(const json_t *j, tok_model *m);
 void tok_model_free(tok_model *m);
 int32_t tok_model_token_to_id(const tok_model *m, const char *s, size_t n);
@@ -401,12 +409,12 @@ struct ogi_tokenizer {
 
 /* Encodes with an explicit pipeline; offsets are original byte offsets into
  * the UTF-8-sanitised text (which *clean receives when non-NULL). */
-ogi_status tok_encode(const ogi_tokenizer *tok, const tok_pipeline *pl, const char *text, size_t len,
-                      bool add_special_tokens, tok_encoding *out);
+ogi_status tok_encode(const ogi_tokenizer *tok, const tok_pipeline *pl, const char *text,
+                      size_t len, bool add_special_tokens, tok_encoding *out);
 /* Character offsets (as Python reports them) for ogi_tokenizer_encode. */
 ogi_status tok_encode_offsets(const ogi_tokenizer *tok, const char *text, size_t len,
-                              int add_special_tokens, int32_t **ids, size_t **starts,
-                              size_t **ends, size_t *n);
+                              int add_special_tokens, int32_t **ids, size_t **starts, size_t **ends,
+                              size_t *n);
 
 /* Length of the last piece ogi_decode_stream_push returned, which may
  * contain U+0000 (the public API hands out a C string). */

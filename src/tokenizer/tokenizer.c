@@ -104,8 +104,9 @@ static ogi_status hf_class_pipeline(ogi_tokenizer *tok, const json_t *cfg)
         return OGI_OK;
     bool prefix = tok_json_bool(cfg, "add_prefix_space", true);
     bool legacy = tok_json_bool(cfg, "legacy", false);
-    tok_prepend_scheme scheme =
-        !prefix ? TOK_PREPEND_NEVER : legacy ? TOK_PREPEND_ALWAYS : TOK_PREPEND_FIRST;
+    tok_prepend_scheme scheme = !prefix  ? TOK_PREPEND_NEVER
+                                : legacy ? TOK_PREPEND_ALWAYS
+                                         : TOK_PREPEND_FIRST;
     ogi_status st = tok_pretokenizer_metaspace(0x2581, scheme, false, &tok->hf_pretokenizer);
     if (st != OGI_OK)
         return st;
@@ -270,8 +271,8 @@ static ogi_status tokenize_pieces(const ogi_tokenizer *tok, const tok_pieces *pi
     return st;
 }
 
-ogi_status tok_encode(const ogi_tokenizer *tok, const tok_pipeline *pl, const char *text, size_t len,
-                      bool add_special_tokens, tok_encoding *out)
+ogi_status tok_encode(const ogi_tokenizer *tok, const tok_pipeline *pl, const char *text,
+                      size_t len, bool add_special_tokens, tok_encoding *out)
 {
     memset(out, 0, sizeof(*out));
     tok_buf clean = {0};
@@ -286,8 +287,9 @@ ogi_status tok_encode(const ogi_tokenizer *tok, const tok_pipeline *pl, const ch
     bool ok = len <= UINT32_MAX / 2 && tok_nstr_init(&all, text, len, 0);
     tok_buf_free(&clean);
     if (!ok)
-        return len > UINT32_MAX / 2 ? ogi_error(OGI_ERR_INVALID_ARGUMENT, "tokenizer: text too long")
-                                    : oom();
+        return len > UINT32_MAX / 2
+                   ? ogi_error(OGI_ERR_INVALID_ARGUMENT, "tokenizer: text too long")
+                   : oom();
     ogi_status st = extract_and_normalize(tok, pl, &all, &pieces);
     tok_nstr_free(&all);
     if (st == OGI_OK)
@@ -340,8 +342,8 @@ static size_t char_index(const char *s, size_t len, size_t byte)
 }
 
 ogi_status tok_encode_offsets(const ogi_tokenizer *tok, const char *text, size_t len,
-                              int add_special_tokens, int32_t **ids, size_t **starts,
-                              size_t **ends, size_t *n)
+                              int add_special_tokens, int32_t **ids, size_t **starts, size_t **ends,
+                              size_t *n)
 {
     tok_buf clean = {0};
     if (!tok_utf8_append_lossy(&clean, text, len))

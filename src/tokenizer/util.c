@@ -250,8 +250,8 @@ bool tok_is_alphanumeric(uint32_t cp)
     if (cp < 0x80)
         return (cp >= '0' && cp <= '9') || ((cp | 0x20) >= 'a' && (cp | 0x20) <= 'z');
     utf8proc_category_t c = utf8proc_category((utf8proc_int32_t)cp);
-    return (c >= UTF8PROC_CATEGORY_LU && c <= UTF8PROC_CATEGORY_LO) ||
-           c == UTF8PROC_CATEGORY_MC || tok_is_numeric(cp);
+    return (c >= UTF8PROC_CATEGORY_LU && c <= UTF8PROC_CATEGORY_LO) || c == UTF8PROC_CATEGORY_MC ||
+           tok_is_numeric(cp);
 }
 
 bool tok_is_punctuation(uint32_t cp)

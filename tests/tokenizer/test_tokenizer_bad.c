@@ -2,12 +2,14 @@
  * JSON, unknown component types (the error must name the type), invalid
  * UTF-8 (replaced, never a crash), empty input, out-of-range ids, and a
  * small hand-written tokenizer for the components the goldens do not use. */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "test_util.h"
+#include "tokenizer/tok.h"
 
 static int checks;
 static char dir[256];
@@ -38,11 +40,11 @@ static void expect_error(const char *json, ogi_status status, const char *needle
     ogi_tokenizer_free(tok);
 }
 
-#define TINY_VOCAB                                                                                \
-    "\"vocab\": {\"a\": 0, \"b\": 1, \"c\": 2, \"ab\": 3, \"abc\": 4, \"<unk>\": 5, \"▁\": 6, " \
+#define TINY_VOCAB                                                                                 \
+    "\"vocab\": {\"a\": 0, \"b\": 1, \"c\": 2, \"ab\": 3, \"abc\": 4, \"<unk>\": 5, \"▁\": 6, "  \
     "\"▁a\": 7, \"<0x41>\": 8}"
-#define TINY_BPE                                                                                  \
-    "{\"type\": \"BPE\", " TINY_VOCAB ", \"merges\": [\"a b\", [\"ab\", \"c\"], \"▁ a\"], "       \
+#define TINY_BPE                                                                                   \
+    "{\"type\": \"BPE\", " TINY_VOCAB ", \"merges\": [\"a b\", [\"ab\", \"c\"], \"▁ a\"], "      \
     "\"unk_token\": \"<unk>\", \"fuse_unk\": true, \"byte_fallback\": true}"
 
 static char *tiny(const char *normalizer, const char *pre, const char *post, const char *decoder)
@@ -64,9 +66,9 @@ static void test_malformed(void)
     expect_error("{\"model\": {\"type\": \"Foo\"}}", OGI_ERR_UNSUPPORTED, "'Foo'");
     expect_error(tiny("{\"type\": \"Bar\"}", "null", "null", "null"), OGI_ERR_UNSUPPORTED,
                  "normalizer type 'Bar'");
-    expect_error(tiny("{\"type\": \"Precompiled\", \"precompiled_charsmap\": \"\"}", "null",
-                      "null", "null"),
-                 OGI_ERR_UNSUPPORTED, "Precompiled");
+    expect_error(
+        tiny("{\"type\": \"Precompiled\", \"precompiled_charsmap\": \"\"}", "null", "null", "null"),
+        OGI_ERR_UNSUPPORTED, "Precompiled");
     expect_error(tiny("null", "{\"type\": \"Baz\"}", "null", "null"), OGI_ERR_UNSUPPORTED,
                  "pre_tokenizer type 'Baz'");
     expect_error(tiny("null", "null", "{\"type\": \"Qux\"}", "null"), OGI_ERR_UNSUPPORTED,
@@ -102,8 +104,7 @@ static void test_malformed(void)
 static void test_truncated(void)
 {
     char path[1024];
-    snprintf(path, sizeof(path), "%s/tokenizers/docstring-llama/tokenizer.json",
-             test_shared_dir());
+    snprintf(path, sizeof(path), "%s/tokenizers/docstring-llama/tokenizer.json", test_shared_dir());
     size_t size;
     char *full = test_read_file(path, &size);
     checks++;
@@ -116,8 +117,8 @@ static void test_truncated(void)
         ogi_tokenizer *tok;
         ogi_status st = open_json(full, NULL, &tok);
         checks++;
-        TEST_CHECK(st != OGI_OK && tok == NULL && ogi_last_error()[0],
-                   "truncated at %zu: got %s", cut, ogi_status_name(st));
+        TEST_CHECK(st != OGI_OK && tok == NULL && ogi_last_error()[0], "truncated at %zu: got %s",
+                   cut, ogi_status_name(st));
         ogi_tokenizer_free(tok);
         full[cut] = saved;
     }
@@ -175,7 +176,10 @@ static void test_tiny(void)
     expect_ids(tok, "", 0, 1, (const int32_t[]){5}, 1, "empty with special");
     expect_ids(tok, "   ", 3, 0, NULL, 0, "only spaces");
     /* Invalid UTF-8 becomes U+FFFD (unknown here), never a crash. */
-    expect_ids(tok, "a\xff\xfe" "b", 4, 0, (const int32_t[]){0, 5, 1}, 3, "invalid UTF-8");
+    expect_ids(tok,
+               "a\xff\xfe"
+               "b",
+               4, 0, (const int32_t[]){0, 5, 1}, 3, "invalid UTF-8");
     expect_ids(tok, "\xe2\x82", 2, 0, (const int32_t[]){5}, 1, "truncated sequence");
     expect_decode(tok, (const int32_t[]){0, 1, 8, 2}, 4, 0, "abAc", "byte fallback decode");
     expect_decode(tok, (const int32_t[]){0, 5, 1}, 3, 1, "ab", "skip special");
@@ -184,9 +188,8 @@ static void test_tiny(void)
     TEST_CHECK(ogi_tokenizer_token_to_id(tok, "abc") == 4 &&
                    ogi_tokenizer_token_to_id(tok, "zzz") == -1 &&
                    ogi_tokenizer_id_to_token(tok, 99) == NULL &&
-                   ogi_tokenizer_id_to_token(tok, -1) == NULL &&
-                   ogi_tokenizer_is_special(tok, 5) && !ogi_tokenizer_is_special(tok, 4) &&
-                   ogi_tokenizer_special_id(tok, "bos") == -1,
+                   ogi_tokenizer_id_to_token(tok, -1) == NULL && ogi_tokenizer_is_special(tok, 5) &&
+                   !ogi_tokenizer_is_special(tok, 4) && ogi_tokenizer_special_id(tok, "bos") == -1,
                "vocabulary queries");
     ogi_decode_stream *s;
     const char *piece;
@@ -289,6 +292,140 @@ static void test_config(void)
     unlink(cf);
 }
 
+/* Normalizers the goldens do not cover, on known inputs. */
+static void expect_normalized(const char *spec, const char *in, const char *want)
+{
+    json_t *j = json_loads(spec, 0, NULL);
+    tok_normalizer *n = NULL;
+    tok_nstr ns;
+    ogi_status st = tok_normalizer_parse(j, &n);
+    bool ok = st == OGI_OK && tok_nstr_init(&ns, in, strlen(in), 0);
+    if (ok)
+        st = tok_normalizer_apply(n, &ns);
+    checks++;
+    TEST_CHECK(ok && st == OGI_OK && ns.len == strlen(want) && memcmp(ns.s, want, ns.len) == 0,
+               "%s on '%s': got '%s' want '%s'", spec, in, ok ? ns.s : ogi_last_error(), want);
+    if (ok)
+        tok_nstr_free(&ns);
+    tok_normalizer_free(n);
+    json_decref(j);
+}
+
+static void test_normalizers(void)
+{
+    expect_normalized("{\"type\": \"NFKC\"}", "\xef\xac\x81 \xc2\xb2", "fi 2");
+    expect_normalized("{\"type\": \"NFD\"}", "\xc3\xa9", "e\xcc\x81");
+    expect_normalized("{\"type\": \"NFC\"}", "e\xcc\x81 \xe1\x84\x80\xe1\x85\xa1",
+                      "\xc3\xa9 \xea\xb0\x80");
+    expect_normalized("{\"type\": \"NFKD\"}", "\xef\xbc\xa6", "F");
+    expect_normalized("{\"type\": \"Lowercase\"}",
+                      "\xc3\x9c"
+                      "BER \xc4\xb0",
+                      "\xc3\xbc"
+                      "ber i\xcc\x87");
+    expect_normalized("{\"type\": \"Strip\", \"strip_left\": false, \"strip_right\": true}",
+                      "  a b  ", "  a b");
+    expect_normalized("{\"type\": \"StripAccents\"}", "e\xcc\x81", "e");
+    expect_normalized("{\"type\": \"Replace\", \"pattern\": {\"Regex\": \"\\\\s+\"}, "
+                      "\"content\": \"_\"}",
+                      "a  b\tc", "a_b_c");
+    expect_normalized("{\"type\": \"Sequence\", \"normalizers\": [{\"type\": \"Prepend\", "
+                      "\"prepend\": \">\"}, {\"type\": \"Append\", \"append\": \"<\"}]}",
+                      "x", ">x<");
+    expect_normalized("{\"type\": \"Prepend\", \"prepend\": \">\"}", "", "");
+    expect_normalized("{\"type\": \"BertNormalizer\", \"lowercase\": false}", "a\x01\t\xe4\xb8\xad",
+                      "a  \xe4\xb8\xad ");
+}
+
+/* Split behaviors on the reference's documentation example. */
+static void expect_split(const char *behavior, bool invert, const char *want)
+{
+    char spec[256];
+    snprintf(spec, sizeof(spec),
+             "{\"type\": \"Split\", \"pattern\": {\"String\": \"-\"}, \"behavior\": \"%s\", "
+             "\"invert\": %s}",
+             behavior, invert ? "true" : "false");
+    json_t *j = json_loads(spec, 0, NULL);
+    tok_pretokenizer *p = NULL;
+    tok_pieces pieces = {0};
+    tok_nstr ns;
+    const char *text = "the-final--countdown";
+    ogi_status st = tok_pretokenizer_parse(j, &p);
+    if (st == OGI_OK && tok_nstr_init(&ns, text, strlen(text), 0) &&
+        tok_pieces_push(&pieces, &ns, -1))
+        st = tok_pretokenizer_apply(p, &pieces);
+    char got[256] = "";
+    for (size_t i = 0; st == OGI_OK && i < pieces.n; i++)
+        snprintf(got + strlen(got), sizeof(got) - strlen(got), "%s%s", i ? "|" : "",
+                 pieces.v[i].ns.s);
+    checks++;
+    TEST_CHECK(st == OGI_OK && strcmp(got, want) == 0, "%s%s: got '%s' want '%s'", behavior,
+               invert ? " inverted" : "", got, want);
+    tok_pieces_free(&pieces);
+    tok_pretokenizer_free(p);
+    json_decref(j);
+}
+
+static void test_splits(void)
+{
+    expect_split("Removed", false, "the|final|countdown");
+    expect_split("Isolated", false, "the|-|final|-|-|countdown");
+    expect_split("MergedWithPrevious", false, "the-|final-|-|countdown");
+    expect_split("MergedWithNext", false, "the|-final|-|-countdown");
+    expect_split("Contiguous", false, "the|-|final|--|countdown");
+    expect_split("Removed", true, "-|-|-");
+}
+
+/* One tokenizer shared by threads that encode at once (it is read-only
+ * after loading; caches are per call). */
+typedef struct thread_job {
+    const ogi_tokenizer *tok;
+    const char *text;
+    size_t len, n;
+    int32_t *ids;
+} thread_job;
+
+static void *encode_job(void *arg)
+{
+    thread_job *j = arg;
+    for (int r = 0; r < 20; r++) {
+        ogi_free(j->ids);
+        if (ogi_tokenizer_encode(j->tok, j->text, j->len, 1, &j->ids, &j->n) != OGI_OK)
+            j->n = 0;
+    }
+    return NULL;
+}
+
+static void test_threads(void)
+{
+    char dir_path[1024];
+    snprintf(dir_path, sizeof(dir_path), "%s/tokenizers/qwen3", test_shared_dir());
+    ogi_tokenizer *tok;
+    checks++;
+    TEST_CHECK(ogi_tokenizer_open(dir_path, &tok) == OGI_OK, "%s", ogi_last_error());
+    if (!tok)
+        return;
+    const char *text = "Shared tokenizers, caf\xc3\xa9 \xe6\x97\xa5\xe6\x9c\xac <|im_end|> 12345 "
+                       "encode the same words again and again and again.";
+    thread_job jobs[4];
+    pthread_t th[4];
+    for (int i = 0; i < 4; i++) {
+        jobs[i] = (thread_job){tok, text, strlen(text), 0, NULL};
+        pthread_create(&th[i], NULL, encode_job, &jobs[i]);
+    }
+    for (int i = 0; i < 4; i++)
+        pthread_join(th[i], NULL);
+    for (int i = 1; i < 4; i++) {
+        checks++;
+        TEST_CHECK(jobs[i].n == jobs[0].n && jobs[0].n > 0 &&
+                       memcmp(jobs[i].ids, jobs[0].ids, jobs[0].n * sizeof(int32_t)) == 0,
+                   "thread %d encodes differently", i);
+    }
+    for (int i = 0; i < 4; i++)
+        ogi_free(jobs[i].ids);
+    ogi_tokenizer_free(tok);
+}
+
 int main(void)
 {
     snprintf(dir, sizeof(dir), "/tmp/ogi_tok_bad_XXXXXX");
@@ -306,6 +443,9 @@ int main(void)
     test_wordpiece();
     test_unigram();
     test_config();
+    test_normalizers();
+    test_splits();
+    test_threads();
     char path[300];
     snprintf(path, sizeof(path), "%s/tokenizer.json", dir);
     unlink(path);

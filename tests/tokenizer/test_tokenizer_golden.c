@@ -40,8 +40,8 @@ static field_stat stats[F_COUNT];
 static void stats_reset(void)
 {
     static const char *names[F_COUNT] = {
-        "encode_no_special", "encode_with_special", "offsets_no_special", "decode_with_special",
-        "decode_skip_special", "hf_encode", "chat_rendered", "chat_ids",
+        "encode_no_special",   "encode_with_special", "offsets_no_special", "decode_with_special",
+        "decode_skip_special", "hf_encode",           "chat_rendered",      "chat_ids",
         "stream_with_special", "stream_skip_special"};
     for (int i = 0; i < F_COUNT; i++)
         stats[i] = (field_stat){names[i], 0, 0};
@@ -97,11 +97,11 @@ static void check_encode(const char *name, const ogi_tokenizer *tok, const json_
         json_t *t = json_array_get(texts, i);
         int32_t *ids = NULL;
         size_t n = 0;
-        ogi_status st =
-            field == F_HF ? ogi_tokenizer_encode_hf(tok, json_string_value(t), json_string_length(t),
-                                                    &ids, &n)
-                          : ogi_tokenizer_encode(tok, json_string_value(t), json_string_length(t),
-                                                 add_special, &ids, &n);
+        ogi_status st = field == F_HF
+                            ? ogi_tokenizer_encode_hf(tok, json_string_value(t),
+                                                      json_string_length(t), &ids, &n)
+                            : ogi_tokenizer_encode(tok, json_string_value(t), json_string_length(t),
+                                                   add_special, &ids, &n);
         char detail[1024] = "";
         bool ok = st == OGI_OK && ids_equal(json_array_get(want, i), ids, n);
         if (!ok)
