@@ -265,11 +265,18 @@ typedef struct ogi_metrics {
     size_t generated_tokens;
 } ogi_metrics;
 
+typedef struct ogi_top_logprob {
+    int32_t token; /* -1 past the end of a small vocabulary */
+    float logprob;
+} ogi_top_logprob;
+
 typedef struct ogi_result {
     char *text;           /* generated text (UTF-8, NUL-terminated) */
     int32_t *ids;         /* generated ids, the EOS that ended generation included */
     size_t n_ids;
     float *logprobs;      /* log-probability of each generated id */
+    ogi_top_logprob *top_logprobs; /* n_ids x n_top, best first (config.logprobs) */
+    int n_top;
     ogi_finish_reason finish;
     ogi_metrics metrics;
 } ogi_result;
@@ -330,6 +337,9 @@ size_t ogi_generator_new_tokens(const ogi_generator *gen, size_t seq);
 const float *ogi_generator_logits(const ogi_generator *gen, size_t seq, size_t *vocab);
 /* Log-probability of each generated token of seq. */
 const float *ogi_generator_logprobs(const ogi_generator *gen, size_t seq, size_t *n);
+/* The config.logprobs best alternatives at each generated position of seq
+ * (n x config.logprobs entries, best first); NULL when not requested. */
+const ogi_top_logprob *ogi_generator_top_logprobs(const ogi_generator *gen, size_t seq, size_t *n);
 /* Forgets all but the first n tokens of a batch-1 generator, keeping the KV
  * cache of that prefix; generation then goes on from there. */
 ogi_status ogi_generator_rewind(ogi_generator *gen, size_t n);

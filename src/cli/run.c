@@ -281,14 +281,21 @@ static int32_t *run_parse_ids(const char *list, size_t *n)
 
 static void run_print_json(const ogi_result *r)
 {
-    json_t *ids = json_array(), *lps = json_array();
+    json_t *ids = json_array(), *lps = json_array(), *tops = json_array();
     for (size_t i = 0; i < r->n_ids; i++) {
         json_array_append_new(ids, json_integer(r->ids[i]));
         json_array_append_new(lps, json_real(r->logprobs[i]));
+        json_t *alts = json_array();
+        for (int k = 0; k < r->n_top; k++) {
+            const ogi_top_logprob *t = &r->top_logprobs[i * (size_t)r->n_top + (size_t)k];
+            json_array_append_new(alts, json_pack("{s:i, s:f}", "id", t->token, "logprob",
+                                                  (double)t->logprob));
+        }
+        json_array_append_new(tops, alts);
     }
     json_t *o = json_pack(
-        "{s:s, s:o, s:o, s:s, s:{s:f, s:f, s:f, s:f, s:I, s:I}}", "text", r->text, "ids", ids,
-        "logprobs", lps, "finish_reason", ogi_finish_reason_name(r->finish), "metrics", "load_s",
+        "{s:s, s:o, s:o, s:o, s:s, s:{s:f, s:f, s:f, s:f, s:I, s:I}}", "text", r->text, "ids",
+        ids, "logprobs", lps, "top_logprobs", tops, "finish_reason", ogi_finish_reason_name(r->finish), "metrics", "load_s",
         r->metrics.load_s, "ttft_s", r->metrics.ttft_s, "tpot_s", r->metrics.tpot_s,
         "tokens_per_s", r->metrics.tokens_per_s, "prompt_tokens",
         (json_int_t)r->metrics.prompt_tokens, "generated_tokens",

@@ -21,6 +21,7 @@ void ogi_result_clear(ogi_result *r)
     free(r->text);
     free(r->ids);
     free(r->logprobs);
+    free(r->top_logprobs);
     memset(r, 0, sizeof(*r));
 }
 
@@ -138,6 +139,17 @@ static ogi_status gen_fill_result(ogi_generator *g, gen_run_state *r, size_t n_p
     if (res->ids == NULL || res->logprobs == NULL)
         return ogi_error(OGI_ERR_OUT_OF_MEMORY, "out of memory");
     memcpy(res->ids, ids + n_prompt, res->n_ids * sizeof(int32_t));
+    size_t n_top;
+    const ogi_top_logprob *top = ogi_generator_top_logprobs(g, 0, &n_top);
+    if (top != NULL && r->cfg->logprobs > 0 && n_top >= res->n_ids) {
+        size_t count = res->n_ids * (size_t)r->cfg->logprobs;
+        res->top_logprobs = malloc((count + 1) * sizeof(*res->top_logprobs));
+        if (res->top_logprobs == NULL)
+            return ogi_error(OGI_ERR_OUT_OF_MEMORY, "out of memory");
+        memcpy(res->top_logprobs, top + (n_top - res->n_ids) * (size_t)r->cfg->logprobs,
+               count * sizeof(*top));
+        res->n_top = r->cfg->logprobs;
+    }
     memcpy(res->logprobs, lp, (n_lp < res->n_ids ? n_lp : res->n_ids) * sizeof(float));
     res->finish = r->finish;
     return OGI_OK;
@@ -168,10 +180,19 @@ ogi_status genai_run_loop(ogi_pipeline *pipe, ogi_generator *g, size_t n_prompt,
         size_t generated = ogi_generator_new_tokens(g, 0) - before;
         if (generated == 1)
             first = genai_now();
+        if (cfg->num_beams > 1)
+            continue; /* beams are reordered every step: the text comes at the end */
         bool stop;
         st = gen_on_token(&r, ids[n - 1], generated, &stop);
         if (st != OGI_OK || stop)
             break;
+    }
+    if (st == OGI_OK && cfg->num_beams > 1) {
+        size_t n;
+        const int32_t *ids = ogi_generator_ids(g, 0, &n);
+        bool stop = false;
+        for (size_t i = n_prompt; i < n && st == OGI_OK && !stop; i++)
+            st = gen_on_token(&r, ids[i], i - n_prompt + 1, &stop);
     }
     double end = genai_now();
     if (st == OGI_OK && r.finish == OGI_FINISH_NONE) {

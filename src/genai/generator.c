@@ -12,40 +12,15 @@
 #include "core/error.h"
 #include "core/tensor.h"
 #include "genai/genai.h"
+#include "genai/generator_internal.h"
 #include "genai/sampler.h"
-
-typedef struct gen_seq {
-    int32_t *ids;      /* prompt, appended and generated tokens */
-    size_t n, cap;
-    size_t in_cache;   /* tokens of ids already in the KV cache */
-    size_t n_prompt;   /* tokens before the first generated one */
-    size_t generated;
-    float *logprobs;   /* one per generated token */
-    uint8_t *mask;     /* attention mask of every cache position (pads are 0) */
-    bool done;
-    sampler *sampler;
-    float *logits;     /* last step's logits, before sampling */
-} gen_seq;
-
-struct ogi_generator {
-    ogi_pipeline *pipe;
-    ogi_generation_config cfg;
-    size_t batch;
-    gen_seq *seqs;
-    ogi_tensor **past; /* 2 per layer: key, value; NULL before the first step */
-    size_t cache_len;  /* positions in the cache, padding included */
-    size_t vocab;
-    size_t runs;
-    size_t tokens_computed;
-    bool score_only; /* a scoring window may reach one past the context */
-};
 
 static ogi_status gen_oom(void)
 {
     return ogi_error(OGI_ERR_OUT_OF_MEMORY, "out of memory in the generator");
 }
 
-static ogi_status gen_seq_reserve(gen_seq *s, size_t n)
+ogi_status gen_seq_reserve(gen_seq *s, size_t n)
 {
     if (n <= s->cap)
         return OGI_OK;
@@ -60,6 +35,12 @@ static ogi_status gen_seq_reserve(gen_seq *s, size_t n)
     if (lp == NULL)
         return gen_oom();
     s->logprobs = lp;
+    if (s->top_per_token > 0) {
+        ogi_top_logprob *top = realloc(s->top, cap * (size_t)s->top_per_token * sizeof(*top));
+        if (top == NULL)
+            return gen_oom();
+        s->top = top;
+    }
     s->cap = cap;
     return OGI_OK;
 }
@@ -74,8 +55,10 @@ ogi_status ogi_generator_create(ogi_pipeline *pipe, const ogi_generation_config 
     ogi_status st = genai_check_config(pipe, &cfg);
     if (st != OGI_OK)
         return st;
+    if (cfg.num_beams > 1 && batch != 1)
+        return ogi_error(OGI_ERR_UNSUPPORTED, "beam search runs one prompt at a time (batch 1)");
     if (cfg.num_beams > 1)
-        return ogi_error(OGI_ERR_UNSUPPORTED, "num_beams > 1 (beam search) is not supported yet");
+        batch = (size_t)cfg.num_beams; /* the batch holds the beams */
     ogi_generator *g = calloc(1, sizeof(*g));
     if (g == NULL)
         return gen_oom();
@@ -88,8 +71,12 @@ ogi_status ogi_generator_create(ogi_pipeline *pipe, const ogi_generation_config 
         ogi_generator_free(g);
         return gen_oom();
     }
-    for (size_t b = 0; b < batch && st == OGI_OK; b++)
+    for (size_t b = 0; b < batch && st == OGI_OK; b++) {
+        g->seqs[b].top_per_token = cfg.num_beams > 1 ? 0 : cfg.logprobs;
         st = sampler_create(&g->cfg, b, &g->seqs[b].sampler);
+    }
+    if (st == OGI_OK && cfg.num_beams > 1)
+        st = beam_create(g, &g->beams);
     if (st != OGI_OK) {
         ogi_generator_free(g);
         return st;
@@ -113,21 +100,37 @@ void ogi_generator_free(ogi_generator *g)
     for (size_t b = 0; g->seqs != NULL && b < g->batch; b++) {
         free(g->seqs[b].ids);
         free(g->seqs[b].logprobs);
+        free(g->seqs[b].top);
         free(g->seqs[b].mask);
         free(g->seqs[b].logits);
         sampler_free(g->seqs[b].sampler);
     }
     if (g->past != NULL)
         gen_free_past(g);
+    beam_free(g->beams);
     free(g->past);
     free(g->seqs);
     free(g);
 }
 
+static ogi_status gen_append_one(ogi_generator *g, size_t seq, const int32_t *ids, size_t n);
+
 ogi_status ogi_generator_append(ogi_generator *g, size_t seq, const int32_t *ids, size_t n)
 {
-    if (g == NULL || seq >= g->batch || (n > 0 && ids == NULL))
+    if (g == NULL || (n > 0 && ids == NULL) || seq >= (g->beams ? 1 : g->batch))
         return ogi_error(OGI_ERR_INVALID_ARGUMENT, "ogi_generator_append: no sequence %zu", seq);
+    if (g->beams == NULL)
+        return gen_append_one(g, seq, ids, n);
+    if (g->cache_len > 0)
+        return ogi_error(OGI_ERR_UNSUPPORTED, "beam search takes one prompt, appended once");
+    ogi_status st = OGI_OK;
+    for (size_t b = 0; b < g->batch && st == OGI_OK; b++) /* every beam starts as the prompt */
+        st = gen_append_one(g, b, ids, n);
+    return st;
+}
+
+static ogi_status gen_append_one(ogi_generator *g, size_t seq, const int32_t *ids, size_t n)
+{
     gen_seq *s = &g->seqs[seq];
     if (s->n + n > g->pipe->context + (g->score_only ? 1 : 0))
         return ogi_error(OGI_ERR_INVALID_ARGUMENT,
@@ -352,7 +355,7 @@ static ogi_status gen_run(ogi_generator *g, size_t len, ogi_tensor **full_logits
     return st;
 }
 
-static bool gen_is_eos(const ogi_generator *g, int32_t id)
+bool gen_is_eos(const ogi_generator *g, int32_t id)
 {
     for (int i = 0; i < g->cfg.n_eos_token_ids; i++)
         if (g->cfg.eos_token_ids[i] == id)
@@ -377,6 +380,8 @@ ogi_status ogi_generator_step(ogi_generator *g)
     if (ogi_generator_done(g))
         return ogi_error(OGI_ERR_INVALID_ARGUMENT, "the generator is done");
     ogi_status st = gen_run(g, len, NULL);
+    if (st == OGI_OK && g->beams != NULL)
+        return beam_step(g);
     for (size_t b = 0; b < g->batch && st == OGI_OK; b++) {
         gen_seq *q = &g->seqs[b];
         int32_t token = g->pipe->pad_id;
@@ -386,8 +391,14 @@ ogi_status ogi_generator_step(ogi_generator *g)
             if (work == NULL)
                 return gen_oom();
             memcpy(work, q->logits, g->vocab * sizeof(float));
+            if ((st = gen_seq_reserve(q, q->n + 1)) != OGI_OK) {
+                free(work);
+                return st;
+            }
+            sampler_logprob *top =
+                q->top_per_token > 0 ? q->top + q->generated * (size_t)q->top_per_token : NULL;
             st = sampler_next(q->sampler, work, g->vocab, q->ids, q->n, q->n_prompt, &token, &lp,
-                              NULL);
+                              top);
             free(work);
             if (st != OGI_OK)
                 return st;
@@ -443,6 +454,12 @@ const float *ogi_generator_logits(const ogi_generator *g, size_t seq, size_t *vo
     return seq < g->batch ? g->seqs[seq].logits : NULL;
 }
 
+const ogi_top_logprob *ogi_generator_top_logprobs(const ogi_generator *g, size_t seq, size_t *n)
+{
+    *n = seq < g->batch ? g->seqs[seq].generated : 0;
+    return seq < g->batch && g->seqs[seq].top_per_token > 0 ? g->seqs[seq].top : NULL;
+}
+
 const float *ogi_generator_logprobs(const ogi_generator *g, size_t seq, size_t *n)
 {
     *n = seq < g->batch ? g->seqs[seq].generated : 0;
@@ -495,7 +512,7 @@ static ogi_status gen_truncate(ogi_tensor **t, size_t keep)
 
 ogi_status ogi_generator_rewind(ogi_generator *g, size_t n)
 {
-    if (g == NULL || g->batch != 1)
+    if (g == NULL || g->batch != 1 || g->beams != NULL)
         return ogi_error(OGI_ERR_UNSUPPORTED, "rewind works on a batch of one sequence");
     gen_seq *q = &g->seqs[0];
     if (n == 0 || n > q->n)

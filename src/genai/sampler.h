@@ -19,10 +19,7 @@ ogi_status sampler_create(const ogi_generation_config *cfg, uint64_t stream, sam
 void sampler_free(sampler *s);
 
 /* The top log-probabilities of a chosen token's step. */
-typedef struct sampler_logprob {
-    int32_t token;
-    float logprob;
-} sampler_logprob;
+typedef ogi_top_logprob sampler_logprob;
 
 /* Picks the next token from logits (vocab entries, modified in place by the
  * processors). history holds the sequence so far (prompt then generated ids,

@@ -353,6 +353,71 @@ done:
     ogi_pipeline_free(p2);
 }
 
+/* Beam search: one beam is greedy; with four, the log-probabilities the
+ * search reports (through reordered KV caches) are those of a fresh scoring
+ * pass over the final sequence, and the best hypothesis scores at least as
+ * well as the other returned ones. */
+static void test_beam_search(void)
+{
+    char dir[4096];
+    snprintf(dir, sizeof(dir), "%s/models/docstring-llama/onnx-dynamo-op23", test_shared_dir());
+    ogi_pipeline *p = open_model(dir, 0);
+    if (p == NULL)
+        return;
+    int32_t *prompt;
+    size_t np;
+    ogi_tokenizer_encode(ogi_pipeline_tokenizer(p), "Return the number of", 20, 0, &prompt, &np);
+    ogi_generation_config cfg = greedy(p, 20);
+    cfg.n_eos_token_ids = 0;
+    ogi_result g1, b1;
+    ogi_status st = ogi_generate_ids(p, prompt, np, &cfg, NULL, NULL, &g1);
+    cfg.num_beams = 1;
+    if (st == OGI_OK)
+        st = ogi_generate_ids(p, prompt, np, &cfg, NULL, NULL, &b1);
+    TEST_CHECK(st == OGI_OK && same_ids(g1.ids, g1.n_ids, b1.ids, b1.n_ids),
+               "one beam differs from greedy");
+    checks++;
+    cfg.num_beams = 4;
+    cfg.num_return_sequences = 4;
+    cfg.length_penalty = 1.0f;
+    ogi_generator *gen = NULL;
+    if (st == OGI_OK)
+        st = ogi_generator_create(p, &cfg, 1, &gen);
+    if (st == OGI_OK)
+        st = ogi_generator_append(gen, 0, prompt, np);
+    while (st == OGI_OK && !ogi_generator_done(gen))
+        st = ogi_generator_step(gen);
+    TEST_CHECK(st == OGI_OK, "beam search: %s", ogi_last_error());
+    checks++;
+    double best = 0;
+    for (size_t r = 0; r < 4 && st == OGI_OK; r++) {
+        size_t n, n_lp;
+        const int32_t *ids = ogi_generator_ids(gen, r, &n);
+        const float *lp = ogi_generator_logprobs(gen, r, &n_lp);
+        double reported = 0, ce_all = 0, ce_prompt = 0;
+        for (size_t i = 0; i < n_lp; i++)
+            reported += lp[i];
+        st = ogi_pipeline_score(p, ids, n, &ce_all);
+        if (st == OGI_OK)
+            st = ogi_pipeline_score(p, prompt, np, &ce_prompt);
+        double rescored = -(ce_all * (double)(n - 1) - ce_prompt * (double)(np - 1));
+        TEST_CHECK(st == OGI_OK && n_lp == 20 && fabs(reported - rescored) < 1e-3,
+                   "hypothesis %zu: reported log-prob %.5f, rescored %.5f", r, reported,
+                   rescored);
+        TEST_CHECK(r == 0 || reported <= best + 1e-6, "hypothesis %zu beats the best", r);
+        checks += 2;
+        if (r == 0) {
+            best = reported;
+            printf("beam search (4 beams): best log-prob %.4f\n", reported);
+        }
+    }
+    ogi_generator_free(gen);
+    ogi_result_clear(&g1);
+    ogi_result_clear(&b1);
+    ogi_free(prompt);
+    ogi_pipeline_free(p);
+}
+
 static void test_chat(void)
 {
     char dir[4096];
@@ -429,6 +494,7 @@ int main(void)
     test_perplexity("onnx-dynamo-op23");
     test_perplexity("onnx-legacy-op17");
     test_generator_behaviour();
+    test_beam_search();
     test_chat();
     test_bad_dirs();
     return test_finish("test_pipeline", checks);
