@@ -205,6 +205,10 @@ typedef struct ogi_pipeline_options {
     int threads;           /* 0 = one per core */
     size_t kv_cache_bytes; /* KV cache budget per generator; 0 = 1 GiB */
     int progress;          /* print load progress to stderr */
+    /* Native backend: turn a concat-style KV cache (present = past ++ new)
+     * into fixed buffers allocated once per generator and updated in place
+     * (1, the default), or feed each run's presents back as past (0). */
+    int static_kv_cache;
     /* ONNX Runtime only: */
     const char *ort_library;   /* libonnxruntime.so path; NULL: $OGI_ORT_LIBRARY, then deps/ */
     int graph_optimization;    /* 0 disable, 1 basic, 2 extended, 99 all (default 99) */
@@ -233,6 +237,9 @@ const ogi_tokenizer *ogi_pipeline_tokenizer(const ogi_pipeline *pipe);
 /* Tokens of context the model supports (max_position_embeddings). */
 size_t ogi_pipeline_context_length(const ogi_pipeline *pipe);
 double ogi_pipeline_load_seconds(const ogi_pipeline *pipe);
+/* 1 when generators of this pipeline keep the KV cache in fixed buffers
+ * updated in place (see ogi_pipeline_options.static_kv_cache). */
+int ogi_pipeline_static_kv_cache(const ogi_pipeline *pipe);
 
 typedef enum ogi_finish_reason {
     OGI_FINISH_NONE = 0,

@@ -12,9 +12,10 @@
  *          dlopen from deps/onnxruntime/lib/libonnxruntime.so.1 or
  *          $OGI_ORT_LIBRARY; skipped when missing
  *
- * ogi and ORT both use 2 threads (--threads N changes it). fast/ORT compares
- * the op column (session against session); |op-ORT| is the largest output
- * difference. */
+ * Each figure is the best of the runs made in about a second. ogi and ORT
+ * both use 2 threads (--threads N changes it; --row K runs one row).
+ * fast/ORT compares the op column (session against session); |op-ORT| is the
+ * largest output difference. */
 #include <dlfcn.h>
 #include <math.h>
 #include <stdbool.h>
@@ -60,36 +61,30 @@ static double bench_now(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-static int bench_cmp(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-/* Median seconds per call of fn over about `budget` seconds (at least 3
- * calls after a warm-up, unless one call already exceeds the budget). */
+/* The fastest of the calls of fn made over about `budget` seconds (at least
+ * 3 after a warm-up, unless one call already exceeds the budget): on a
+ * shared machine the best time is the one least disturbed by others. */
 static double bench_time(bench_fn fn, void *arg, double budget)
 {
-    double times[BENCH_MAX_RUNS], spent = 0.0;
     double t0 = bench_now();
     fn(arg);
-    double first = bench_now() - t0;
+    const double first = bench_now() - t0;
     if (first > budget)
         return first;
-    int n = 0;
-    while (n < BENCH_MAX_RUNS && (spent < budget || n < 3)) {
+    double best = first, spent = 0.0;
+    for (int n = 0; n < BENCH_MAX_RUNS && (spent < budget || n < 3); n++) {
         t0 = bench_now();
         fn(arg);
-        times[n] = bench_now() - t0;
-        spent += times[n++];
+        const double t = bench_now() - t0;
+        best = t < best ? t : best;
+        spent += t;
     }
-    qsort(times, (size_t)n, sizeof(double), bench_cmp);
-    return times[n / 2];
+    return best;
 }
 
 static float *bench_random(int64_t n, uint64_t *seed)
 {
-    float *x = malloc(sizeof(float) * (size_t)n);
+    float *x = calloc((size_t)n, sizeof(float));
     if (x == NULL)
         abort();
     for (int64_t i = 0; i < n; i++) {
@@ -228,8 +223,9 @@ static void bench_model(const bench_shape *s, pbw *out)
 typedef struct bench_session {
     ogi_session *s;
     ogi_tensor *in[3];
-    float *y; /* a copy of the last output */
+    float *y; /* a copy of the output when keep (outside the timed runs) */
     size_t y_bytes;
+    bool keep;
 } bench_session;
 
 static void bench_session_run(void *arg)
@@ -242,7 +238,8 @@ static void bench_session_run(void *arg)
         fprintf(stderr, "ogi: %s\n", ogi_last_error());
         abort();
     }
-    memcpy(b->y, ogi_tensor_data(y), b->y_bytes);
+    if (b->keep)
+        memcpy(b->y, ogi_tensor_data(y), b->y_bytes);
     ogi_tensor_free(y);
 }
 
@@ -276,6 +273,8 @@ static double bench_session_seconds(const bench_inputs *in, const pbw *model, in
     b.y = y;
     b.y_bytes = sizeof(float) * BENCH_Q_HEADS * (size_t)(in->shape->q_len * BENCH_DIM);
     double seconds = bench_time(bench_session_run, &b, 1.0);
+    b.keep = true;
+    bench_session_run(&b);
     for (int i = 0; i < 3; i++)
         ogi_tensor_free(b.in[i]);
     ogi_session_free(b.s);
@@ -291,8 +290,9 @@ typedef struct bench_ort {
     OrtEnv *env;
     OrtSession *session;
     OrtValue *in[3];
-    float *y;
+    float *y; /* a copy of the output when keep (outside the timed runs) */
     size_t y_bytes;
+    bool keep;
 } bench_ort;
 
 static const OrtApi *bench_ort_api(void)
@@ -333,7 +333,8 @@ static void bench_ort_run(void *arg)
     float *data = NULL;
     if (!bench_ort_ok(o->api, o->api->GetTensorMutableData(y, (void **)&data)))
         abort();
-    memcpy(o->y, data, o->y_bytes);
+    if (o->keep)
+        memcpy(o->y, data, o->y_bytes);
     o->api->ReleaseValue(y);
 }
 
@@ -356,13 +357,14 @@ static bool bench_ort_session(bench_ort *o, const pbw *model, int threads)
 static double bench_ort_seconds(const OrtApi *api, const bench_inputs *in, const pbw *model,
                                 int threads, float *y)
 {
-    bench_ort o = {api, NULL, NULL, {NULL}, y, 0};
+    bench_ort o = {.api = api, .y = y};
     o.y_bytes = sizeof(float) * BENCH_Q_HEADS * (size_t)(in->shape->q_len * BENCH_DIM);
     OrtMemoryInfo *mem = NULL;
     double seconds = -1.0;
     const size_t q_bytes = o.y_bytes;
     const size_t kv_bytes = sizeof(float) * BENCH_KV_HEADS * (size_t)(in->shape->total * BENCH_DIM);
-    if (bench_ort_ok(api, api->CreateEnv(ORT_LOGGING_LEVEL_ERROR, "bench", &o.env)) &&
+    const bool ready =
+        bench_ort_ok(api, api->CreateEnv(ORT_LOGGING_LEVEL_ERROR, "bench", &o.env)) &&
         bench_ort_session(&o, model, threads) &&
         bench_ort_ok(api, api->CreateCpuMemoryInfo(OrtArenaAllocator, OrtMemTypeDefault, &mem)) &&
         bench_ort_ok(api, api->CreateTensorWithDataAsOrtValue(mem, in->q, q_bytes, in->q_dims, 4,
@@ -373,8 +375,12 @@ static double bench_ort_seconds(const OrtApi *api, const bench_inputs *in, const
                                                               &o.in[1])) &&
         bench_ort_ok(api, api->CreateTensorWithDataAsOrtValue(mem, in->v, kv_bytes, in->kv_dims, 4,
                                                               ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT,
-                                                              &o.in[2])))
+                                                              &o.in[2]));
+    if (ready) {
         seconds = bench_time(bench_ort_run, &o, 1.0);
+        o.keep = true;
+        bench_ort_run(&o);
+    }
     for (int i = 0; i < 3; i++)
         if (o.in[i] != NULL)
             api->ReleaseValue(o.in[i]);
@@ -410,8 +416,8 @@ static void bench_row(const bench_shape *s, threadpool *pool, int threads, const
     in.q = bench_random(BENCH_Q_HEADS * q * d, &seed);
     in.k = bench_random(BENCH_KV_HEADS * t * d, &seed);
     in.v = bench_random(BENCH_KV_HEADS * t * d, &seed);
-    float *y_fast = malloc(sizeof(float) * (size_t)ny), *y_op = malloc(sizeof(float) * (size_t)ny);
-    float *y_ort = malloc(sizeof(float) * (size_t)ny);
+    float *y_fast = calloc((size_t)ny, sizeof(float)), *y_op = calloc((size_t)ny, sizeof(float));
+    float *y_ort = calloc((size_t)ny, sizeof(float));
     if (y_fast == NULL || y_op == NULL || y_ort == NULL)
         abort();
     const double gflop = 4.0 * BENCH_Q_HEADS * (double)q * (double)t * d * 1e-9;
@@ -452,12 +458,15 @@ static void bench_row(const bench_shape *s, threadpool *pool, int threads, const
 
 int main(int argc, char **argv)
 {
-    int threads = 2;
+    int threads = 2, only = -1;
+    const int n_shapes = (int)(sizeof(bench_shapes) / sizeof(bench_shapes[0]));
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc)
             threads = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--row") == 0 && i + 1 < argc)
+            only = atoi(argv[++i]);
         else {
-            fprintf(stderr, "usage: %s [--threads N]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--threads N] [--row 0..%d]\n", argv[0], n_shapes - 1);
             return 2;
         }
     }
@@ -478,8 +487,9 @@ int main(int argc, char **argv)
                                                          : "scalar");
     printf("%-34s %9s %8s %8s %8s %9s %8s %9s\n", "GFLOP/s", "ref", "fast", "op", "ORT", "fast/ref",
            "fast/ORT", "|op-ORT|");
-    for (size_t i = 0; i < sizeof(bench_shapes) / sizeof(bench_shapes[0]); i++)
-        bench_row(&bench_shapes[i], pool, threads, ort_api);
+    for (int i = 0; i < n_shapes; i++)
+        if (only < 0 || only == i)
+            bench_row(&bench_shapes[i], pool, threads, ort_api);
     printf("* the reference timed on one KV group (4 of the 32 query heads)\n"
            "fast/ORT: the op column (an ogi session) against ORT's Run\n");
     threadpool_free(pool);

@@ -16,6 +16,7 @@ typedef struct backend_options {
     int graph_optimization;     /* ONNX Runtime level 0-99; ignored by native */
     const char *library_path;   /* ONNX Runtime shared library; NULL: search */
     const char *providers;      /* execution providers, comma-separated ("cuda,cpu") */
+    int static_kv;              /* ask for a static, in-place KV cache (native only) */
 } backend_options;
 
 typedef struct backend_vtable {
@@ -36,6 +37,10 @@ typedef struct backend_vtable {
     ogi_status (*run)(backend_session *s, size_t n_in, const char *const *in_names,
                       const ogi_tensor *const *inputs, size_t n_out, const char *const *out_names,
                       ogi_tensor **outputs);
+    /* 1 when the session's past inputs are fixed-size caches that the run
+     * updates in place (present bound to past); 0 for concat-style graphs.
+     * May be NULL (0). */
+    int (*static_kv)(const backend_session *s);
 } backend_vtable;
 
 /* The backend called name ("native", "ort"), or NULL. */

@@ -196,6 +196,8 @@ static ogi_status ort_provider_parse(char *spec, ort_provider *p)
     return OGI_OK;
 }
 
+/* ORT may list CUDA among its providers and still fail to load it (the
+ * provider libraries or CUDA itself missing): that is "not available" too. */
 static ogi_status ort_append_cuda(const ort_runtime *rt, OrtSessionOptions *so,
                                   const ort_provider *p)
 {
@@ -203,15 +205,26 @@ static ogi_status ort_append_cuda(const ort_runtime *rt, OrtSessionOptions *so,
     if (st != OGI_OK)
         return st;
     OrtCUDAProviderOptionsV2 *cuda = NULL;
-    st = ort_check(rt, rt->api->CreateCUDAProviderOptions(&cuda), ORT_PHASE_OPEN,
-                   "execution provider 'cuda'");
-    if (st == OGI_OK && p->n_options > 0)
+    st = ort_check(rt, rt->api->CreateCUDAProviderOptions(&cuda), ORT_PHASE_OPEN, "cuda");
+    bool bad_option = false;
+    if (st == OGI_OK && p->n_options > 0) {
         st = ort_check(rt,
                        rt->api->UpdateCUDAProviderOptions(cuda, p->keys, p->values, p->n_options),
-                       ORT_PHASE_OPEN, "execution provider 'cuda'");
+                       ORT_PHASE_OPEN, "cuda");
+        bad_option = st == OGI_ERR_INVALID_ARGUMENT;
+    }
     if (st == OGI_OK)
         st = ort_check(rt, rt->api->SessionOptionsAppendExecutionProvider_CUDA_V2(so, cuda),
-                       ORT_PHASE_OPEN, "execution provider 'cuda'");
+                       ORT_PHASE_OPEN, "cuda");
+    if (st != OGI_OK) {
+        char why[512];
+        snprintf(why, sizeof(why), "%s", ogi_last_error() + strlen("cuda: "));
+        st = bad_option ? ogi_error(st, "execution provider 'cuda': bad option: %s", why)
+                        : ogi_error(OGI_ERR_NOT_FOUND,
+                                    "execution provider 'cuda' is not available in the ONNX "
+                                    "Runtime at %s: %s",
+                                    rt->path, why);
+    }
     if (cuda != NULL)
         rt->api->ReleaseCUDAProviderOptions(cuda);
     return st;

@@ -17,8 +17,9 @@
  * does not support dlclose), with one OrtEnv for every session: a
  * registry-like global filled on first use under a lock.
  *
- * $OGI_ORT_LOG_LEVEL (0 verbose ... 4 fatal, default 3 error) sets ORT's own
- * logging to stderr; ogi reports every failure itself, so ORT stays quiet. */
+ * $OGI_ORT_LOG_LEVEL (0 verbose ... 4 fatal, the default) sets ORT's own
+ * logging to stderr; ogi reports every failure itself, so by default ORT
+ * stays quiet. */
 #include "backends/ort_runtime.h"
 
 #ifndef OGI_HAVE_ORT_HEADERS
@@ -52,13 +53,13 @@ bool ort_runtime_built(void)
     return true;
 }
 
-/* ORT's log level: $OGI_ORT_LOG_LEVEL when it is a digit 0-4, else error. */
+/* ORT's log level: $OGI_ORT_LOG_LEVEL when it is a digit 0-4, else fatal. */
 static OrtLoggingLevel ort_log_level(void)
 {
     const char *s = getenv("OGI_ORT_LOG_LEVEL");
     if (s != NULL && s[0] >= '0' && s[0] <= '4' && s[1] == '\0')
         return (OrtLoggingLevel)(s[0] - '0');
-    return ORT_LOGGING_LEVEL_ERROR;
+    return ORT_LOGGING_LEVEL_FATAL;
 }
 
 /* Fills rt from the library lib was opened as. */
@@ -217,14 +218,33 @@ static ogi_status ort_status_of(OrtErrorCode code, ort_phase phase)
     }
 }
 
+/* ORT's failed checks read "... /onnxruntime_src/dir/file.cc:313 <function
+ * signature> <condition> was false. <reason>": keeps what comes around the
+ * source location, the signature and the condition, and drops trailing
+ * newlines. */
+static void ort_tidy_message(const char *msg, char *out, size_t size)
+{
+    const char *src = strstr(msg, "/onnxruntime_src/");
+    const char *end = src ? strstr(src, " was false. ") : NULL;
+    if (end != NULL)
+        snprintf(out, size, "%.*s%s", (int)(src - msg), msg, end + strlen(" was false. "));
+    else
+        snprintf(out, size, "%s", msg);
+    size_t n = strlen(out);
+    while (n > 0 && (out[n - 1] == '\n' || out[n - 1] == ' '))
+        out[--n] = '\0';
+}
+
 ogi_status ort_check(const ort_runtime *rt, OrtStatus *status, ort_phase phase,
                      const char *context)
 {
     if (status == NULL)
         return OGI_OK;
     const char *msg = rt->api->GetErrorMessage(status);
+    char tidy[1024];
+    ort_tidy_message(msg != NULL ? msg : "ONNX Runtime failed", tidy, sizeof(tidy));
     ogi_status st = ort_status_of(rt->api->GetErrorCode(status), phase);
-    st = ogi_error(st, "%s: %s", context, msg != NULL ? msg : "ONNX Runtime failed");
+    st = ogi_error(st, "%s: %s", context, tidy);
     rt->api->ReleaseStatus(status);
     return st;
 }

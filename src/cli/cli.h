@@ -9,6 +9,7 @@ int cli_chat(int argc, char **argv);
 int cli_perplexity(int argc, char **argv);
 int cli_synth_weights(int argc, char **argv);
 int cli_bench(int argc, char **argv);
+int cli_kv_rewrite(int argc, char **argv);
 /* tokenize, detokenize and chat-template, told apart by argv[0]. */
 int cli_tokenizer(int argc, char **argv);
 

@@ -16,6 +16,7 @@ static const struct {
     {"perplexity", cli_perplexity, "mean cross-entropy and perplexity of a text file"},
     {"bench", cli_bench, "load, prefill and decode speed and memory, per backend"},
     {"synth-weights", cli_synth_weights, "write seeded random weights for a weight-stripped graph"},
+    {"kv-rewrite", cli_kv_rewrite, "make a concat-style KV cache fixed-size, updated in place"},
     {"tokenize", cli_tokenizer, "encode text with a model directory's tokenizer"},
     {"detokenize", cli_tokenizer, "decode token ids with a model directory's tokenizer"},
     {"chat-template", cli_tokenizer, "render a model directory's chat template for messages"},

@@ -8,10 +8,13 @@
 
 #include "core/error.h"
 #include "engine/exec.h"
+#include "engine/kv_rewrite.h"
+#include "engine/session_internal.h"
 #include "onnx/onnx.h"
 
 struct ogi_session {
     onnx_model *model;
+    onnx_builder *rewritten; /* the model after a KV-cache rewrite, or NULL */
     graph *graph;
     threadpool *pool;
     exec_arena *arena;
@@ -26,8 +29,10 @@ ogi_session_options ogi_session_default_options(void)
     return o;
 }
 
-ogi_status ogi_session_open(const char *model_path, const ogi_session_options *options,
-                            ogi_session **out)
+/* Opens the model file, optionally rewrites its KV cache, builds the graph
+ * and the run resources. */
+static ogi_status session_open(const char *model_path, const ogi_session_options *options,
+                               bool static_kv, ogi_session **out, bool *rewritten)
 {
     if (model_path == NULL || out == NULL)
         return ogi_error(OGI_ERR_INVALID_ARGUMENT, "ogi_session_open: NULL argument");
@@ -38,9 +43,28 @@ ogi_status ogi_session_open(const char *model_path, const ogi_session_options *o
     pthread_mutex_init(&s->lock, NULL);
     s->max_tensor_bytes = opts.max_tensor_bytes;
     ogi_status st = onnx_model_load(model_path, &s->model);
+    const onnx_model *graph_model = s->model;
+    if (st == OGI_OK && static_kv) {
+        kv_rewrite_options ko = kv_rewrite_default_options();
+        ko.max_cache_len = 1;
+        ko.symbolic_cache_len = true;
+        st = onnx_builder_from_model(s->model, &s->rewritten);
+        if (st == OGI_OK)
+            st = kv_rewrite_model(s->rewritten, &ko, NULL);
+        if (st == OGI_ERR_UNSUPPORTED) { /* no concat-style cache: the graph as it is */
+            onnx_builder_free(s->rewritten);
+            s->rewritten = NULL;
+            ogi_error_clear();
+            st = OGI_OK;
+        }
+        if (s->rewritten != NULL)
+            graph_model = onnx_builder_model(s->rewritten);
+    }
+    if (rewritten != NULL)
+        *rewritten = s->rewritten != NULL;
     if (st == OGI_OK) {
         graph_options go = {.fold_constants = opts.fold_constants != 0};
-        st = graph_build(s->model, &go, &s->graph);
+        st = graph_build(graph_model, &go, &s->graph);
         if (st != OGI_OK)
             ogi_error_prefix(st, "%s", model_path);
     }
@@ -59,6 +83,18 @@ ogi_status ogi_session_open(const char *model_path, const ogi_session_options *o
     return OGI_OK;
 }
 
+ogi_status ogi_session_open(const char *model_path, const ogi_session_options *options,
+                            ogi_session **out)
+{
+    return session_open(model_path, options, false, out, NULL);
+}
+
+ogi_status session_open_static_kv(const char *model_path, const ogi_session_options *options,
+                                  ogi_session **out, bool *rewritten)
+{
+    return session_open(model_path, options, true, out, rewritten);
+}
+
 void ogi_session_free(ogi_session *s)
 {
     if (s == NULL)
@@ -68,6 +104,7 @@ void ogi_session_free(ogi_session *s)
         exec_profile_free(s->profile);
     }
     graph_free(s->graph);
+    onnx_builder_free(s->rewritten);
     onnx_model_free(s->model);
     threadpool_free(s->pool);
     exec_arena_free(s->arena);

@@ -227,10 +227,61 @@ static ogi_status gen_build_chunk(ogi_generator *g, size_t len, gen_inputs *in)
     return st;
 }
 
-static ogi_status gen_build_past(ogi_generator *g, gen_inputs *in)
+/* Positions the static caches must hold: every sequence's tokens so far
+ * plus the tokens it may still generate, within the model's context. */
+static size_t gen_static_capacity(const ogi_generator *g, size_t len)
+{
+    size_t need = g->cache_len + len;
+    for (size_t b = 0; b < g->batch; b++) {
+        const gen_seq *q = &g->seqs[b];
+        size_t left = q->generated < (size_t)g->cfg.max_new_tokens
+                          ? (size_t)g->cfg.max_new_tokens - q->generated
+                          : 0;
+        size_t total = g->cache_len + len + left;
+        need = total > need ? total : need;
+    }
+    size_t limit = g->pipe->context + 1;
+    return need > limit && g->cache_len + len <= limit ? limit : need;
+}
+
+/* Static caches: allocated once at the capacity the generation needs, and
+ * grown (a copy of the filled part) only when a later append needs more. */
+static ogi_status gen_static_caches(ogi_generator *g, size_t len)
+{
+    const genai_io *io = &g->pipe->io;
+    size_t cap = gen_static_capacity(g, len);
+    for (int i = 0; i < 2 * io->n_layers; i++) {
+        ogi_tensor *old = g->past[i];
+        if (old != NULL && (size_t)ogi_tensor_dims(old)[2] >= g->cache_len + len)
+            continue;
+        ogi_tensor *fresh;
+        int64_t dims[4] = {(int64_t)g->batch, io->kv_heads, (int64_t)cap, io->head_dim};
+        ogi_status st = ogi_tensor_create(io->kv_dtype, 4, dims, &fresh);
+        if (st != OGI_OK)
+            return st;
+        if (old != NULL) {
+            size_t row = (size_t)io->head_dim * sizeof(float);
+            size_t old_cap = (size_t)ogi_tensor_dims(old)[2];
+            for (int64_t bh = 0; bh < (int64_t)g->batch * io->kv_heads; bh++)
+                memcpy((char *)ogi_tensor_data(fresh) + (size_t)bh * cap * row,
+                       (const char *)ogi_tensor_data(old) + (size_t)bh * old_cap * row,
+                       g->cache_len * row);
+            ogi_tensor_free(old);
+        }
+        g->past[i] = fresh;
+    }
+    return OGI_OK;
+}
+
+static ogi_status gen_build_past(ogi_generator *g, gen_inputs *in, size_t len)
 {
     const genai_io *io = &g->pipe->io;
     const ogi_pipeline *s = g->pipe;
+    if (io->static_kv) {
+        ogi_status st = gen_static_caches(g, len);
+        if (st != OGI_OK)
+            return st;
+    }
     for (int l = 0; l < io->n_layers; l++) {
         for (int k = 0; k < 2; k++) {
             ogi_tensor **slot = &g->past[2 * l + k];
@@ -258,13 +309,14 @@ static ogi_status gen_build_past(ogi_generator *g, gen_inputs *in)
 static ogi_status gen_check_budget(const ogi_generator *g, size_t len)
 {
     const genai_io *io = &g->pipe->io;
+    size_t positions = io->static_kv ? gen_static_capacity(g, len) : g->cache_len + len;
     double bytes = 2.0 * io->n_layers * (double)g->batch * (double)io->kv_heads *
-                   (double)(g->cache_len + len) * (double)io->head_dim * 4.0;
+                   (double)positions * (double)io->head_dim * 4.0;
     if (bytes > (double)g->pipe->kv_budget)
         return ogi_error(OGI_ERR_OUT_OF_MEMORY,
                          "the KV cache would need %.0f MB for %zu positions, over the budget of "
                          "%.0f MB",
-                         bytes / 1e6, g->cache_len + len, (double)g->pipe->kv_budget / 1e6);
+                         bytes / 1e6, positions, (double)g->pipe->kv_budget / 1e6);
     return OGI_OK;
 }
 
@@ -290,7 +342,10 @@ static ogi_status gen_run(ogi_generator *g, size_t len, ogi_tensor **full_logits
     }
     st = gen_build_chunk(g, len, in);
     if (st == OGI_OK)
-        st = gen_build_past(g, in);
+        st = gen_build_past(g, in, len);
+    /* static caches: each present is computed into its own past tensor */
+    for (int i = 0; io->static_kv && st == OGI_OK && i < 2 * io->n_layers; i++)
+        outs[1 + i] = g->past[i];
     out_names[0] = p->backend->output_name(p->session, (size_t)io->logits);
     for (int l = 0; l < io->n_layers; l++) {
         out_names[1 + 2 * l] = p->backend->output_name(p->session, (size_t)io->present_key[l]);
@@ -333,14 +388,15 @@ static ogi_status gen_run(ogi_generator *g, size_t len, ogi_tensor **full_logits
             q->in_cache = q->n;
         }
     }
-    if (st == OGI_OK) {
+    if (st == OGI_OK && !io->static_kv) {
         gen_free_past(g);
-        for (int i = 0; i < 2 * io->n_layers; i++) {
+        for (int i = 0; i < 2 * io->n_layers; i++)
             g->past[i] = outs[1 + i];
-            outs[1 + i] = NULL;
-        }
-        g->cache_len += len;
     }
+    if (st == OGI_OK)
+        g->cache_len += len;
+    for (int i = 0; i < 2 * io->n_layers; i++)
+        outs[1 + i] = NULL; /* kept as the cache (or it is the cache) */
     if (st == OGI_OK && full_logits != NULL) {
         *full_logits = outs[0];
         outs[0] = NULL;
@@ -520,7 +576,9 @@ ogi_status ogi_generator_rewind(ogi_generator *g, size_t n)
     /* the last kept token is run again to give the logits of the next step:
      * the cache keeps the n - 1 tokens before it */
     size_t keep = n - 1 < g->cache_len ? n - 1 : g->cache_len;
-    for (int i = 0; i < 2 * g->pipe->io.n_layers && g->past[i] != NULL; i++) {
+    /* a static cache keeps its buffers: positions past `keep` are rewritten */
+    for (int i = 0; !g->pipe->io.static_kv && i < 2 * g->pipe->io.n_layers && g->past[i] != NULL;
+         i++) {
         ogi_status st = gen_truncate(&g->past[i], keep);
         if (st != OGI_OK)
             return st;

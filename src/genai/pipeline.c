@@ -21,7 +21,7 @@ double genai_now(void)
 
 ogi_pipeline_options ogi_pipeline_default_options(void)
 {
-    ogi_pipeline_options o = {.backend = "native", .graph_optimization = 99};
+    ogi_pipeline_options o = {.backend = "native", .graph_optimization = 99, .static_kv_cache = 1};
     return o;
 }
 
@@ -250,8 +250,11 @@ static ogi_status pipeline_open_parts(ogi_pipeline *p, const ogi_pipeline_option
         backend_options bo = {.threads = o->threads,
                               .graph_optimization = o->graph_optimization,
                               .library_path = o->ort_library,
-                              .providers = o->providers};
+                              .providers = o->providers,
+                              .static_kv = o->static_kv_cache};
         st = p->backend->open(path, &bo, &p->session);
+        if (st == OGI_OK && p->backend->static_kv != NULL)
+            p->io.static_kv = p->backend->static_kv(p->session) != 0;
     }
     pipeline_names names;
     pipeline_names_from(genai, &names);
@@ -346,6 +349,11 @@ const ogi_tokenizer *ogi_pipeline_tokenizer(const ogi_pipeline *p)
 size_t ogi_pipeline_context_length(const ogi_pipeline *p)
 {
     return p->context;
+}
+
+int ogi_pipeline_static_kv_cache(const ogi_pipeline *p)
+{
+    return p->io.static_kv;
 }
 
 double ogi_pipeline_load_seconds(const ogi_pipeline *p)

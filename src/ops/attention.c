@@ -940,7 +940,7 @@ static ogi_status attention_fast_compute(op_ctx *c, const attention_layout *l, a
 
 static ogi_status attention_op(op_ctx *c)
 {
-    attention_layout l;
+    attention_layout l = {0};
     attention_params p = attention_default_params();
     ogi_status st = attention_prepare(c, &l, &p);
     if (st != OGI_OK)

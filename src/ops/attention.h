@@ -117,9 +117,10 @@ const char *attention_isa_name(attention_isa isa);
  * no such output). */
 bool attention_fast_supports(const attention_params *p);
 
-/* The fast kernel over pool (NULL: inline). Returns OGI_ERR_OUT_OF_MEMORY
- * when scratch cannot be allocated, OGI_ERR_INVALID_ARGUMENT when p is
- * inconsistent or isa unsupported; writes y only on success. */
+/* The fast kernel over pool (NULL: inline; small problems run inline
+ * anyway). Returns OGI_ERR_INVALID_ARGUMENT when p is inconsistent or isa
+ * unsupported (y untouched), OGI_ERR_OUT_OF_MEMORY when scratch cannot be
+ * allocated (y partly written). */
 ogi_status attention_fast(threadpool *pool, const attention_params *p, const attention_fast_data *d,
                           attention_isa isa);
 

@@ -121,7 +121,7 @@ static const attention_ops attention_ops_scalar = {
 /* How far ahead (in rows) the first pass over a K / V tile prefetches: decode
  * streams K and V from memory once, faster than the hardware prefetchers
  * alone fetch them. Later passes find the tile in cache. */
-#define ATTENTION_PREFETCH_K_ROWS 8
+#define ATTENTION_PREFETCH_K_ROWS 16
 #define ATTENTION_PREFETCH_V_ROWS 32
 /* ---- AVX-512 ------------------------------------------------------------------ */
 
@@ -299,23 +299,38 @@ static ATTENTION_AVX512 void attention_qk_avx512(const float *q, int64_t q_strid
     }
 }
 
-/* o[r][c0 + 0..64) += sum_j p[r][j] v[j][c0 + 0..64) for `rows` (1..4) rows;
- * the lanes outside m[] are neither read nor written. Prefetches v pf
- * elements ahead. */
-ATTENTION_AVX512_INLINE void attention_pv_block_avx512(int rows, const float *p, int64_t p_stride,
-                                                       const float *v, int64_t v_stride,
-                                                       int64_t keys, const __mmask16 *m, int64_t pf,
-                                                       float *o, int64_t o_stride)
+/* 16 floats from p: the lanes in m, or all when full (no mask register in
+ * the hot loop). */
+ATTENTION_AVX512_INLINE __m512 attention_load16_avx512(const float *p, __mmask16 m, bool full)
+{
+    return full ? _mm512_loadu_ps(p) : _mm512_maskz_loadu_ps(m, p);
+}
+
+ATTENTION_AVX512_INLINE void attention_store16_avx512(float *p, __mmask16 m, bool full, __m512 x)
+{
+    if (full)
+        _mm512_storeu_ps(p, x);
+    else
+        _mm512_mask_storeu_ps(p, m, x);
+}
+
+/* o[r][0..64) += sum_j p[r][j] v[j][0..64) for `rows` (1..4) rows; unless
+ * full, only the lanes in m[]. Prefetches v pf elements ahead. */
+ATTENTION_AVX512_INLINE void attention_pv_block_avx512(int rows, bool full, const float *p,
+                                                       int64_t p_stride, const float *v,
+                                                       int64_t v_stride, int64_t keys,
+                                                       const __mmask16 *m, int64_t pf, float *o,
+                                                       int64_t o_stride)
 {
     __m512 acc[4][4];
     for (int r = 0; r < rows; r++)
         for (int c = 0; c < 4; c++)
-            acc[r][c] = _mm512_maskz_loadu_ps(m[c], o + r * o_stride + 16 * c);
+            acc[r][c] = attention_load16_avx512(o + r * o_stride + 16 * c, m[c], full);
     for (int64_t j = 0; j < keys; j++) {
         const float *x = v + j * v_stride;
         __m512 y[4];
         for (int c = 0; c < 4; c++) {
-            y[c] = _mm512_maskz_loadu_ps(m[c], x + 16 * c);
+            y[c] = attention_load16_avx512(x + 16 * c, m[c], full);
             _mm_prefetch((const char *)(x + pf + 16 * c), _MM_HINT_T0);
         }
         for (int r = 0; r < rows; r++) {
@@ -326,7 +341,30 @@ ATTENTION_AVX512_INLINE void attention_pv_block_avx512(int rows, const float *p,
     }
     for (int r = 0; r < rows; r++)
         for (int c = 0; c < 4; c++)
-            _mm512_mask_storeu_ps(o + r * o_stride + 16 * c, m[c], acc[r][c]);
+            attention_store16_avx512(o + r * o_stride + 16 * c, m[c], full, acc[r][c]);
+}
+
+/* One 64-column block of `rows` (1..4) rows. */
+ATTENTION_AVX512_INLINE void attention_pv_rows_avx512(int64_t rows, bool full, const float *p,
+                                                      int64_t p_stride, const float *v,
+                                                      int64_t v_stride, int64_t keys,
+                                                      const __mmask16 *m, int64_t pf, float *o,
+                                                      int64_t o_stride)
+{
+    switch (rows) {
+    case 1:
+        attention_pv_block_avx512(1, full, p, p_stride, v, v_stride, keys, m, pf, o, o_stride);
+        break;
+    case 2:
+        attention_pv_block_avx512(2, full, p, p_stride, v, v_stride, keys, m, pf, o, o_stride);
+        break;
+    case 3:
+        attention_pv_block_avx512(3, full, p, p_stride, v, v_stride, keys, m, pf, o, o_stride);
+        break;
+    default:
+        attention_pv_block_avx512(4, full, p, p_stride, v, v_stride, keys, m, pf, o, o_stride);
+        break;
+    }
 }
 
 static ATTENTION_AVX512 void attention_pv_avx512(const float *p, int64_t p_stride, int64_t rows,
@@ -337,27 +375,14 @@ static ATTENTION_AVX512 void attention_pv_avx512(const float *p, int64_t p_strid
         const __mmask16 m[4] = {attention_mask16(dim - c0), attention_mask16(dim - c0 - 16),
                                 attention_mask16(dim - c0 - 32), attention_mask16(dim - c0 - 48)};
         for (int64_t r = 0; r < rows; r += 4) {
-            const float *pr = p + r * p_stride;
-            float *out = o + r * o_stride + c0;
+            const int64_t n = rows - r < 4 ? rows - r : 4;
             const int64_t pf = r == 0 ? ATTENTION_PREFETCH_V_ROWS * v_stride : 0;
-            switch (rows - r < 4 ? rows - r : 4) {
-            case 1:
-                attention_pv_block_avx512(1, pr, p_stride, v + c0, v_stride, keys, m, pf, out,
-                                          o_stride);
-                break;
-            case 2:
-                attention_pv_block_avx512(2, pr, p_stride, v + c0, v_stride, keys, m, pf, out,
-                                          o_stride);
-                break;
-            case 3:
-                attention_pv_block_avx512(3, pr, p_stride, v + c0, v_stride, keys, m, pf, out,
-                                          o_stride);
-                break;
-            default:
-                attention_pv_block_avx512(4, pr, p_stride, v + c0, v_stride, keys, m, pf, out,
-                                          o_stride);
-                break;
-            }
+            if (c0 + 64 <= dim)
+                attention_pv_rows_avx512(n, true, p + r * p_stride, p_stride, v + c0, v_stride,
+                                         keys, m, pf, o + r * o_stride + c0, o_stride);
+            else
+                attention_pv_rows_avx512(n, false, p + r * p_stride, p_stride, v + c0, v_stride,
+                                         keys, m, pf, o + r * o_stride + c0, o_stride);
         }
     }
 }
@@ -806,13 +831,13 @@ static bool attention_scratch_alloc(const attention_plan *plan, attention_scratc
     char *block = aligned_alloc(64, nq + ns + no + 2 * nr + 2 * ni + 64);
     if (block == NULL)
         return false;
-    w->q = (float *)block;
-    w->s = (float *)(block + nq);
-    w->o = (float *)(block + nq + ns);
-    w->m = (float *)(block + nq + ns + no);
-    w->l = (float *)(block + nq + ns + no + nr);
-    w->lo = (int64_t *)(block + nq + ns + no + 2 * nr);
-    w->hi = (int64_t *)(block + nq + ns + no + 2 * nr + ni);
+    w->q = (void *)block;
+    w->s = (void *)(block + nq);
+    w->o = (void *)(block + nq + ns);
+    w->m = (void *)(block + nq + ns + no);
+    w->l = (void *)(block + nq + ns + no + nr);
+    w->lo = (void *)(block + nq + ns + no + 2 * nr);
+    w->hi = (void *)(block + nq + ns + no + 2 * nr + ni);
     return true;
 }
 
@@ -1142,6 +1167,11 @@ ogi_status attention_fast(threadpool *pool, const attention_params *p, const att
         return OGI_ERR_INVALID_ARGUMENT;
     if (p->batch == 0 || p->q_heads == 0 || p->q_len == 0)
         return OGI_OK;
+    /* waking the workers costs more than tiny problems take */
+    const double work = (double)(p->batch * p->q_heads * p->q_len) * (double)p->total_len *
+                        (double)(p->qk_dim + p->v_dim);
+    if (work < (double)(1 << 18))
+        pool = NULL;
     attention_plan plan = {.p = p, .d = d, .ops = ops};
     atomic_init(&plan.failed, false);
     attention_plan_sizes(&plan, threadpool_size(pool));

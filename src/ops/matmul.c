@@ -2,11 +2,13 @@
  *
  * MatMul follows numpy: a 1-D A is a row [1, K], a 1-D B a column [K, 1]
  * (the added dim is dropped from the result), and the leading batch dims
- * broadcast. float32/float64 go to OpenBLAS when the product is large and to
- * a plain loop otherwise; float16/bfloat16 are widened to float32; integer
- * types use the plain loop with wrapping 64-bit accumulation. Every BLAS
- * path has its plain-loop reference beside it (tests/ops/test_matmul.c
- * compares them). */
+ * broadcast. float32 products with a few rows of A (decode) use the
+ * streaming kernel of gemm_small.c, larger ones the AVX-512 GEMM of
+ * gemm_packed.c where it beats OpenBLAS, and OpenBLAS otherwise; float64
+ * goes to OpenBLAS; products too small for either run a plain loop.
+ * float16/bfloat16 are widened to float32; integer types use the plain loop
+ * with wrapping 64-bit accumulation. Every fast path has the plain-loop
+ * reference beside it (tests/ops/test_matmul.c compares them). */
 #include <cblas.h>
 #include <limits.h>
 #include <math.h>
@@ -14,18 +16,10 @@
 #include <string.h>
 
 #include "ops/families.h"
+#include "ops/gemm.h"
 
 /* Below this many multiply-adds the plain loop beats BLAS's call overhead. */
 #define MATMUL_BLAS_MIN_WORK 32768
-
-/* Which implementation runs a float product; MATMUL_AUTO picks by size. */
-enum { MATMUL_AUTO = 0, MATMUL_REFERENCE = 1, MATMUL_BLAS = 2 };
-
-/* Both are used by tests/ops/test_matmul.c, which declares them itself. */
-bool matmul_shape(int a_rank, const int64_t *a_dims, int b_rank, const int64_t *b_dims, int *y_rank,
-                  int64_t *y_dims);
-bool matmul_float(ogi_dtype dtype, const void *a, int a_rank, const int64_t *a_dims, const void *b,
-                  int b_rank, const int64_t *b_dims, void *y, int path);
 
 /* ---- shapes --------------------------------------------------------------- */
 
@@ -151,7 +145,7 @@ static bool gemm_fits_blas(const gemm_args *g)
            g->k > 0;
 }
 
-static bool gemm_use_blas(const gemm_args *g, int path)
+static bool gemm_use_blas(const gemm_args *g, matmul_path path)
 {
     if (!gemm_fits_blas(g) || path == MATMUL_REFERENCE)
         return false;
@@ -209,10 +203,61 @@ static void gemm_ref_i64(const gemm_args *g, const int64_t *a, const int64_t *b,
     }
 }
 
+/* Whether the packed GEMM should take a product (m > GEMM_SMALL_MAX_M) that
+ * OpenBLAS would otherwise run. */
+static bool gemm_packed_wins(const gemm_args *g)
+{
+    return g->n >= 64 && g->k >= 16;
+}
+
+/* The fast float32 kernels, for Y (+)= A @ B without transposes or scaling.
+ * False when path (or, for MATMUL_AUTO, the shape) does not pick one. */
+static bool gemm_fast_f32(const gemm_args *g, const float *a, const float *b, float *y,
+                          matmul_path path, threadpool *pool)
+{
+    if (g->trans_a || g->trans_b || g->alpha != 1.0)
+        return false;
+    gemm_f32_args f = {.m = g->m,
+                       .n = g->n,
+                       .k = g->k,
+                       .a = a,
+                       .lda = g->k,
+                       .b = b,
+                       .ldb = g->n,
+                       .y = y,
+                       .ldy = g->n,
+                       .accumulate = g->accumulate};
+    switch (path) {
+    case MATMUL_SMALL_SCALAR:
+        gemm_small_f32(&f, GEMM_ISA_SCALAR, pool);
+        return true;
+    case MATMUL_SMALL_AVX2:
+        gemm_small_f32(&f, GEMM_ISA_AVX2, pool);
+        return true;
+    case MATMUL_SMALL_AVX512:
+        gemm_small_f32(&f, GEMM_ISA_AVX512, pool);
+        return true;
+    case MATMUL_PACKED:
+        return gemm_packed_f32(&f, pool);
+    case MATMUL_AUTO:
+        break;
+    default:
+        return false;
+    }
+    if (g->m <= GEMM_SMALL_MAX_M) {
+        gemm_small_f32(&f, gemm_isa_best(), pool);
+        return true;
+    }
+    return gemm_use_blas(g, path) && gemm_packed_wins(g) && gemm_packed_f32(&f, pool);
+}
+
 /* With k == 0 the product is empty: Y is 0 (or unchanged when accumulating). */
-static void gemm_f32(const gemm_args *g, const float *a, const float *b, float *y, int path)
+static void gemm_f32(const gemm_args *g, const float *a, const float *b, float *y, matmul_path path,
+                     threadpool *pool)
 {
     if (g->m == 0 || g->n == 0)
+        return;
+    if (gemm_fast_f32(g, a, b, y, path, pool))
         return;
     if (!gemm_use_blas(g, path)) {
         gemm_ref_f32(g, a, b, y);
@@ -224,7 +269,8 @@ static void gemm_f32(const gemm_args *g, const float *a, const float *b, float *
                 (int)(g->trans_b ? g->k : g->n), g->accumulate ? 1.0f : 0.0f, y, (int)g->n);
 }
 
-static void gemm_f64(const gemm_args *g, const double *a, const double *b, double *y, int path)
+static void gemm_f64(const gemm_args *g, const double *a, const double *b, double *y,
+                     matmul_path path)
 {
     if (g->m == 0 || g->n == 0)
         return;
@@ -248,7 +294,7 @@ static bool matmul_stacks(const matmul_plan *p)
 }
 
 bool matmul_float(ogi_dtype dtype, const void *a, int a_rank, const int64_t *a_dims, const void *b,
-                  int b_rank, const int64_t *b_dims, void *y, int path)
+                  int b_rank, const int64_t *b_dims, void *y, matmul_path path, threadpool *pool)
 {
     matmul_plan p;
     if ((dtype != OGI_FLOAT32 && dtype != OGI_FLOAT64) ||
@@ -265,7 +311,7 @@ bool matmul_float(ogi_dtype dtype, const void *a, int a_rank, const int64_t *a_d
         matmul_batch_operands(&p, i, &ai, &bi);
         int64_t ao = ai * p.m * p.k, bo = bi * p.k * p.n, yo = i * p.m * p.n;
         if (dtype == OGI_FLOAT32)
-            gemm_f32(&g, (const float *)a + ao, (const float *)b + bo, (float *)y + yo, path);
+            gemm_f32(&g, (const float *)a + ao, (const float *)b + bo, (float *)y + yo, path, pool);
         else
             gemm_f64(&g, (const double *)a + ao, (const double *)b + bo, (double *)y + yo, path);
     }
@@ -306,7 +352,8 @@ static ogi_status matmul_half(op_ctx *c, const ogi_tensor *a, const ogi_tensor *
     if (fa == NULL || fb == NULL || fy == NULL)
         st = op_error(c, OGI_ERR_OUT_OF_MEMORY, "out of memory");
     else
-        matmul_float(OGI_FLOAT32, fa, a->rank, a->dims, fb, b->rank, b->dims, fy, MATMUL_AUTO);
+        matmul_float(OGI_FLOAT32, fa, a->rank, a->dims, fb, b->rank, b->dims, fy, MATMUL_AUTO,
+                     c->pool);
     for (int64_t i = 0; st == OGI_OK && i < n; i++)
         dtype_set_f64(y->data, y->dtype, i, fy[i]);
     free(fa);
@@ -367,7 +414,7 @@ static ogi_status matmul_run(op_ctx *c)
         return st;
     if (a->dtype == OGI_FLOAT32 || a->dtype == OGI_FLOAT64) {
         matmul_float(a->dtype, a->data, a->rank, a->dims, b->data, b->rank, b->dims,
-                     c->out[0]->data, MATMUL_AUTO);
+                     c->out[0]->data, MATMUL_AUTO, c->pool);
         return OGI_OK;
     }
     if (dtype_is_float(a->dtype))
@@ -420,7 +467,7 @@ static ogi_status gemm_float(op_ctx *c, gemm_args *g, const double *cfill)
     } else {
         for (int64_t i = 0; cfill && i < n; i++)
             fy[i] = (float)cfill[i];
-        gemm_f32(g, fa, fb, fy, MATMUL_AUTO);
+        gemm_f32(g, fa, fb, fy, MATMUL_AUTO, c->pool);
         for (int64_t i = 0; narrow && i < n; i++)
             dtype_set_f64(y->data, y->dtype, i, fy[i]);
     }

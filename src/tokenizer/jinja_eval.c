@@ -315,6 +315,62 @@ static int64_t clamp_slice(int64_t i, int64_t len, int64_t step)
     return i;
 }
 
+/* The items a Python slice [start:stop:step] selects from len items. */
+typedef struct slice_range {
+    int64_t start, step, count;
+} slice_range;
+
+static bool slice_range_of(jinja_ctx *ctx, const jinja_value *parts, int64_t len, slice_range *r)
+{
+    bool has_start, has_stop, has_step;
+    int64_t start = 0, stop = 0, step = 1;
+    if (!slice_bound(ctx, parts[0], &has_start, &start) ||
+        !slice_bound(ctx, parts[1], &has_stop, &stop) ||
+        !slice_bound(ctx, parts[2], &has_step, &step))
+        return false;
+    if (step == 0)
+        return jinja_fail(ctx, "slice step cannot be zero");
+    start = has_start ? clamp_slice(start, len, step) : (step < 0 ? len - 1 : 0);
+    stop = has_stop ? clamp_slice(stop, len, step) : (step < 0 ? -1 : len);
+    r->start = start;
+    r->step = step;
+    r->count = 0;
+    if (step > 0 && stop > start)
+        r->count = (stop - start - 1) / step + 1;
+    else if (step < 0 && stop < start)
+        r->count = (start - stop - 1) / (-step) + 1;
+    return true;
+}
+
+/* Strings slice by code point. */
+static bool slice_string(jinja_ctx *ctx, jinja_str s, int64_t len, const slice_range *r,
+                         jinja_value *out)
+{
+    if (r->step == 1) {
+        size_t a = jinja_utf8_offset(s.ptr, s.len, (size_t)r->start);
+        size_t b =
+            r->count > 0 ? jinja_utf8_offset(s.ptr, s.len, (size_t)(r->start + r->count)) : a;
+        *out = jinja_string(s.ptr + a, b - a);
+        return true;
+    }
+    size_t *offsets = jinja_alloc_array(ctx, (size_t)len + 1, sizeof(size_t));
+    if (offsets == NULL)
+        return false;
+    for (size_t i = 0, k = 0; k <= (size_t)len; k++) {
+        offsets[k] = i;
+        if (i < s.len)
+            jinja_utf8_next(s.ptr, s.len, &i);
+    }
+    jinja_sb sb = {0};
+    for (int64_t k = 0; k < r->count; k++) {
+        int64_t c = r->start + k * r->step;
+        if (!jinja_sb_append(ctx, &sb, s.ptr + offsets[c], offsets[c + 1] - offsets[c]))
+            return false;
+    }
+    *out = jinja_sb_value(&sb);
+    return true;
+}
+
 static bool eval_slice(jinja_ctx *ctx, jinja_scope *scope, jinja_value obj, const jinja_node *sl,
                        jinja_value *out)
 {
@@ -329,55 +385,21 @@ static bool eval_slice(jinja_ctx *ctx, jinja_scope *scope, jinja_value obj, cons
     /* Jinja slices with Python's own subscript, which fails on other types. */
     if (obj.type != JINJA_LIST && obj.type != JINJA_TUPLE && obj.type != JINJA_STRING)
         return jinja_fail(ctx, "'%s' object is not subscriptable", jinja_type_name(obj));
-    bool has_start, has_stop, has_step;
-    int64_t start = 0, stop = 0, step = 1;
-    if (!slice_bound(ctx, parts[0], &has_start, &start) ||
-        !slice_bound(ctx, parts[1], &has_stop, &stop) ||
-        !slice_bound(ctx, parts[2], &has_step, &step))
-        return false;
-    if (step == 0)
-        return jinja_fail(ctx, "slice step cannot be zero");
     bool is_string = obj.type == JINJA_STRING;
     if (is_string && !jinja_charge(ctx, obj.s.len))
         return false;
     int64_t len = (int64_t)(is_string ? jinja_utf8_count(obj.s.ptr, obj.s.len) : obj.list->len);
-    start = has_start ? clamp_slice(start, len, step) : (step < 0 ? len - 1 : 0);
-    stop = has_stop ? clamp_slice(stop, len, step) : (step < 0 ? -1 : len);
-    int64_t count = 0;
-    if (step > 0 && stop > start)
-        count = (stop - start - 1) / step + 1;
-    else if (step < 0 && stop < start)
-        count = (start - stop - 1) / (-step) + 1;
-    if (!is_string) {
-        jinja_list *list = jinja_list_new(ctx, (size_t)count);
-        if (list == NULL)
-            return false;
-        for (int64_t k = 0; k < count; k++)
-            list->items[list->len++] = obj.list->items[start + k * step];
-        *out = obj.type == JINJA_TUPLE ? jinja_tuple_value(list) : jinja_list_value(list);
-        return true;
-    }
-    if (step == 1) {
-        size_t a = jinja_utf8_offset(obj.s.ptr, obj.s.len, (size_t)start);
-        size_t b = count > 0 ? jinja_utf8_offset(obj.s.ptr, obj.s.len, (size_t)(start + count)) : a;
-        *out = jinja_string(obj.s.ptr + a, b - a);
-        return true;
-    }
-    size_t *offsets = jinja_alloc_array(ctx, (size_t)len + 1, sizeof(size_t));
-    if (offsets == NULL)
+    slice_range r;
+    if (!slice_range_of(ctx, parts, len, &r))
         return false;
-    for (size_t i = 0, k = 0; k <= (size_t)len; k++) {
-        offsets[k] = i;
-        if (i < obj.s.len)
-            jinja_utf8_next(obj.s.ptr, obj.s.len, &i);
-    }
-    jinja_sb sb = {0};
-    for (int64_t k = 0; k < count; k++) {
-        int64_t c = start + k * step;
-        if (!jinja_sb_append(ctx, &sb, obj.s.ptr + offsets[c], offsets[c + 1] - offsets[c]))
-            return false;
-    }
-    *out = jinja_sb_value(&sb);
+    if (is_string)
+        return slice_string(ctx, obj.s, len, &r, out);
+    jinja_list *list = jinja_list_new(ctx, (size_t)r.count);
+    if (list == NULL)
+        return false;
+    for (int64_t k = 0; k < r.count; k++)
+        list->items[list->len++] = obj.list->items[r.start + k * r.step];
+    *out = obj.type == JINJA_TUPLE ? jinja_tuple_value(list) : jinja_list_value(list);
     return true;
 }
 

@@ -225,38 +225,57 @@ static bool f_center(jinja_ctx *ctx, jinja_value v, const jinja_args *args, jinj
     return true;
 }
 
-static bool f_escape(jinja_ctx *ctx, jinja_value v, const jinja_args *args, jinja_value *out)
+bool jinja_html_escape(jinja_ctx *ctx, jinja_str s, jinja_value *out)
+{
+    static const char *const entities[] = {
+        ['&'] = "&amp;", ['<'] = "&lt;", ['>'] = "&gt;", ['"'] = "&#34;", ['\''] = "&#39;"};
+    jinja_sb sb = {0};
+    size_t run = 0;
+    for (size_t i = 0; i < s.len; i++) {
+        unsigned char c = (unsigned char)s.ptr[i];
+        if (c >= sizeof(entities) / sizeof(entities[0]) || entities[c] == NULL)
+            continue;
+        if (!jinja_sb_append(ctx, &sb, s.ptr + run, i - run) ||
+            !jinja_sb_puts(ctx, &sb, entities[c]))
+            return false;
+        run = i + 1;
+    }
+    if (!jinja_sb_append(ctx, &sb, s.ptr + run, s.len - run))
+        return false;
+    *out = sb.len == s.len ? jinja_string(s.ptr, s.len) : jinja_sb_value(&sb);
+    out->markup = true;
+    return true;
+}
+
+/* escape leaves markup alone; forceescape escapes it again. */
+static bool escape_filter(jinja_ctx *ctx, jinja_value v, const jinja_args *args, bool force,
+                          jinja_value *out)
 {
     jinja_str s;
-    if (!no_args(ctx, "escape", args) || !soft_str(ctx, v, &s))
+    if (!no_args(ctx, force ? "forceescape" : "escape", args))
         return false;
-    jinja_sb sb = {0};
-    for (size_t i = 0; i < s.len; i++) {
-        const char *rep = NULL;
-        switch (s.ptr[i]) {
-        case '&':
-            rep = "&amp;";
-            break;
-        case '<':
-            rep = "&lt;";
-            break;
-        case '>':
-            rep = "&gt;";
-            break;
-        case '"':
-            rep = "&#34;";
-            break;
-        case '\'':
-            rep = "&#39;";
-            break;
-        default:
-            break;
-        }
-        bool ok = rep != NULL ? jinja_sb_puts(ctx, &sb, rep) : jinja_sb_putc(ctx, &sb, s.ptr[i]);
-        if (!ok)
-            return false;
+    if (v.type == JINJA_STRING && v.markup && !force) {
+        *out = v;
+        return true;
     }
-    *out = jinja_sb_value(&sb);
+    return soft_str(ctx, v, &s) && jinja_html_escape(ctx, s, out);
+}
+
+static bool f_escape(jinja_ctx *ctx, jinja_value v, const jinja_args *args, jinja_value *out)
+{
+    return escape_filter(ctx, v, args, false, out);
+}
+
+static bool f_forceescape(jinja_ctx *ctx, jinja_value v, const jinja_args *args, jinja_value *out)
+{
+    return escape_filter(ctx, v, args, true, out);
+}
+
+static bool f_safe(jinja_ctx *ctx, jinja_value v, const jinja_args *args, jinja_value *out)
+{
+    if (!no_args(ctx, "safe", args) || !jinja_to_string(ctx, v, out))
+        return false;
+    out->markup = true;
     return true;
 }
 
@@ -1033,7 +1052,7 @@ static const filter_entry filters[] = {
     {"escape", f_escape},
     {"first", f_first},
     {"float", f_float},
-    {"forceescape", f_escape},
+    {"forceescape", f_forceescape},
     {"format", f_format},
     {"indent", f_indent},
     {"int", f_int},
@@ -1051,7 +1070,7 @@ static const filter_entry filters[] = {
     {"replace", f_replace},
     {"reverse", f_reverse},
     {"round", f_round},
-    {"safe", f_string},
+    {"safe", f_safe},
     {"select", f_select},
     {"selectattr", f_selectattr},
     {"sort", f_sort},

@@ -6,6 +6,7 @@
  *   jinja_lex.c     template text -> tokens (whitespace control)
  *   jinja_parse.c   tokens -> AST
  *   jinja_eval.c    AST walker: statements and expressions
+ *   jinja_ops.c     binary operators: arithmetic, comparisons, `in`
  *   jinja_filters.c filters and tests
  *   jinja_methods.c str/dict/list methods and global functions
  *   jinja.c         jinja_render
@@ -64,6 +65,7 @@ typedef struct jinja_loop jinja_loop;
 
 typedef struct jinja_value {
     jinja_type type;
+    bool markup; /* STRING from safe or escape: Python's markupsafe.Markup */
     union {
         bool b;
         int64_t i;
@@ -197,8 +199,6 @@ jinja_value jinja_int(int64_t i);
 jinja_value jinja_float(double f);
 jinja_value jinja_string(const char *ptr, size_t len);
 jinja_value jinja_cstring(const char *s);
-/* Copies into the arena. */
-bool jinja_string_copy(jinja_ctx *ctx, const char *ptr, size_t len, jinja_value *out);
 
 jinja_list *jinja_list_new(jinja_ctx *ctx, size_t cap);
 bool jinja_list_push(jinja_ctx *ctx, jinja_list *list, jinja_value v);
@@ -446,6 +446,9 @@ bool jinja_bind(jinja_ctx *ctx, const char *what, const char *const *params, siz
                 const jinja_args *args, jinja_value *out);
 
 /* ---- jinja_filters.c ---- */
+
+/* markupsafe.escape: & < > " ' as HTML entities; the result is markup. */
+bool jinja_html_escape(jinja_ctx *ctx, jinja_str s, jinja_value *out);
 
 jinja_filter_fn jinja_find_filter(jinja_str name);
 jinja_test_fn jinja_find_test(jinja_str name);

@@ -67,8 +67,40 @@ bool jinja_from_json(jinja_ctx *ctx, const json_t *json, jinja_value *out, int d
 
 /* ---- tojson ---- */
 
-static bool jinja_json_escape_cp(jinja_ctx *ctx, jinja_sb *sb, int32_t cp)
+/* json.dumps's two-character escape of an ASCII byte, or NULL. */
+static const char *jinja_json_short_escape(unsigned char c)
 {
+    switch (c) {
+    case '"':
+        return "\\\"";
+    case '\\':
+        return "\\\\";
+    case '\n':
+        return "\\n";
+    case '\r':
+        return "\\r";
+    case '\t':
+        return "\\t";
+    case '\b':
+        return "\\b";
+    case '\f':
+        return "\\f";
+    default:
+        return NULL;
+    }
+}
+
+/* Writes the escape of the character at s[*i], advancing *i. */
+static bool jinja_json_escape_at(jinja_ctx *ctx, jinja_sb *sb, jinja_str s, size_t *i)
+{
+    unsigned char c = (unsigned char)s.ptr[*i];
+    const char *esc = jinja_json_short_escape(c);
+    if (esc != NULL || c < 0x80) {
+        (*i)++;
+        return esc != NULL ? jinja_sb_puts(ctx, sb, esc)
+                           : jinja_sb_printf(ctx, sb, "\\u%04x", (unsigned)c);
+    }
+    int32_t cp = jinja_utf8_next(s.ptr, s.len, i);
     if (cp >= 0x10000) {
         int32_t v = cp - 0x10000;
         return jinja_sb_printf(ctx, sb, "\\u%04x\\u%04x", (unsigned)(0xD800 + (v >> 10)),
@@ -77,42 +109,18 @@ static bool jinja_json_escape_cp(jinja_ctx *ctx, jinja_sb *sb, int32_t cp)
     return jinja_sb_printf(ctx, sb, "\\u%04x", (unsigned)cp);
 }
 
+/* A JSON string as json.dumps writes it: with ensure_ascii=False only
+ * quotes, backslashes and control characters are escaped. */
 static bool jinja_write_json_string(jinja_ctx *ctx, jinja_sb *sb, jinja_str s, bool ensure_ascii)
 {
     if (!jinja_sb_putc(ctx, sb, '"'))
         return false;
-    size_t run = 0; /* start of bytes copied through unchanged */
+    size_t run = 0; /* start of the bytes copied through unchanged */
     for (size_t i = 0; i < s.len;) {
         unsigned char c = (unsigned char)s.ptr[i];
-        const char *esc = NULL;
-        switch (c) {
-        case '"':
-            esc = "\\\"";
-            break;
-        case '\\':
-            esc = "\\\\";
-            break;
-        case '\n':
-            esc = "\\n";
-            break;
-        case '\r':
-            esc = "\\r";
-            break;
-        case '\t':
-            esc = "\\t";
-            break;
-        case '\b':
-            esc = "\\b";
-            break;
-        case '\f':
-            esc = "\\f";
-            break;
-        default:
-            break;
-        }
-        bool plain = esc == NULL && c >= 0x20 && (c < 0x7F || !ensure_ascii);
+        bool plain = c >= 0x20 && c != '"' && c != '\\' && (c < 0x7F || !ensure_ascii);
         if (plain && c >= 0x80) {
-            /* Invalid UTF-8 is re-encoded as U+FFFD. */
+            /* Invalid UTF-8 is written as U+FFFD. */
             size_t next = i;
             int32_t cp = jinja_utf8_next(s.ptr, s.len, &next);
             if (cp == 0xFFFD && next - i == 1) {
@@ -122,28 +130,14 @@ static bool jinja_write_json_string(jinja_ctx *ctx, jinja_sb *sb, jinja_str s, b
                 run = next;
             }
             i = next;
-            continue;
-        }
-        if (plain) {
-            i++;
-            continue;
-        }
-        if (!jinja_sb_append(ctx, sb, s.ptr + run, i - run))
-            return false;
-        if (esc != NULL) {
-            if (!jinja_sb_puts(ctx, sb, esc))
-                return false;
-            i++;
-        } else if (c < 0x80) {
-            if (!jinja_sb_printf(ctx, sb, "\\u%04x", (unsigned)c))
-                return false;
+        } else if (plain) {
             i++;
         } else {
-            int32_t cp = jinja_utf8_next(s.ptr, s.len, &i);
-            if (!jinja_json_escape_cp(ctx, sb, cp))
+            if (!jinja_sb_append(ctx, sb, s.ptr + run, i - run) ||
+                !jinja_json_escape_at(ctx, sb, s, &i))
                 return false;
+            run = i;
         }
-        run = i;
     }
     return jinja_sb_append(ctx, sb, s.ptr + run, s.len - run) && jinja_sb_putc(ctx, sb, '"');
 }

@@ -151,8 +151,8 @@ static int64_t jinja_escape_value(const char *s, size_t len, size_t *i)
 {
     static const struct {
         char letter, value;
-    } simple[] = {{'\\', '\\'}, {'\'', '\''}, {'"', '"'},   {'a', '\a'}, {'b', '\b'},
-                  {'f', '\f'},   {'n', '\n'},   {'r', '\r'}, {'t', '\t'}, {'v', '\v'}};
+    } simple[] = {{'\\', '\\'}, {'\'', '\''}, {'"', '"'},  {'a', '\a'}, {'b', '\b'},
+                  {'f', '\f'},  {'n', '\n'},  {'r', '\r'}, {'t', '\t'}, {'v', '\v'}};
     char c = s[(*i)++];
     if (c == '\n')
         return JINJA_ESC_SKIP;

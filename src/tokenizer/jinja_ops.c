@@ -149,8 +149,26 @@ static bool float_arith(jinja_ctx *ctx, jinja_op op, double x, double y, jinja_v
     return true;
 }
 
+/* Markup + str escapes the str first, as markupsafe does. */
+static bool concat_markup(jinja_ctx *ctx, jinja_value a, jinja_value b, jinja_value *out)
+{
+    if (!a.markup && !jinja_html_escape(ctx, a.s, &a))
+        return false;
+    if (!b.markup && !jinja_html_escape(ctx, b.s, &b))
+        return false;
+    jinja_sb sb = {0};
+    if (!jinja_sb_append(ctx, &sb, a.s.ptr, a.s.len) ||
+        !jinja_sb_append(ctx, &sb, b.s.ptr, b.s.len))
+        return false;
+    *out = jinja_sb_value(&sb);
+    out->markup = true;
+    return true;
+}
+
 static bool concat(jinja_ctx *ctx, jinja_value a, jinja_value b, jinja_value *out)
 {
+    if (a.type == JINJA_STRING && (a.markup || b.markup))
+        return concat_markup(ctx, a, b, out);
     if (a.type == JINJA_STRING) {
         if (b.s.len == 0 || a.s.len == 0) {
             *out = a.s.len == 0 ? b : a;

@@ -71,15 +71,6 @@ jinja_value jinja_cstring(const char *s)
     return jinja_string(s, strlen(s));
 }
 
-bool jinja_string_copy(jinja_ctx *ctx, const char *ptr, size_t len, jinja_value *out)
-{
-    char *p = jinja_strdup(ctx, ptr, len);
-    if (p == NULL)
-        return false;
-    *out = jinja_string(p, len);
-    return true;
-}
-
 /* ---- Lists ---- */
 
 jinja_list *jinja_list_new(jinja_ctx *ctx, size_t cap)
@@ -393,6 +384,28 @@ bool jinja_check_defined(jinja_ctx *ctx, jinja_value v)
 
 /* ---- str() and repr() ---- */
 
+/* The shortest decimal digits that read back as f (|f|, no sign), and the
+ * exponent of the first digit. */
+static size_t jinja_shortest_digits(double f, char *digits, int *exponent)
+{
+    char buf[40];
+    for (int prec = 1; prec <= 17; prec++) {
+        snprintf(buf, sizeof(buf), "%.*e", prec - 1, fabs(f));
+        if (strtod(buf, NULL) == fabs(f))
+            break;
+    }
+    size_t nd = 0; /* buf is d[.ddd]e[+-]xx */
+    const char *p = buf;
+    for (; *p != 'e'; p++) {
+        if (*p != '.')
+            digits[nd++] = *p;
+    }
+    *exponent = atoi(p + 1);
+    while (nd > 1 && digits[nd - 1] == '0')
+        nd--;
+    return nd;
+}
+
 /* Python's repr(float): the shortest digits that read back exactly, in
  * fixed notation for exponents -4..15 and scientific otherwise. */
 bool jinja_write_float(jinja_ctx *ctx, jinja_sb *sb, double f, bool json)
@@ -402,54 +415,13 @@ bool jinja_write_float(jinja_ctx *ctx, jinja_sb *sb, double f, bool json)
     if (isinf(f))
         return jinja_sb_puts(ctx, sb,
                              f > 0 ? (json ? "Infinity" : "inf") : (json ? "-Infinity" : "-inf"));
-    char buf[40];
-    for (int prec = 1; prec <= 17; prec++) {
-        snprintf(buf, sizeof(buf), "%.*e", prec - 1, f);
-        if (strtod(buf, NULL) == f)
-            break;
-    }
-    /* buf is [-]d[.ddd]e[+-]xx */
-    const char *p = buf;
-    bool negative = *p == '-';
-    if (negative)
-        p++;
-    char digits[24];
-    size_t nd = 0;
-    for (; *p != 'e'; p++) {
-        if (*p != '.')
-            digits[nd++] = *p;
-    }
-    int exponent = atoi(p + 1);
-    while (nd > 1 && digits[nd - 1] == '0')
-        nd--;
+    char digits[24], out[64];
+    int exponent;
+    size_t nd = jinja_shortest_digits(f, digits, &exponent), n = 0;
     int decpt = exponent + 1;
-    char out[64];
-    size_t n = 0;
-    if (negative)
+    if (signbit(f))
         out[n++] = '-';
-    if (decpt > -4 && decpt <= 16) {
-        if (decpt <= 0) {
-            out[n++] = '0';
-            out[n++] = '.';
-            for (int i = 0; i < -decpt; i++)
-                out[n++] = '0';
-            memcpy(out + n, digits, nd);
-            n += nd;
-        } else if ((size_t)decpt < nd) {
-            memcpy(out + n, digits, (size_t)decpt);
-            n += (size_t)decpt;
-            out[n++] = '.';
-            memcpy(out + n, digits + decpt, nd - (size_t)decpt);
-            n += nd - (size_t)decpt;
-        } else {
-            memcpy(out + n, digits, nd);
-            n += nd;
-            for (size_t i = nd; i < (size_t)decpt; i++)
-                out[n++] = '0';
-            out[n++] = '.';
-            out[n++] = '0';
-        }
-    } else {
+    if (decpt <= -4 || decpt > 16) {
         out[n++] = digits[0];
         if (nd > 1) {
             out[n++] = '.';
@@ -458,6 +430,23 @@ bool jinja_write_float(jinja_ctx *ctx, jinja_sb *sb, double f, bool json)
         }
         n += (size_t)snprintf(out + n, sizeof(out) - n, "e%c%02d", exponent < 0 ? '-' : '+',
                               abs(exponent));
+    } else if (decpt <= 0) { /* 0.000ddd */
+        memcpy(out + n, "0.", 2);
+        n += 2;
+        for (int i = 0; i < -decpt; i++)
+            out[n++] = '0';
+        memcpy(out + n, digits, nd);
+        n += nd;
+    } else { /* ddd.ddd, or ddd00.0 */
+        for (size_t i = 0; i < (size_t)decpt || i < nd; i++) {
+            if (i == (size_t)decpt)
+                out[n++] = '.';
+            out[n++] = i < nd ? digits[i] : '0';
+        }
+        if ((size_t)decpt >= nd) {
+            memcpy(out + n, ".0", 2);
+            n += 2;
+        }
     }
     return jinja_sb_append(ctx, sb, out, n);
 }

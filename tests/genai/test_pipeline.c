@@ -73,8 +73,24 @@ static void test_tiny(const char *name)
     ogi_status st = ogi_generate_ids(p, prompt, np, &cfg, NULL, NULL, &r);
     TEST_CHECK(st == OGI_OK && same_ids(r.ids, r.n_ids, want, nw), "%s: greedy ids differ (%s)",
                name, ogi_last_error());
-    checks++;
+    TEST_CHECK(ogi_pipeline_static_kv_cache(p), "%s: the KV cache is not static", name);
+    checks += 2;
     ogi_result_clear(&r);
+
+    /* the same with the presents fed back as past (no rewrite) */
+    ogi_pipeline_options concat = ogi_pipeline_default_options();
+    concat.static_kv_cache = 0;
+    ogi_pipeline *pc = NULL;
+    st = ogi_pipeline_open(dir, &concat, &pc);
+    if (st == OGI_OK)
+        st = ogi_generate_ids(pc, prompt, np, &cfg, NULL, NULL, &r);
+    TEST_CHECK(st == OGI_OK && !ogi_pipeline_static_kv_cache(pc) &&
+                   same_ids(r.ids, r.n_ids, want, nw),
+               "%s: concat-style cache: %s", name, ogi_last_error());
+    checks++;
+    if (st == OGI_OK)
+        ogi_result_clear(&r);
+    ogi_pipeline_free(pc);
 
     const json_t *lp = json_object_get(golden, "greedy_batch_leftpad");
     ogi_generator *gen = NULL;

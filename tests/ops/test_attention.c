@@ -355,45 +355,64 @@ static void test_random_case(test_case *c, int64_t max_total)
     test_random_mask(c);
 }
 
+/* A case without mask, softcap, window or padding. */
+static test_case test_plain(int64_t batch, int64_t q_heads, int64_t kv_heads, int64_t q_len,
+                            int64_t past_len, int64_t kv_len, int64_t dim)
+{
+    test_case c;
+    memset(&c, 0, sizeof(c));
+    c.batch = batch;
+    c.q_heads = q_heads;
+    c.kv_heads = kv_heads;
+    c.q_len = q_len;
+    c.past_len = past_len;
+    c.kv_len = kv_len;
+    c.qk_dim = c.v_dim = dim;
+    c.scale = 1.0 / sqrt((double)(dim > 0 ? dim : 1));
+    c.left = c.right = -1;
+    return c;
+}
+
 /* The cases named in the issue, beside the random ones. */
 static void test_edge_cases(threadpool *pool)
 {
     static const int64_t dims[] = {1, 3, 17, 80, 96, 128, 256};
     test_case c;
     for (size_t k = 0; k < sizeof(dims) / sizeof(dims[0]); k++) {
-        /* decode, GQA, causal with a past */
-        c = (test_case){1,     8, 2, 1,   300,  1,     dims[k], dims[k],
-                        false, 0, 0, {0}, true, false, 0.0,     1.0 / sqrt((double)dims[k]),
-                        -1,    -1};
+        c = test_plain(1, 8, 2, 1, 300, 1, dims[k]); /* GQA decode, causal with a past */
+        c.causal = true;
         test_run_case(&c, pool);
-        /* prefill, MHA, 3D, softcap */
-        c = (test_case){2, 3, 3,   37,   0,     37,   dims[k], dims[k], true,
-                        0, 0, {0}, true, false, 20.0, 0.3,     -1,      -1};
+        c = test_plain(2, 3, 3, 37, 0, 37, dims[k]); /* MHA prefill, 3D, softcap */
+        c.seq_major = c.causal = true;
+        c.softcap = 20.0;
         test_run_case(&c, pool);
     }
-    /* total length 1; zero-length keys; zero head size */
-    c = (test_case){1, 4, 1, 1, 0, 1, 16, 16, false, 0, 0, {0}, false, false, 0.0, 0.25, -1, -1};
+    c = test_plain(1, 4, 1, 1, 0, 1, 16); /* total length 1 */
     test_run_case(&c, pool);
-    c = (test_case){1, 4, 2, 3, 0, 0, 16, 8, false, 0, 0, {0}, false, false, 0.0, 0.25, -1, -1};
+    c = test_plain(1, 4, 2, 3, 0, 0, 16); /* no keys at all */
+    c.v_dim = 8;
     test_run_case(&c, pool);
-    c = (test_case){1, 2, 2, 3, 0, 5, 0, 8, false, 0, 0, {0}, false, false, 0.0, 1.0, -1, -1};
+    c = test_plain(1, 2, 2, 3, 0, 5, 0); /* head size 0 */
+    c.v_dim = 8;
     test_run_case(&c, pool);
-    /* MQA decode over thousands of keys: split into key ranges and merged */
-    c = (test_case){1, 4, 1, 1, 4095, 1, 64, 64, false, 0, 0, {0}, true, false, 0.0, 0.125, -1, -1};
+    c = test_plain(1, 4, 1, 1, 4095, 1, 64); /* MQA decode: key ranges split, then merged */
+    c.causal = true;
     test_run_case(&c, pool);
-    /* the same with a window, bool mask over keys and padding */
-    c = (test_case){1, 2,         1,    1,    3000, 1,   32,  32, true, TEST_MASK_BOOL,
-                    2, {1, 3001}, true, true, 0.0,  0.2, 700, 0};
+    c = test_plain(1, 2, 1, 1, 3000, 1, 32); /* the same with a window, a mask and padding */
+    c.seq_major = c.causal = c.nonpad = true;
+    c.mask_kind = TEST_MASK_BOOL;
+    c.mask_rank = 2;
+    c.mask_dims[0] = 1;
+    c.mask_dims[1] = 3001;
+    c.left = 700;
+    c.right = 0;
     test_run_case(&c, pool);
 #ifdef __OPTIMIZE__
-    /* the benchmark's shapes, smaller: decode at 8192 and causal prefill */
-    c = (test_case){1,     32, 8, 1,   8191, 1,     128, 128,
-                    false, 0,  0, {0}, true, false, 0.0, 1.0 / sqrt(128.0),
-                    -1,    -1};
+    c = test_plain(1, 32, 8, 1, 8191, 1, 128); /* the benchmark's decode */
+    c.causal = true;
     test_run_case(&c, pool);
-    c = (test_case){1,     8, 2, 1024, 0,    1024,  128, 128,
-                    false, 0, 0, {0},  true, false, 0.0, 1.0 / sqrt(128.0),
-                    -1,    -1};
+    c = test_plain(1, 8, 2, 1024, 0, 1024, 128); /* a smaller causal prefill */
+    c.causal = true;
     test_run_case(&c, pool);
 #endif
 }
@@ -562,33 +581,20 @@ static void test_window_run(const test_window *w, const char *dir)
 
 static void test_windows(const char *dir)
 {
+    /* clang-format off */
     static const test_window cases[] = {
-        {"left window + is_causal",
-         1,
-         6,
-         0,
-         6,
-         1,
-         2,
-         -1,
-         {0},
+        /* what, batch, q_len, past, new keys, is_causal, left, right, nonpad, allowed */
+        {"left window + is_causal", 1, 6, 0, 6, 1, 2, -1, {0},
          {"100000", "110000", "111000", "011100", "001110", "000111"}},
         {"left window + past cache", 1, 2, 4, 2, 1, 2, -1, {0}, {"001110", "000111"}},
-        {"left window + nonpad_kv_seqlen",
-         2,
-         2,
-         0,
-         8,
-         1,
-         1,
-         -1,
-         {5, 8},
+        {"left window + nonpad_kv_seqlen", 2, 2, 0, 8, 1, 1, -1, {5, 8},
          {"00110000", "00011000", "00000110", "00000011"}},
         {"two-sided window", 1, 4, 0, 4, 0, 1, 1, {0}, {"1100", "1110", "0111", "0011"}},
         {"right window 0 + nonpad_kv_seqlen", 1, 2, 0, 6, 0, -1, 0, {4}, {"111000", "111100"}},
         {"window before the cache: empty row", 1, 2, 0, 4, 0, 0, 0, {1}, {"0000", "1000"}},
         {"window of 0 + past, not causal", 1, 2, 3, 2, 0, 0, 0, {0}, {"00010", "00001"}},
     };
+    /* clang-format on */
     for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++)
         test_window_run(&cases[k], dir);
 }

@@ -1,7 +1,10 @@
-/* Checks MatMul's BLAS path against its plain loop, and both against an
- * independent numpy-semantics loop written here, on random shapes: odd
- * sizes, 1- and 0-sized dims, 1-D operands and broadcast batch dims.
- * Exits non-zero on the first mismatch. */
+/* Checks every path of MatMul (plain loop, BLAS, the small-m kernels in
+ * scalar, AVX2 and AVX-512 form, the packed AVX-512 GEMM, and the automatic
+ * choice) against an independent numpy-semantics loop written here, on
+ * random shapes: odd sizes, 1- and 0-sized dims, 1-D operands and broadcast
+ * batch dims, inline and on a 2-thread pool; a few large fixed shapes cross
+ * the kernels' block and threading thresholds. Exits non-zero on the first
+ * mismatch. */
 #include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -9,14 +12,37 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/threadpool.h"
 #include "ogi.h"
+#include "ops/gemm.h"
 
-/* Defined in src/ops/matmul.c; no header, only this test calls them. */
-enum { MATMUL_AUTO = 0, MATMUL_REFERENCE = 1, MATMUL_BLAS = 2 };
-bool matmul_shape(int a_rank, const int64_t *a_dims, int b_rank, const int64_t *b_dims, int *y_rank,
-                  int64_t *y_dims);
-bool matmul_float(ogi_dtype dtype, const void *a, int a_rank, const int64_t *a_dims, const void *b,
-                  int b_rank, const int64_t *b_dims, void *y, int path);
+static threadpool *test_pool; /* 2 threads; NULL runs inline */
+
+static const struct {
+    matmul_path path;
+    const char *name;
+    bool f64; /* also meaningful for float64 */
+} test_paths[] = {
+    {MATMUL_REFERENCE, "reference", true},
+    {MATMUL_BLAS, "BLAS", true},
+    {MATMUL_AUTO, "auto", true},
+    {MATMUL_SMALL_SCALAR, "small scalar", false},
+    {MATMUL_SMALL_AVX2, "small AVX2", false},
+    {MATMUL_SMALL_AVX512, "small AVX-512", false},
+    {MATMUL_PACKED, "packed AVX-512", false},
+};
+#define TEST_PATHS (int)(sizeof(test_paths) / sizeof(test_paths[0]))
+
+/* Whether this CPU runs the path. */
+static bool test_path_runs(matmul_path path)
+{
+    gemm_isa isa = gemm_isa_best();
+    if (path == MATMUL_SMALL_AVX2)
+        return isa >= GEMM_ISA_AVX2;
+    if (path == MATMUL_SMALL_AVX512 || path == MATMUL_PACKED)
+        return isa >= GEMM_ISA_AVX512;
+    return true;
+}
 
 typedef struct test_shape {
     int rank;
@@ -59,9 +85,11 @@ static const char *test_shape_str(const test_shape *s, char *buf)
  * matrix dims odd, 1, 0 or large enough to take the BLAS path. */
 static void test_random_shapes(test_shape *a, test_shape *b)
 {
-    static const int64_t sizes[] = {0, 1, 1, 2, 3, 5, 7, 16, 17, 31, 33, 64, 65};
+    static const int64_t sizes[] = {0, 1, 1, 2, 3, 5, 7, 8, 9, 14, 15, 16, 17, 29, 31, 33, 64, 65};
     static const int64_t batch_sizes[] = {0, 1, 2, 3};
-    int64_t m = test_pick(sizes, 13), n = test_pick(sizes, 13), k = test_pick(sizes, 13);
+    int n_sizes = (int)(sizeof(sizes) / sizeof(sizes[0]));
+    int64_t m = test_pick(sizes, n_sizes), n = test_pick(sizes, n_sizes);
+    int64_t k = test_pick(sizes, n_sizes);
     int batch = (int)(test_rand() % 4);
     int64_t bd[4] = {0};
     for (int d = 0; d < batch; d++)
@@ -136,7 +164,7 @@ static void test_naive(const test_shape *a, const double *av, const test_shape *
     }
 }
 
-/* Runs one shape through both paths in dtype, compares with the naive loop. */
+/* Runs one shape through every path in dtype, compares with the naive loop. */
 static bool test_one(ogi_dtype dtype, const test_shape *a, const test_shape *b)
 {
     int y_rank;
@@ -156,7 +184,7 @@ static bool test_one(ogi_dtype dtype, const test_shape *a, const test_shape *b)
     double *want = malloc((size_t)(ny + 1) * sizeof(double));
     double *scale = malloc((size_t)(ny + 1) * sizeof(double));
     void *ab = malloc((size_t)(na + 1) * es), *bb = malloc((size_t)(nb + 1) * es);
-    void *y[2] = {malloc((size_t)(ny + 1) * es), malloc((size_t)(ny + 1) * es)};
+    void *y = malloc((size_t)(ny + 1) * es);
     for (int64_t i = 0; i < na; i++) {
         av[i] = (double)(int)(test_rand() % 2001 - 1000) / 256.0;
         if (dtype == OGI_FLOAT32)
@@ -173,17 +201,21 @@ static bool test_one(ogi_dtype dtype, const test_shape *a, const test_shape *b)
     }
     test_naive(a, av, b, bv, y_rank, y_dims, want, scale);
     bool ok = true;
-    static const int paths[2] = {MATMUL_REFERENCE, MATMUL_BLAS};
-    for (int p = 0; p < 2 && ok; p++) {
-        memset(y[p], 0xff, (size_t)(ny + 1) * es); /* NaN: catches unwritten elements */
-        ok = matmul_float(dtype, ab, a->rank, a->dims, bb, b->rank, b->dims, y[p], paths[p]);
+    for (int p = 0; p < TEST_PATHS * 2 && ok; p++) {
+        int pi = p % TEST_PATHS;
+        threadpool *pool = p < TEST_PATHS ? NULL : test_pool;
+        if ((dtype == OGI_FLOAT64 && !test_paths[pi].f64) || !test_path_runs(test_paths[pi].path))
+            continue;
+        memset(y, 0xff, (size_t)(ny + 1) * es); /* NaN: catches unwritten elements */
+        ok = matmul_float(dtype, ab, a->rank, a->dims, bb, b->rank, b->dims, y, test_paths[pi].path,
+                          pool);
         double tol = dtype == OGI_FLOAT32 ? 1e-5 : 1e-12;
         for (int64_t i = 0; ok && i < ny; i++) {
-            double got = dtype == OGI_FLOAT32 ? ((float *)y[p])[i] : ((double *)y[p])[i];
+            double got = dtype == OGI_FLOAT32 ? ((float *)y)[i] : ((double *)y)[i];
             if (!(fabs(got - want[i]) <= tol * (scale[i] + 1.0))) {
-                fprintf(stderr, "%s path, %s: %s x %s, element %lld: got %g, want %g\n",
-                        p == 0 ? "reference" : "BLAS", ogi_dtype_name(dtype), test_shape_str(a, sa),
-                        test_shape_str(b, sb), (long long)i, got, want[i]);
+                fprintf(stderr, "%s path (%s), %s: %s x %s, element %lld: got %g, want %g\n",
+                        test_paths[pi].name, pool ? "2 threads" : "inline", ogi_dtype_name(dtype),
+                        test_shape_str(a, sa), test_shape_str(b, sb), (long long)i, got, want[i]);
                 ok = false;
             }
         }
@@ -194,8 +226,7 @@ static bool test_one(ogi_dtype dtype, const test_shape *a, const test_shape *b)
     free(scale);
     free(ab);
     free(bb);
-    free(y[0]);
-    free(y[1]);
+    free(y);
     return ok;
 }
 
@@ -237,6 +268,11 @@ static bool test_fixed(void)
         {{3, {0, 4, 5}}, {2, {5, 3}}},           /* zero batch */
         {{3, {4, 64, 65}}, {2, {65, 63}}},       /* batches stack into one GEMM */
         {{4, {2, 3, 33, 17}}, {3, {3, 17, 31}}}, /* B broadcast over the outer batch */
+        {{3, {1, 1, 576}}, {2, {576, 520}}},     /* decode: B over 1 MiB, threaded strips */
+        {{3, {3, 1, 301}}, {2, {301, 1001}}},    /* 3 sequences, odd sizes */
+        {{2, {9, 400}}, {2, {400, 700}}},        /* packed: k blocks, many column units */
+        {{2, {521, 33}}, {2, {33, 97}}},         /* packed: two row blocks, edge tiles */
+        {{2, {40, 1}}, {2, {1, 1000}}},          /* k = 1 */
     };
     for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
         if (!test_one(OGI_FLOAT32, &fixed[i][0], &fixed[i][1]) ||
@@ -247,6 +283,11 @@ static bool test_fixed(void)
 
 int main(void)
 {
+    if (threadpool_create(2, &test_pool) != OGI_OK)
+        return 1;
+    printf("test_matmul: fastest kernels %s\n", gemm_isa_best() == GEMM_ISA_AVX512 ? "AVX-512"
+                                                : gemm_isa_best() == GEMM_ISA_AVX2 ? "AVX2"
+                                                                                   : "scalar");
     if (!test_rejects() || !test_fixed())
         return 1;
     for (int iter = 0; iter < 300; iter++) {
@@ -256,6 +297,7 @@ int main(void)
         if (!test_one(t, &a, &b))
             return 1;
     }
+    threadpool_free(test_pool);
     printf("test_matmul: ok\n");
     return 0;
 }

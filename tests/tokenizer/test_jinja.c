@@ -381,6 +381,21 @@ static const render_case render_cases[] = {
     {"{% for x in [1] %}{{ x }}{% endfor %}\n{% if true %}\n    hello\n{% endif %}\n", NULL,
      "1    hello\n"},
     {"{{ 'a\\\nb' }}", NULL, "ab"},
+    {"{{ '<a>' + ('b'|safe) }}|{{ ('<b>'|safe) + '<a>' }}|{{ '<a>' ~ ('b'|safe) }}|{{ ('x'|e) + "
+     "'&' }}|{{ '<'|e|e }}|{{ '<'|e|forceescape }}|{% macro m() %}<m>{% endmacro %}{{ '<' + m() }}",
+     NULL, "&lt;a&gt;b|<b>&lt;a&gt;|<a>b|x&amp;|&lt;|&amp;lt;|<<m>"},
+    {"{{ 'a' * 3 is string }} {{ '%s|%5.2f|%-3d|%x' % ('s', 2.5, 7, 255) }} {{ '%(k)s' % {'k': "
+     "'v'} }}",
+     NULL, " s| 2.50|7  |ff v"},
+    {"{% for x in xs %}{{ x.name ~ ('' if loop.last else ', ') }}{% endfor %}",
+     "{\"xs\": [{\"name\": \"a\"}, {\"name\": \"b\"}]}", "a, b"},
+    {"{{ tools | map('tojson') | join('\\n') }}",
+     "{\"tools\": [{\"a\": 1}, {\"b\": [true, null]}]}", "{\"a\": 1}\n{\"b\": [true, null]}"},
+    {"{% for m in messages | rejectattr('role', 'equalto', 'tool') | selectattr('tool_calls', "
+     "'undefined') %}{{ m.role }};{% endfor %}",
+     "{\"messages\": [{\"role\": \"user\"}, {\"role\": \"tool\"}, {\"role\": \"assistant\", "
+     "\"tool_calls\": []}, {\"role\": \"assistant\"}]}",
+     "user;assistant;"},
 
 };
 
@@ -430,6 +445,11 @@ static void test_errors(void)
     check_error("{{ 'abc'.nosuch() }}", NULL, "line 1, column 16",
                 "'str object' has no attribute 'nosuch'");
     check_error("{{ 'x' * 100000000 }}", NULL, "line 1, column 8", "exceeds 64 MiB");
+    check_error("{{ 'abc' is even }}", NULL, "line 1, column 10", "not all arguments converted");
+    check_error("{{ 5|indent }}", NULL, "line 1, column 6", "unsupported operand");
+    check_error("{{ x[1:] }}", "{\"x\": 5}", "line 1, column 5",
+                "'int' object is not subscriptable");
+    check_error("{{ '\\xZZ' }}", NULL, "line 1, column 4", "invalid \\x, \\u or \\U escape");
 }
 
 /* raise_exception(msg) fails with the template's own message. */

@@ -1,0 +1,366 @@
+/* MatMul throughput on the shapes of small LLMs (SmolLM-135M: hidden 576,
+ * MLP 1536, vocabulary 49152; the bundled docstring-llama: 256 and 704),
+ * float32, Y[M, N] = A[M, K] @ B[K, N] with B a row-major weight.
+ *
+ *   decode   M = 1 and 4: GB/s of B read per call. "mem" columns read B
+ *            from memory (each call takes the next of several copies that
+ *            together dwarf the caches), as a real model's decode does;
+ *            %BW compares ogi with the streaming-read bandwidth measured
+ *            first. "hot" columns reuse one copy (L2/L3-resident).
+ *   prefill  M = 128 and 512: GFLOP/s, 2 M N K flops per call.
+ *
+ * Columns: ogi is the fast kernel forced (gemm_small for decode,
+ * gemm_packed for prefill), auto what MatMul picks, BLAS OpenBLAS's
+ * cblas_sgemm (its own threads), ref the plain reference loop (prefill:
+ * timed on 4 rows of A). All use 2 threads unless --threads N. Each number
+ * is a median over repeated calls; |diff| is the largest difference of ogi
+ * from OpenBLAS relative to the largest |Y|.
+ *
+ * usage: bench_matmul [--threads N] [--decode | --prefill] [--budget SECONDS] */
+#include <cblas.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/threadpool.h"
+#include "ops/gemm.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
+
+enum { BENCH_MAX_RUNS = 2000 };
+
+/* Weights of the "mem" columns: a pool of this many bytes, several times
+ * the L3 cache. */
+#define BENCH_POOL_BYTES ((size_t)256 << 20)
+
+typedef struct bench_kn {
+    int64_t k, n;
+} bench_kn;
+
+static const bench_kn bench_kns[] = {{576, 576},   {576, 1536}, {1536, 576},
+                                     {576, 49152}, {256, 704},  {704, 256}};
+#define BENCH_KNS (int)(sizeof(bench_kns) / sizeof(bench_kns[0]))
+
+typedef struct bench_opts {
+    int threads;
+    bool decode, prefill;
+    double budget; /* seconds per measurement */
+} bench_opts;
+
+static double bench_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int bench_cmp(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void *bench_alloc(size_t bytes)
+{
+    void *p = aligned_alloc(64, (bytes + 63) / 64 * 64);
+    if (p == NULL) {
+        fprintf(stderr, "bench_matmul: out of memory\n");
+        exit(1);
+    }
+    return p;
+}
+
+static void bench_fill(float *x, size_t n, uint64_t seed)
+{
+    for (size_t i = 0; i < n; i++) {
+        seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+        x[i] = (float)(seed >> 40) / (float)(1 << 24) * 2.0f - 1.0f;
+    }
+}
+
+/* ---- streaming-read bandwidth --------------------------------------------- */
+
+typedef struct bench_bw {
+    const float *data;
+    int64_t chunk; /* floats per item */
+    float sink[64];
+} bench_bw;
+
+#if defined(__x86_64__) || defined(__i386__)
+__attribute__((target("avx512f"))) static void bench_bw_read(void *arg, int64_t begin, int64_t end)
+{
+    bench_bw *bw = arg;
+    __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+    for (const float *p = bw->data + begin * bw->chunk, *e = bw->data + end * bw->chunk; p < e;
+         p += 64) {
+        s0 = _mm512_add_ps(s0, _mm512_load_ps(p));
+        s1 = _mm512_add_ps(s1, _mm512_load_ps(p + 16));
+        s2 = _mm512_add_ps(s2, _mm512_load_ps(p + 32));
+        s3 = _mm512_add_ps(s3, _mm512_load_ps(p + 48));
+    }
+    s0 = _mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3));
+    bw->sink[begin % 64] = _mm512_reduce_add_ps(s0);
+}
+#else
+static void bench_bw_read(void *arg, int64_t begin, int64_t end)
+{
+    bench_bw *bw = arg;
+    float s = 0;
+    for (const float *p = bw->data + begin * bw->chunk, *e = bw->data + end * bw->chunk; p < e; p++)
+        s += *p;
+    bw->sink[begin % 64] = s;
+}
+#endif
+
+/* Best of five reads of the whole pool, split over the threads. */
+static double bench_bandwidth(const float *data, size_t bytes, threadpool *pool)
+{
+    bench_bw bw = {.data = data, .chunk = 1 << 16};
+    int64_t items = (int64_t)(bytes / sizeof(float)) / bw.chunk;
+    double best = 0;
+    for (int rep = 0; rep < 5; rep++) {
+        double t0 = bench_now();
+        threadpool_parallel_for(pool, items, 1, bench_bw_read, &bw);
+        double gbs = (double)items * (double)bw.chunk * sizeof(float) / (bench_now() - t0) * 1e-9;
+        best = gbs > best ? gbs : best;
+    }
+    return best;
+}
+
+/* ---- timing --------------------------------------------------------------- */
+
+/* One product to time: which implementation, and where its operands are. */
+typedef struct bench_call {
+    int64_t m, k, n;
+    const float *a;
+    const float *b; /* first copy */
+    int64_t copies; /* copies of B, K * N floats apart, used in turn */
+    float *y;
+    matmul_path path;
+    bool blas;
+    threadpool *pool;
+    int64_t next;
+} bench_call;
+
+static void bench_run(bench_call *c)
+{
+    const float *b = c->b + (c->next++ % c->copies) * c->k * c->n;
+    if (c->blas) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)c->m, (int)c->n, (int)c->k,
+                    1.0f, c->a, (int)c->k, b, (int)c->n, 0.0f, c->y, (int)c->n);
+        return;
+    }
+    int64_t a_dims[2] = {c->m, c->k}, b_dims[2] = {c->k, c->n};
+    if (!matmul_float(OGI_FLOAT32, c->a, 2, a_dims, b, 2, b_dims, c->y, c->path, c->pool))
+        abort();
+}
+
+/* Median seconds per call over about `budget` seconds (at least 3 calls
+ * after a warm-up). */
+static double bench_time(bench_call *c, double budget)
+{
+    static double times[BENCH_MAX_RUNS];
+    bench_run(c);
+    double spent = 0.0;
+    int n = 0;
+    while (n < BENCH_MAX_RUNS && (spent < budget || n < 3)) {
+        double t0 = bench_now();
+        bench_run(c);
+        times[n] = bench_now() - t0;
+        spent += times[n++];
+    }
+    qsort(times, (size_t)n, sizeof(double), bench_cmp);
+    return times[n / 2];
+}
+
+/* Largest |x - y| over the largest |y|. */
+static double bench_diff(const float *x, const float *y, int64_t n)
+{
+    double d = 0, top = 1e-30;
+    for (int64_t i = 0; i < n; i++) {
+        d = fmax(d, fabs((double)x[i] - y[i]));
+        top = fmax(top, fabs((double)y[i]));
+    }
+    return d / top;
+}
+
+/* ---- tables --------------------------------------------------------------- */
+
+typedef struct bench_env {
+    bench_opts o;
+    threadpool *pool;
+    float *weights; /* BENCH_POOL_BYTES of random floats */
+    float *a;       /* 512 x 1536 */
+    float *y[2];    /* 512 x 49152 each */
+    double bandwidth;
+} bench_env;
+
+static const char *bench_path_name(matmul_path p)
+{
+    return p == MATMUL_PACKED ? "packed" : p == MATMUL_BLAS ? "BLAS" : "small";
+}
+
+/* Which path MatMul's automatic choice takes: timed against the two. */
+static const char *bench_auto_pick(double t_auto, double t_fast, double t_blas, matmul_path fast)
+{
+    return fabs(t_auto - t_fast) <= fabs(t_auto - t_blas) ? bench_path_name(fast) : "BLAS";
+}
+
+static void bench_decode_row(bench_env *e, int64_t m, bench_kn s)
+{
+    size_t b_floats = (size_t)(s.k * s.n);
+    int64_t copies = (int64_t)(BENCH_POOL_BYTES / sizeof(float) / b_floats);
+    double gb = (double)b_floats * sizeof(float) * 1e-9;
+    bench_call c = {.m = m,
+                    .k = s.k,
+                    .n = s.n,
+                    .a = e->a,
+                    .b = e->weights,
+                    .copies = copies,
+                    .y = e->y[0],
+                    .path = MATMUL_SMALL_AVX512,
+                    .pool = e->pool};
+    if (gemm_isa_best() != GEMM_ISA_AVX512)
+        c.path = gemm_isa_best() == GEMM_ISA_AVX2 ? MATMUL_SMALL_AVX2 : MATMUL_SMALL_SCALAR;
+    double t_ogi = bench_time(&c, e->o.budget);
+    c.path = MATMUL_AUTO;
+    double t_auto = bench_time(&c, e->o.budget);
+    c.blas = true;
+    c.y = e->y[1];
+    double t_blas = bench_time(&c, e->o.budget);
+    c.blas = false;
+    c.path = MATMUL_REFERENCE;
+    double t_ref = bench_time(&c, e->o.budget);
+    c.copies = 1; /* hot: the same copy every call */
+    c.y = e->y[0];
+    c.path = MATMUL_AUTO;
+    double t_hot = bench_time(&c, e->o.budget);
+    c.blas = true;
+    c.y = e->y[1];
+    double t_blas_hot = bench_time(&c, e->o.budget);
+    double diff = bench_diff(e->y[0], e->y[1], m * s.n);
+    printf("%4lld x %5lld x %5lld  %7.1f %7.1f %7.1f %6.2f %6.1f %5.0f%%  %7.1f %7.1f %6.2f  %-6s "
+           "%.1e\n",
+           (long long)m, (long long)s.k, (long long)s.n, gb / t_ogi, gb / t_blas, gb / t_ref,
+           t_blas / t_ogi, t_ref / t_ogi, 100.0 * gb / t_ogi / e->bandwidth, gb / t_hot,
+           gb / t_blas_hot, t_blas_hot / t_hot,
+           bench_auto_pick(t_auto, t_ogi, t_blas, MATMUL_SMALL_AVX512), diff);
+}
+
+static void bench_prefill_row(bench_env *e, int64_t m, bench_kn s)
+{
+    double flops = 2.0 * (double)m * (double)s.k * (double)s.n;
+    bench_call c = {.m = m,
+                    .k = s.k,
+                    .n = s.n,
+                    .a = e->a,
+                    .b = e->weights,
+                    .copies = 1,
+                    .y = e->y[0],
+                    .path = MATMUL_PACKED,
+                    .pool = e->pool};
+    double t_ogi = gemm_isa_best() == GEMM_ISA_AVX512 ? bench_time(&c, e->o.budget) : NAN;
+    c.path = MATMUL_AUTO;
+    double t_auto = bench_time(&c, e->o.budget);
+    c.blas = true;
+    c.y = e->y[1];
+    double t_blas = bench_time(&c, e->o.budget);
+    double diff = bench_diff(e->y[0], e->y[1], m * s.n);
+    c.blas = false;
+    c.path = MATMUL_REFERENCE;
+    c.m = 4;
+    double t_ref = bench_time(&c, e->o.budget) * (double)m / 4.0;
+    printf("%4lld x %5lld x %5lld  %7.1f %7.1f %7.1f %7.2f %6.2f %6.1f %6.2f  %-6s %.1e\n",
+           (long long)m, (long long)s.k, (long long)s.n, flops / t_ogi * 1e-9,
+           flops / t_auto * 1e-9, flops / t_blas * 1e-9, flops / t_ref * 1e-9, t_blas / t_ogi,
+           t_ref / t_ogi, t_blas / t_auto, bench_auto_pick(t_auto, t_ogi, t_blas, MATMUL_PACKED),
+           diff);
+}
+
+static void bench_tables(bench_env *e)
+{
+    if (e->o.decode) {
+        printf("\ndecode: GB/s of B (mem: from memory; hot: cached)\n");
+        printf(
+            "   M x     K x     N      ogi    BLAS     ref   ogi/  ogi/    %%BW      ogi    BLAS  "
+            "ogi/  auto   |diff|\n");
+        printf(
+            "                          mem     mem     mem   BLAS   ref    mem      hot     hot  "
+            "BLAS\n");
+        for (int m = 1; m <= 4; m += 3)
+            for (int i = 0; i < BENCH_KNS; i++)
+                bench_decode_row(e, m, bench_kns[i]);
+    }
+    if (e->o.prefill) {
+        printf("\nprefill: GFLOP/s\n");
+        printf("   M x     K x     N      ogi    auto    BLAS     ref   ogi/   ogi/  auto/  auto   "
+               "|diff|\n");
+        printf("                       packed                           BLAS    ref   BLAS\n");
+        for (int m = 128; m <= 512; m *= 4)
+            for (int i = 0; i < BENCH_KNS; i++)
+                bench_prefill_row(e, m, bench_kns[i]);
+    }
+}
+
+static bool bench_parse(int argc, char **argv, bench_opts *o)
+{
+    *o = (bench_opts){.threads = 2, .decode = true, .prefill = true, .budget = 0.3};
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc)
+            o->threads = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--budget") == 0 && i + 1 < argc)
+            o->budget = atof(argv[++i]);
+        else if (strcmp(argv[i], "--decode") == 0)
+            o->prefill = false;
+        else if (strcmp(argv[i], "--prefill") == 0)
+            o->decode = false;
+        else
+            return false;
+    }
+    return o->threads >= 1 && o->budget > 0;
+}
+
+int main(int argc, char **argv)
+{
+    bench_env e = {0};
+    if (!bench_parse(argc, argv, &e.o)) {
+        fprintf(stderr, "usage: bench_matmul [--threads N] [--decode | --prefill] "
+                        "[--budget SECONDS]\n");
+        return 2;
+    }
+    if (threadpool_create(e.o.threads, &e.pool) != OGI_OK)
+        return 1;
+    openblas_set_num_threads(e.o.threads);
+    e.weights = bench_alloc(BENCH_POOL_BYTES);
+    e.a = bench_alloc(512 * 1536 * sizeof(float));
+    e.y[0] = bench_alloc(512 * 49152 * sizeof(float));
+    e.y[1] = bench_alloc(512 * 49152 * sizeof(float));
+    bench_fill(e.weights, BENCH_POOL_BYTES / sizeof(float), 1);
+    bench_fill(e.a, 512 * 1536, 2);
+    memset(e.y[0], 0, 512 * 49152 * sizeof(float));
+    memset(e.y[1], 0, 512 * 49152 * sizeof(float));
+    threadpool *one;
+    if (threadpool_create(1, &one) != OGI_OK)
+        return 1;
+    double bw1 = bench_bandwidth(e.weights, BENCH_POOL_BYTES, one);
+    e.bandwidth = bench_bandwidth(e.weights, BENCH_POOL_BYTES, e.pool);
+    threadpool_free(one);
+    const char *isa = gemm_isa_best() == GEMM_ISA_AVX512 ? "AVX-512"
+                      : gemm_isa_best() == GEMM_ISA_AVX2 ? "AVX2"
+                                                         : "scalar";
+    printf("bench_matmul: %d threads, %s kernels; streaming read %.1f GB/s (1 thread %.1f)\n",
+           e.o.threads, isa, e.bandwidth, bw1);
+    bench_tables(&e);
+    free(e.weights);
+    free(e.a);
+    free(e.y[0]);
+    free(e.y[1]);
+    threadpool_free(e.pool);
+    return 0;
+}

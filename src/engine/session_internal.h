@@ -1,0 +1,17 @@
+/* Session entry points for ogi's own layers (not public). */
+#ifndef OGI_ENGINE_SESSION_INTERNAL_H
+#define OGI_ENGINE_SESSION_INTERNAL_H
+
+#include <stdbool.h>
+
+#include "ogi.h"
+
+/* Opens model_path with its concat-style KV cache rewritten into a static
+ * cache of symbolic length, updated in place when the caller binds each
+ * present output to its past input (see engine/kv_rewrite.h). *rewritten
+ * tells whether the graph had such a cache; when it has none the session is
+ * the plain graph. */
+ogi_status session_open_static_kv(const char *model_path, const ogi_session_options *options,
+                                  ogi_session **out, bool *rewritten);
+
+#endif

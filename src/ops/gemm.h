@@ -1,0 +1,72 @@
+/* float32 matrix-product kernels behind MatMul and Gemm:
+ *
+ *   Y[m, n] (+)= A[m, k] @ B[k, n]      all row-major, leading dims lda/ldb/ldy
+ *
+ * gemm_small_f32 is for a few rows of A (a decode step multiplies one token
+ * per sequence by a weight): it streams B once, row by row, and is bound by
+ * memory bandwidth. gemm_packed_f32 is a cache-blocked AVX-512 GEMM for
+ * many rows (prefill): it packs A and B into panels for a 14x32 register
+ * tile. Both split the columns of Y over the pool's threads; pool may be
+ * NULL. Products with k == 0 set Y to 0 (or leave it when accumulating). */
+#ifndef OGI_OPS_GEMM_H
+#define OGI_OPS_GEMM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/threadpool.h"
+#include "ogi.h"
+
+typedef struct gemm_f32_args {
+    int64_t m, n, k;
+    const float *a;
+    int64_t lda;
+    const float *b;
+    int64_t ldb;
+    float *y;
+    int64_t ldy;
+    bool accumulate; /* Y += A @ B instead of Y = A @ B */
+} gemm_f32_args;
+
+/* Instruction sets the kernels come in; gemm_isa_best() is the widest this
+ * CPU runs (AVX2 also needs FMA). */
+typedef enum gemm_isa { GEMM_ISA_SCALAR = 0, GEMM_ISA_AVX2 = 1, GEMM_ISA_AVX512 = 2 } gemm_isa;
+
+gemm_isa gemm_isa_best(void);
+
+/* Rows of A up to which gemm_small_f32 beats the packed GEMM. */
+#define GEMM_SMALL_MAX_M 8
+
+/* Any m works (each group of rows streams B once more); isa must not be
+ * wider than gemm_isa_best(). */
+void gemm_small_f32(const gemm_f32_args *g, gemm_isa isa, threadpool *pool);
+
+/* False (and Y untouched) when the CPU lacks AVX-512 or a buffer cannot be
+ * allocated: the caller then uses another path. */
+bool gemm_packed_f32(const gemm_f32_args *g, threadpool *pool);
+
+/* ---- MatMul's entry points (src/ops/matmul.c), for tests and benchmarks -- */
+
+/* Which implementation runs a float product. MATMUL_AUTO picks by shape
+ * and CPU; the others force one (float32 only for the MATMUL_SMALL_* and
+ * MATMUL_PACKED kernels, whose instruction set the CPU must have). */
+typedef enum matmul_path {
+    MATMUL_AUTO = 0,
+    MATMUL_REFERENCE = 1,
+    MATMUL_BLAS = 2,
+    MATMUL_SMALL_SCALAR = 3,
+    MATMUL_SMALL_AVX2 = 4,
+    MATMUL_SMALL_AVX512 = 5,
+    MATMUL_PACKED = 6,
+} matmul_path;
+
+/* The shape of MatMul(A, B) under numpy rules; false if they do not fit. */
+bool matmul_shape(int a_rank, const int64_t *a_dims, int b_rank, const int64_t *b_dims, int *y_rank,
+                  int64_t *y_dims);
+
+/* Y = MatMul(A, B) for float32 or float64 operands of those shapes; false
+ * for another dtype or shapes that do not fit. */
+bool matmul_float(ogi_dtype dtype, const void *a, int a_rank, const int64_t *a_dims, const void *b,
+                  int b_rank, const int64_t *b_dims, void *y, matmul_path path, threadpool *pool);
+
+#endif

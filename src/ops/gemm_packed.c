@@ -1,0 +1,315 @@
+/* Cache-blocked AVX-512 GEMM, Y[m, n] (+)= A[m, k] @ B[k, n], for products
+ * with many rows of A (prompt prefill).
+ *
+ * The register tile is 14 rows x 32 columns of Y: 28 accumulators, two
+ * vectors of B and one broadcast of A out of 32 registers, 28 FMAs per 16
+ * loads. The sum over k runs in blocks of at most GEMM_KC. Per k block:
+ *   - A's rows (all of them, up to GEMM_MC) are copied into a contiguous
+ *     block with a padded stride, zero rows filling the last tile (in L2);
+ *   - each 32-column panel of B is packed to [kc][32] (in L1) and every
+ *     14-row tile of A runs against it.
+ * Threads take ranges of panels; each copies A for itself, which costs
+ * about 4 / (columns per range) of the multiply work. */
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ops/gemm.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#define GEMM_X86 1
+#include <immintrin.h>
+#endif
+
+#define GEMM_MR 14
+#define GEMM_NR 32
+/* A B panel of kc x 32 floats (24 KiB at 192) plus a 14-row strip of A fit
+ * L1; the copied rows of A (all of k) take at most GEMM_A_BYTES of L2. */
+#define GEMM_KC 192
+#define GEMM_A_BYTES ((int64_t)512 << 10)
+/* Row stride of the copied A block: GEMM_KC plus a cache line, so that the
+ * 14 rows a tile reads do not share L1 sets; a constant, so that the tile
+ * addresses them all from one register. */
+#define GEMM_A_STRIDE (GEMM_KC + 16)
+/* Smallest column range (in panels) a thread takes, so that copying A stays
+ * cheap next to the products. */
+#define GEMM_MIN_PANELS 4
+
+typedef struct gemm_packed_job {
+    const gemm_f32_args *g;
+    int64_t panels, units; /* panels of 32 columns, split into units */
+    int64_t kc, mc;        /* block sizes, balanced over k and m */
+    int64_t k_blocks;
+    /* one slot per thread: a packed B panel, then the copied A block */
+    float *buffers;
+    size_t slot_floats;
+    atomic_int *busy;
+    int slots;
+} gemm_packed_job;
+
+/* The part of B the next packing reads: `rows` rows from b, ldb apart,
+ * whose first and last bytes are `last` apart. */
+typedef struct gemm_prefetch {
+    const float *b;
+    int64_t ldb, rows, last;
+} gemm_prefetch;
+
+/* The B block packed after columns [j, j + 32) and rows [k0, k0 + kc) of
+ * the column range [j, j1): the next k block, else the next panel's first. */
+static gemm_prefetch gemm_next_block(const gemm_packed_job *job, int64_t j, int64_t j1, int64_t k0)
+{
+    const gemm_f32_args *g = job->g;
+    gemm_prefetch pf = {.b = g->b, .ldb = g->ldb};
+    if (k0 + job->kc < g->k) {
+        k0 += job->kc;
+    } else if (j + GEMM_NR < j1) {
+        j += GEMM_NR;
+        k0 = 0;
+    } else {
+        return pf; /* nothing: rows = 0 */
+    }
+    int64_t cols = j1 - j < GEMM_NR ? j1 - j : GEMM_NR;
+    pf.b = g->b + k0 * g->ldb + j;
+    pf.rows = g->k - k0 < job->kc ? g->k - k0 : job->kc;
+    pf.last = (cols - 1) * (int64_t)sizeof(float);
+    return pf;
+}
+
+/* One register tile: Y[0..rows)[0..cols) (+)= A strip @ B panel over kc. */
+typedef struct gemm_tile {
+    int64_t kc;
+    const float *a; /* 14 rows, GEMM_A_STRIDE apart (zero past rows) */
+    const float *b; /* packed panel, [kc][32] */
+    float *y;
+    int64_t ldy;
+    int rows;
+    int64_t cols;
+    bool add; /* Y += instead of Y = */
+    gemm_prefetch pf;
+} gemm_tile;
+
+#ifdef GEMM_X86
+
+#define GEMM_AVX512 __attribute__((target("avx512f")))
+#define GEMM_AVX512_INLINE static inline __attribute__((always_inline, target("avx512f")))
+
+GEMM_AVX512_INLINE __mmask16 gemm_mask(int64_t n)
+{
+    return n >= 16 ? (__mmask16)0xFFFF : n <= 0 ? (__mmask16)0 : (__mmask16)((1u << n) - 1);
+}
+
+/* One k step of a tile: c[i][..] += A[i][p] * B[p][0..32) for i < ROWS. */
+GEMM_AVX512_INLINE void gemm_tile_step(const float *a, const float *b, int64_t p,
+                                       __m512 c[GEMM_MR][2], int ROWS)
+{
+    __m512 b0 = _mm512_load_ps(b + p * GEMM_NR);
+    __m512 b1 = _mm512_load_ps(b + p * GEMM_NR + 16);
+#pragma GCC unroll 14
+    for (int i = 0; i < ROWS; i++) {
+        __m512 ai = _mm512_set1_ps(a[i * GEMM_A_STRIDE + p]);
+        c[i][0] = _mm512_fmadd_ps(ai, b0, c[i][0]);
+        c[i][1] = _mm512_fmadd_ps(ai, b1, c[i][1]);
+    }
+}
+
+/* The tile for a constant ROWS >= t->rows (rows past t->rows are computed
+ * from A's zero padding, not stored). While it runs, it prefetches the rows
+ * of B the next packing reads, so that their memory latency hides behind
+ * the arithmetic. */
+GEMM_AVX512_INLINE void gemm_tile_rows(const gemm_tile *t, int ROWS)
+{
+    __m512 c[GEMM_MR][2];
+#pragma GCC unroll 14
+    for (int i = 0; i < ROWS; i++) {
+        c[i][0] = _mm512_setzero_ps();
+        c[i][1] = _mm512_setzero_ps();
+    }
+    int64_t p = 0;
+    for (; p < t->kc && p < t->pf.rows; p++) {
+        const char *row = (const char *)(t->pf.b + p * t->pf.ldb);
+        _mm_prefetch(row, _MM_HINT_T0);
+        _mm_prefetch(row + t->pf.last, _MM_HINT_T0);
+        gemm_tile_step(t->a, t->b, p, c, ROWS);
+    }
+    for (; p < t->kc; p++)
+        gemm_tile_step(t->a, t->b, p, c, ROWS);
+    __mmask16 m0 = gemm_mask(t->cols), m1 = gemm_mask(t->cols - 16);
+#pragma GCC unroll 14
+    for (int i = 0; i < ROWS; i++) {
+        if (i >= t->rows)
+            break;
+        float *yr = t->y + i * t->ldy;
+        __m512 v0 = c[i][0], v1 = c[i][1];
+        if (t->add) {
+            v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(m0, yr));
+            v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(m1, yr + 16));
+        }
+        _mm512_mask_storeu_ps(yr, m0, v0);
+        _mm512_mask_storeu_ps(yr + 16, m1, v1);
+    }
+}
+
+/* A short last tile costs about its share of rows: rounded up to even. */
+GEMM_AVX512 static void gemm_tile_avx512(const gemm_tile *t)
+{
+    switch ((t->rows + 1) / 2) {
+    case 1:
+        gemm_tile_rows(t, 2);
+        return;
+    case 2:
+        gemm_tile_rows(t, 4);
+        return;
+    case 3:
+        gemm_tile_rows(t, 6);
+        return;
+    case 4:
+        gemm_tile_rows(t, 8);
+        return;
+    case 5:
+        gemm_tile_rows(t, 10);
+        return;
+    case 6:
+        gemm_tile_rows(t, 12);
+        return;
+    default:
+        gemm_tile_rows(t, GEMM_MR);
+        return;
+    }
+}
+
+/* bp[p][0..32) = B[k0 + p][j0 .. j0 + cols), zero past cols. */
+GEMM_AVX512 static void gemm_pack_b_avx512(const gemm_f32_args *g, int64_t k0, int64_t kc,
+                                           int64_t j0, int64_t cols, float *bp)
+{
+    __mmask16 m0 = gemm_mask(cols), m1 = gemm_mask(cols - 16);
+    for (int64_t p = 0; p < kc; p++) {
+        const float *row = g->b + (k0 + p) * g->ldb + j0;
+        _mm512_store_ps(bp + p * GEMM_NR, _mm512_maskz_loadu_ps(m0, row));
+        _mm512_store_ps(bp + p * GEMM_NR + 16, _mm512_maskz_loadu_ps(m1, row + 16));
+    }
+}
+
+/* Rows [i0, i0 + rows) of A, every k, as k blocks one after the other:
+ * block b holds ap[i][0..kc) = A[i0 + i][b * kc ...] with stride
+ * GEMM_A_STRIDE; rows past m are zero up to a multiple of 14. */
+static void gemm_copy_a(const gemm_packed_job *job, int64_t i0, int64_t rows, float *ap)
+{
+    const gemm_f32_args *g = job->g;
+    int64_t padded = (rows + GEMM_MR - 1) / GEMM_MR * GEMM_MR;
+    for (int64_t k0 = 0; k0 < g->k; k0 += job->kc, ap += padded * GEMM_A_STRIDE) {
+        int64_t kc = g->k - k0 < job->kc ? g->k - k0 : job->kc;
+        for (int64_t i = 0; i < padded; i++) {
+            if (i < rows)
+                memcpy(ap + i * GEMM_A_STRIDE, g->a + (i0 + i) * g->lda + k0,
+                       (size_t)kc * sizeof(float));
+            else
+                memset(ap + i * GEMM_A_STRIDE, 0, (size_t)kc * sizeof(float));
+        }
+    }
+}
+
+/* Columns [j0, j1) of Y: per block of rows of A, every panel of B over all
+ * of k, so that the panel's Y tiles stay in cache across the k blocks. */
+static void gemm_packed_columns(const gemm_packed_job *job, int64_t j0, int64_t j1, float *ap,
+                                float *bp)
+{
+    const gemm_f32_args *g = job->g;
+    for (int64_t i0 = 0; i0 < g->m; i0 += job->mc) {
+        int64_t rows = g->m - i0 < job->mc ? g->m - i0 : job->mc;
+        int64_t padded = (rows + GEMM_MR - 1) / GEMM_MR * GEMM_MR;
+        gemm_copy_a(job, i0, rows, ap);
+        for (int64_t j = j0; j < j1; j += GEMM_NR) {
+            int64_t cols = j1 - j < GEMM_NR ? j1 - j : GEMM_NR;
+            const float *a_block = ap;
+            for (int64_t k0 = 0; k0 < g->k; k0 += job->kc, a_block += padded * GEMM_A_STRIDE) {
+                int64_t kc = g->k - k0 < job->kc ? g->k - k0 : job->kc;
+                gemm_pack_b_avx512(g, k0, kc, j, cols, bp);
+                gemm_tile t = {.kc = kc,
+                               .b = bp,
+                               .ldy = g->ldy,
+                               .cols = cols,
+                               .add = g->accumulate || k0 > 0,
+                               .pf = gemm_next_block(job, j, j1, k0)};
+                for (int64_t i = 0; i < rows; i += GEMM_MR) {
+                    t.a = a_block + i * GEMM_A_STRIDE;
+                    t.y = g->y + (i0 + i) * g->ldy + j;
+                    t.rows = rows - i < GEMM_MR ? (int)(rows - i) : GEMM_MR;
+                    gemm_tile_avx512(&t);
+                    t.pf.rows = 0; /* the first tile prefetched it all */
+                }
+            }
+        }
+    }
+}
+
+/* Units [begin, end) of panels. At most one call per pool thread runs at a
+ * time, so a free buffer slot is always there to claim. */
+static void gemm_packed_units(void *arg, int64_t begin, int64_t end)
+{
+    const gemm_packed_job *job = arg;
+    const gemm_f32_args *g = job->g;
+    int s = 0;
+    while (atomic_exchange(&job->busy[s], 1) != 0)
+        s = (s + 1) % job->slots;
+    float *bp = job->buffers + (size_t)s * job->slot_floats;
+    float *ap = bp + (size_t)job->kc * GEMM_NR;
+    for (int64_t u = begin; u < end; u++) {
+        int64_t p0 = u * job->panels / job->units, p1 = (u + 1) * job->panels / job->units;
+        int64_t j1 = p1 * GEMM_NR < g->n ? p1 * GEMM_NR : g->n;
+        gemm_packed_columns(job, p0 * GEMM_NR, j1, ap, bp);
+    }
+    atomic_store(&job->busy[s], 0);
+}
+
+#endif /* GEMM_X86 */
+
+/* Splits n into blocks of at most max, all about the same size (a multiple
+ * of `align`). */
+static int64_t gemm_balanced_block(int64_t n, int64_t max, int64_t align)
+{
+    int64_t blocks = (n + max - 1) / max;
+    int64_t size = (n + blocks - 1) / blocks;
+    return (size + align - 1) / align * align;
+}
+
+bool gemm_packed_f32(const gemm_f32_args *g, threadpool *pool)
+{
+#ifdef GEMM_X86
+    if (gemm_isa_best() != GEMM_ISA_AVX512)
+        return false;
+    if (g->m <= 0 || g->n <= 0)
+        return true;
+    if (g->k == 0) {
+        for (int64_t i = 0; !g->accumulate && i < g->m; i++)
+            memset(g->y + i * g->ldy, 0, (size_t)g->n * sizeof(float));
+        return true;
+    }
+    gemm_packed_job job = {.g = g,
+                           .panels = (g->n + GEMM_NR - 1) / GEMM_NR,
+                           .kc = gemm_balanced_block(g->k, GEMM_KC, 1)};
+    job.k_blocks = (g->k + job.kc - 1) / job.kc;
+    int64_t mc = GEMM_A_BYTES / (job.k_blocks * GEMM_A_STRIDE * (int64_t)sizeof(float));
+    job.mc = gemm_balanced_block(g->m, mc > GEMM_MR ? mc / GEMM_MR * GEMM_MR : GEMM_MR, GEMM_MR);
+    /* a few units per thread balance a machine shared with other work */
+    int threads = threadpool_size(pool);
+    job.units = threads > 1 ? threads * 3 : 1;
+    int64_t most = (job.panels + GEMM_MIN_PANELS - 1) / GEMM_MIN_PANELS;
+    job.units = job.units < most ? job.units : most;
+    job.slots = threads < job.units ? threads : (int)job.units;
+    size_t a_rows = (size_t)((job.mc + GEMM_MR - 1) / GEMM_MR * GEMM_MR);
+    job.slot_floats = (size_t)job.kc * GEMM_NR + a_rows * GEMM_A_STRIDE * (size_t)job.k_blocks;
+    job.slot_floats = (job.slot_floats + 15) / 16 * 16; /* B panels stay 64-byte aligned */
+    job.buffers = aligned_alloc(64, (size_t)job.slots * job.slot_floats * sizeof(float));
+    job.busy = calloc((size_t)job.slots, sizeof(atomic_int));
+    bool ok = job.buffers != NULL && job.busy != NULL;
+    if (ok)
+        threadpool_parallel_for(pool, job.units, 1, gemm_packed_units, &job);
+    free(job.buffers);
+    free(job.busy);
+    return ok;
+#else
+    (void)g;
+    (void)pool;
+    return false;
+#endif
+}

@@ -1,0 +1,322 @@
+/* Small-m products, Y[i, :] (+)= sum_k A[i, k] * B[k, :]: the matrix-vector
+ * products of a decode step, bound by how fast B streams from memory.
+ *
+ * Y's columns split into strips. Within a strip, four rows of B at a time
+ * (contiguous runs the hardware prefetchers follow) update up to four rows
+ * of Y, which stay in cache; every element of B is read from memory once,
+ * and only again from L1 for further groups of rows.
+ * Strips go to the pool's threads when B is large enough to repay waking
+ * them. AVX-512, AVX2+FMA and scalar versions share this structure; the
+ * caller picks one with gemm_isa_best(). */
+#include <math.h>
+#include <string.h>
+
+#include "ops/gemm.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#define GEMM_X86 1
+#include <immintrin.h>
+#endif
+
+/* Columns per strip (measured): one row of Y takes wide strips, long runs
+ * of B being faster to stream from memory; several rows take strips of
+ * GEMM_SMALL_STRIP_ROWS / m columns, whose rows of Y stay in L1. */
+#define GEMM_SMALL_STRIP_ONE 16384
+#define GEMM_SMALL_STRIP_ROWS 2048
+#define GEMM_SMALL_STRIP_MIN 256
+/* Rows of B per step and rows of Y per group (AVX2 has half the vector
+ * registers, so it updates two rows of Y at a time). */
+#define GEMM_SMALL_KU 4
+#define GEMM_SMALL_GROUP 4
+#define GEMM_SMALL_GROUP_AVX2 2
+/* Below this many bytes of B, waking the pool costs more than it saves. */
+#define GEMM_SMALL_PARALLEL_BYTES ((int64_t)1 << 20)
+/* How many rows of B ahead the first group prefetches. */
+#define GEMM_SMALL_PREFETCH_ROWS 8
+
+gemm_isa gemm_isa_best(void)
+{
+#ifdef GEMM_X86
+    if (__builtin_cpu_supports("avx512f"))
+        return GEMM_ISA_AVX512;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        return GEMM_ISA_AVX2;
+#endif
+    return GEMM_ISA_SCALAR;
+}
+
+/* One step: rows [i0, i0 + rows) of Y, columns [j0, j1), rows [k0, k0 + ku)
+ * of B. */
+typedef struct gemm_small_step {
+    const gemm_f32_args *g;
+    int64_t i0, k0, j0, j1;
+    int rows, ku;
+    bool prefetch; /* the first group also prefetches B rows ahead */
+} gemm_small_step;
+
+/* The B row `ahead` rows below row k0 + u, or row k0 + u past the end. */
+static const float *gemm_small_ahead(const gemm_small_step *s, int u, int ahead)
+{
+    int64_t k = s->k0 + u + ahead < s->g->k ? s->k0 + u + ahead : s->k0 + u;
+    return s->g->b + k * s->g->ldb;
+}
+
+static void gemm_small_step_scalar(const gemm_small_step *s)
+{
+    const gemm_f32_args *g = s->g;
+    for (int r = 0; r < s->rows; r++) {
+        const float *a = g->a + (s->i0 + r) * g->lda + s->k0;
+        float *y = g->y + (s->i0 + r) * g->ldy;
+        for (int u = 0; u < s->ku; u++) {
+            const float *b = g->b + (s->k0 + u) * g->ldb;
+            for (int64_t j = s->j0; j < s->j1; j++)
+                y[j] += a[u] * b[j];
+        }
+    }
+}
+
+#ifdef GEMM_X86
+
+/* ---- AVX-512 -------------------------------------------------------------- */
+
+#define GEMM_AVX512 __attribute__((target("avx512f")))
+#define GEMM_AVX512_INLINE static inline __attribute__((always_inline, target("avx512f")))
+
+/* ROWS and KU are constants at each call, so the loops unroll into
+ * registers: ROWS * KU broadcasts of A, KU vectors of B. */
+GEMM_AVX512_INLINE void gemm_small_block_avx512(const gemm_small_step *s, int ROWS, int KU)
+{
+    const gemm_f32_args *g = s->g;
+    __m512 a[GEMM_SMALL_GROUP][GEMM_SMALL_KU];
+    const float *b[GEMM_SMALL_KU], *pf[GEMM_SMALL_KU];
+    float *y[GEMM_SMALL_GROUP];
+    for (int r = 0; r < ROWS; r++) {
+        y[r] = g->y + (s->i0 + r) * g->ldy;
+        for (int u = 0; u < KU; u++)
+            a[r][u] = _mm512_set1_ps(g->a[(s->i0 + r) * g->lda + s->k0 + u]);
+    }
+    for (int u = 0; u < KU; u++) {
+        b[u] = g->b + (s->k0 + u) * g->ldb;
+        pf[u] = gemm_small_ahead(s, u, GEMM_SMALL_PREFETCH_ROWS);
+    }
+    int64_t j = s->j0;
+    for (; j + 16 <= s->j1; j += 16) {
+        __m512 bv[GEMM_SMALL_KU];
+        for (int u = 0; u < KU; u++) {
+            bv[u] = _mm512_loadu_ps(b[u] + j);
+            if (s->prefetch)
+                _mm_prefetch((const char *)(pf[u] + j), _MM_HINT_T0);
+        }
+        /* all loads of Y before its stores: rows a multiple of 4 KiB apart
+         * would otherwise wait on each other's stores (4K aliasing) */
+        __m512 acc[GEMM_SMALL_GROUP];
+        for (int r = 0; r < ROWS; r++)
+            acc[r] = _mm512_loadu_ps(y[r] + j);
+        for (int r = 0; r < ROWS; r++)
+            for (int u = 0; u < KU; u++)
+                acc[r] = _mm512_fmadd_ps(a[r][u], bv[u], acc[r]);
+        for (int r = 0; r < ROWS; r++)
+            _mm512_storeu_ps(y[r] + j, acc[r]);
+    }
+    if (j < s->j1) {
+        __mmask16 m = (__mmask16)((1u << (s->j1 - j)) - 1);
+        __m512 bv[GEMM_SMALL_KU];
+        for (int u = 0; u < KU; u++)
+            bv[u] = _mm512_maskz_loadu_ps(m, b[u] + j);
+        for (int r = 0; r < ROWS; r++) {
+            __m512 acc = _mm512_maskz_loadu_ps(m, y[r] + j);
+            for (int u = 0; u < KU; u++)
+                acc = _mm512_fmadd_ps(a[r][u], bv[u], acc);
+            _mm512_mask_storeu_ps(y[r] + j, m, acc);
+        }
+    }
+}
+
+GEMM_AVX512 static void gemm_small_step_avx512(const gemm_small_step *s)
+{
+    if (s->ku == GEMM_SMALL_KU) {
+        switch (s->rows) {
+        case 1:
+            gemm_small_block_avx512(s, 1, GEMM_SMALL_KU);
+            return;
+        case 2:
+            gemm_small_block_avx512(s, 2, GEMM_SMALL_KU);
+            return;
+        case 3:
+            gemm_small_block_avx512(s, 3, GEMM_SMALL_KU);
+            return;
+        default:
+            gemm_small_block_avx512(s, 4, GEMM_SMALL_KU);
+            return;
+        }
+    }
+    gemm_small_step one = *s;
+    one.ku = 1;
+    for (int u = 0; u < s->ku; u++, one.k0++) {
+        switch (s->rows) {
+        case 1:
+            gemm_small_block_avx512(&one, 1, 1);
+            break;
+        case 2:
+            gemm_small_block_avx512(&one, 2, 1);
+            break;
+        case 3:
+            gemm_small_block_avx512(&one, 3, 1);
+            break;
+        default:
+            gemm_small_block_avx512(&one, 4, 1);
+            break;
+        }
+    }
+}
+
+/* ---- AVX2 + FMA ----------------------------------------------------------- */
+
+#define GEMM_AVX2 __attribute__((target("avx2,fma")))
+#define GEMM_AVX2_INLINE static inline __attribute__((always_inline, target("avx2,fma")))
+
+GEMM_AVX2_INLINE void gemm_small_block_avx2(const gemm_small_step *s, int ROWS, int KU)
+{
+    const gemm_f32_args *g = s->g;
+    __m256 a[GEMM_SMALL_GROUP_AVX2][GEMM_SMALL_KU];
+    const float *b[GEMM_SMALL_KU], *pf[GEMM_SMALL_KU];
+    float *y[GEMM_SMALL_GROUP_AVX2];
+    for (int r = 0; r < ROWS; r++) {
+        y[r] = g->y + (s->i0 + r) * g->ldy;
+        for (int u = 0; u < KU; u++)
+            a[r][u] = _mm256_set1_ps(g->a[(s->i0 + r) * g->lda + s->k0 + u]);
+    }
+    for (int u = 0; u < KU; u++) {
+        b[u] = g->b + (s->k0 + u) * g->ldb;
+        pf[u] = gemm_small_ahead(s, u, GEMM_SMALL_PREFETCH_ROWS);
+    }
+    int64_t j = s->j0;
+    for (; j + 8 <= s->j1; j += 8) {
+        __m256 bv[GEMM_SMALL_KU];
+        for (int u = 0; u < KU; u++) {
+            bv[u] = _mm256_loadu_ps(b[u] + j);
+            if (s->prefetch && (j & 15) == 0)
+                _mm_prefetch((const char *)(pf[u] + j), _MM_HINT_T0);
+        }
+        __m256 acc[GEMM_SMALL_GROUP_AVX2];
+        for (int r = 0; r < ROWS; r++)
+            acc[r] = _mm256_loadu_ps(y[r] + j);
+        for (int r = 0; r < ROWS; r++)
+            for (int u = 0; u < KU; u++)
+                acc[r] = _mm256_fmadd_ps(a[r][u], bv[u], acc[r]);
+        for (int r = 0; r < ROWS; r++)
+            _mm256_storeu_ps(y[r] + j, acc[r]);
+    }
+    /* the last few columns one by one, in the same order */
+    for (; j < s->j1; j++) {
+        for (int r = 0; r < ROWS; r++) {
+            float acc = y[r][j];
+            for (int u = 0; u < KU; u++)
+                acc = fmaf(g->a[(s->i0 + r) * g->lda + s->k0 + u], b[u][j], acc);
+            y[r][j] = acc;
+        }
+    }
+}
+
+GEMM_AVX2 static void gemm_small_step_avx2(const gemm_small_step *s)
+{
+    if (s->ku == GEMM_SMALL_KU) {
+        if (s->rows == 1)
+            gemm_small_block_avx2(s, 1, GEMM_SMALL_KU);
+        else
+            gemm_small_block_avx2(s, 2, GEMM_SMALL_KU);
+        return;
+    }
+    gemm_small_step one = *s;
+    one.ku = 1;
+    for (int u = 0; u < s->ku; u++, one.k0++) {
+        if (s->rows == 1)
+            gemm_small_block_avx2(&one, 1, 1);
+        else
+            gemm_small_block_avx2(&one, 2, 1);
+    }
+}
+
+#endif /* GEMM_X86 */
+
+/* ---- strips and threads --------------------------------------------------- */
+
+typedef struct gemm_small_job {
+    const gemm_f32_args *g;
+    gemm_isa isa;
+    int64_t strip; /* columns per strip, a multiple of 16 */
+} gemm_small_job;
+
+static int gemm_small_group(gemm_isa isa)
+{
+    return isa == GEMM_ISA_AVX2 ? GEMM_SMALL_GROUP_AVX2 : GEMM_SMALL_GROUP;
+}
+
+static void gemm_small_run_step(const gemm_small_step *s, gemm_isa isa)
+{
+#ifdef GEMM_X86
+    if (isa == GEMM_ISA_AVX512) {
+        gemm_small_step_avx512(s);
+        return;
+    }
+    if (isa == GEMM_ISA_AVX2) {
+        gemm_small_step_avx2(s);
+        return;
+    }
+#endif
+    (void)isa;
+    gemm_small_step_scalar(s);
+}
+
+/* Columns [j0, j1) of every row of Y. */
+static void gemm_small_strip(const gemm_small_job *job, int64_t j0, int64_t j1)
+{
+    const gemm_f32_args *g = job->g;
+    if (!g->accumulate)
+        for (int64_t i = 0; i < g->m; i++)
+            memset(g->y + i * g->ldy + j0, 0, (size_t)(j1 - j0) * sizeof(float));
+    int group = gemm_small_group(job->isa);
+    gemm_small_step s = {.g = g, .j0 = j0, .j1 = j1};
+    for (s.k0 = 0; s.k0 < g->k; s.k0 += GEMM_SMALL_KU) {
+        s.ku = g->k - s.k0 < GEMM_SMALL_KU ? (int)(g->k - s.k0) : GEMM_SMALL_KU;
+        for (s.i0 = 0; s.i0 < g->m; s.i0 += group) {
+            s.rows = g->m - s.i0 < group ? (int)(g->m - s.i0) : group;
+            s.prefetch = s.i0 == 0;
+            gemm_small_run_step(&s, job->isa);
+        }
+    }
+}
+
+static void gemm_small_strips(void *arg, int64_t begin, int64_t end)
+{
+    const gemm_small_job *job = arg;
+    for (int64_t t = begin; t < end; t++) {
+        int64_t j0 = t * job->strip;
+        int64_t j1 = j0 + job->strip < job->g->n ? j0 + job->strip : job->g->n;
+        if (j0 < j1)
+            gemm_small_strip(job, j0, j1);
+    }
+}
+
+void gemm_small_f32(const gemm_f32_args *g, gemm_isa isa, threadpool *pool)
+{
+    if (g->m <= 0 || g->n <= 0)
+        return;
+    int64_t threads = threadpool_size(pool);
+    bool parallel =
+        threads > 1 && g->k * g->n * (int64_t)sizeof(float) >= GEMM_SMALL_PARALLEL_BYTES;
+    /* as many strips as needed to keep each under the width, rounded up to
+     * a multiple of the thread count so that they balance */
+    int64_t widest = g->m == 1 ? GEMM_SMALL_STRIP_ONE : GEMM_SMALL_STRIP_ROWS / g->m;
+    widest = widest > GEMM_SMALL_STRIP_MIN ? widest : GEMM_SMALL_STRIP_MIN;
+    int64_t strips = (g->n + widest - 1) / widest;
+    if (parallel)
+        strips = (strips + threads - 1) / threads * threads;
+    int64_t width = (g->n + strips - 1) / strips;
+    gemm_small_job job = {.g = g, .isa = isa, .strip = (width + 15) / 16 * 16};
+    strips = (g->n + job.strip - 1) / job.strip;
+    if (parallel)
+        threadpool_parallel_for(pool, strips, 1, gemm_small_strips, &job);
+    else
+        gemm_small_strips(&job, 0, strips);
+}
