@@ -121,33 +121,54 @@ static bool exec_output_movable(const op_ctx *c, int i)
     return f != NULL && v >= 0 && !f->g->values[v].is_output && c->out[i]->data == NULL;
 }
 
-ogi_status op_alloc_view(op_ctx *c, int i, int j, ogi_dtype dtype, int rank, const int64_t *dims)
+ogi_status op_alloc_view_at(op_ctx *c, int i, int j, size_t byte_offset, ogi_dtype dtype,
+                            int rank, const int64_t *dims)
 {
-    const ogi_tensor *x = c->in[j];
+    const ogi_tensor *x = j < c->n_in ? c->in[j] : NULL;
     size_t bytes;
     int64_t numel = tensor_shape_numel(rank, dims);
-    if (x == NULL || numel < 0 || !tensor_bytes_for(dtype, numel, &bytes) || bytes != x->nbytes)
-        return op_error(c, OGI_ERR_RUNTIME, "output %d: cannot view input %d with another size",
-                        i, j);
+    if (x == NULL || numel < 0 || !tensor_bytes_for(dtype, numel, &bytes) ||
+        byte_offset > x->nbytes || bytes > x->nbytes - byte_offset)
+        return op_error(c, OGI_ERR_RUNTIME, "output %d: cannot view %zu bytes of input %d at %zu",
+                        i, (size_t)(numel < 0 ? 0 : numel), j, byte_offset);
     if (exec_output_movable(c, i)) {
-        if (exec_can_take(c, j))
-            return exec_take(c, i, j, dtype, rank, dims);
         int v_in = c->node->inputs[j];
         value_kind kind = v_in >= 0 ? c->frame->g->values[v_in].kind : VALUE_NODE;
+        /* an arena block is released by its placement, so a view may start
+         * inside it; a malloc'ed buffer must keep its own pointer */
+        bool takeable = exec_can_take(c, j) &&
+                        (byte_offset == 0 || c->frame->slots[v_in].storage == TENSOR_ARENA);
+        if (takeable) {
+            ogi_status st = exec_take(c, i, j, dtype, rank, dims);
+            if (st == OGI_OK)
+                c->out[i]->data = (char *)c->out[i]->data + byte_offset;
+            return st;
+        }
         if (kind != VALUE_NODE) {
             /* constants, inputs and captured values outlive the run: borrow */
             ogi_status st = tensor_set_shape(c->out[i], dtype, rank, dims);
             if (st != OGI_OK)
                 return op_error(c, st, "output %d: %s", i, ogi_last_error());
-            c->out[i]->data = x->data;
+            c->out[i]->data = (char *)x->data + byte_offset;
             c->out[i]->storage = TENSOR_BORROWED;
             return OGI_OK;
         }
     }
     ogi_status st = op_alloc(c, i, dtype, rank, dims);
-    if (st == OGI_OK && bytes > 0 && c->out[i]->data != x->data)
-        memcpy(c->out[i]->data, x->data, bytes);
+    if (st == OGI_OK && bytes > 0 && c->out[i]->data != (const char *)x->data + byte_offset)
+        memcpy(c->out[i]->data, (const char *)x->data + byte_offset, bytes);
     return st;
+}
+
+ogi_status op_alloc_view(op_ctx *c, int i, int j, ogi_dtype dtype, int rank, const int64_t *dims)
+{
+    const ogi_tensor *x = j < c->n_in ? c->in[j] : NULL;
+    size_t bytes;
+    int64_t numel = tensor_shape_numel(rank, dims);
+    if (x == NULL || numel < 0 || !tensor_bytes_for(dtype, numel, &bytes) || bytes != x->nbytes)
+        return op_error(c, OGI_ERR_RUNTIME, "output %d: cannot view input %d with another size",
+                        i, j);
+    return op_alloc_view_at(c, i, j, 0, dtype, rank, dims);
 }
 
 ogi_status op_alloc_inplace(op_ctx *c, int i, int j)

@@ -66,6 +66,13 @@ ogi_status op_alloc_copy(op_ctx *c, int i, const ogi_tensor *t);
  * kernel must not write into out[i]. */
 ogi_status op_alloc_view(op_ctx *c, int i, int j, ogi_dtype dtype, int rank, const int64_t *dims);
 
+/* Like op_alloc_view, for a contiguous part of input j: out[i] = the bytes
+ * of input j from byte_offset on, under dtype/shape (which may be smaller
+ * than the input). Shares the buffer when safe (as op_alloc_view), copies
+ * otherwise. */
+ogi_status op_alloc_view_at(op_ctx *c, int i, int j, size_t byte_offset, ogi_dtype dtype,
+                            int rank, const int64_t *dims);
+
 /* out[i] = a copy of input j that the kernel then updates in place (a cache
  * written by TensorScatter). Takes over j's buffer when nothing reads j after
  * this node, and does nothing when the caller bound out[i] to j's own buffer;

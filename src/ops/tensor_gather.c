@@ -207,20 +207,17 @@ static ogi_status gather_run(op_ctx *c, const gather_layout *l, const int64_t *i
     int64_t offset;
     bool contiguous = tensor_gather_is_contiguous(data->rank, data->dims, l->axis, l->length, idx,
                                                   l->circular, &offset);
-    /* Aliasing hook: when contiguous (and offset * bits is whole bytes) the
-     * output could be a view of data at byte offset * bits / 8 instead of a
-     * copy, once the executor offers op_alloc_alias(c, 0, 0, byte_offset,
-     * dtype, rank, dims) that keeps data's buffer alive and unwritten while
-     * the view lives. */
+    /* a contiguous segment is a view of the cache, not a copy (the executor
+     * copies when sharing would be unsafe) */
+    if (contiguous && l->bits >= 8)
+        return op_alloc_view_at(c, 0, 0, (size_t)offset * (size_t)(l->bits / 8), data->dtype,
+                                data->rank, dims);
     ogi_status st = op_alloc(c, 0, data->dtype, data->rank, dims);
     if (st != OGI_OK || c->out[0]->nbytes == 0)
         return st;
     if (l->bits < 8) {
         memset(c->out[0]->data, 0, c->out[0]->nbytes); /* pad bits of the last byte */
         gather_elements(l, idx, data->data, c->out[0]->data);
-    } else if (contiguous) {
-        memcpy(c->out[0]->data, (const char *)data->data + (size_t)offset * (size_t)(l->bits / 8),
-               c->out[0]->nbytes);
     } else {
         gather_rows(l, idx, data->data, c->out[0]->data);
     }

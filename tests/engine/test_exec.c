@@ -171,8 +171,71 @@ static void test_arena_and_threads(void)
     onnx_model_free(m);
 }
 
+/* Y = ReduceSum(TensorGather(X [1, 16, 4], length 8, read_indices [4])): the
+ * segment is contiguous, so TensorGather's output is a view of X and the
+ * run needs no arena memory at all (a copy would need 128 bytes). */
+static void test_gather_view(void)
+{
+    pbw g = {0}, node = {0}, m = {0}, op = {0};
+    const char *gather_in[3] = {"X", "length", "read_indices"};
+    for (int i = 0; i < 3; i++)
+        pbw_string(&node, 1, gather_in[i]);
+    pbw_string(&node, 2, "segment");
+    pbw_string(&node, 3, "gather");
+    pbw_string(&node, 4, "TensorGather");
+    pbw_string(&node, 7, "ai.ogi");
+    pbw_message(&g, 1, &node);
+    const char *sum_in[1] = {"segment"}, *sum_out[1] = {"Y"};
+    pbw_node(&g, "ReduceSum", "sum", 1, sum_in, 1, sum_out);
+    pbw_string(&g, 2, "g");
+    int64_t length = 8, start = 4;
+    pbw_tensor_raw(&g, 5, "length", 7, 0, NULL, &length, sizeof(length));
+    pbw_tensor_raw(&g, 5, "read_indices", 7, 1, (int64_t[]){1}, &start, sizeof(start));
+    pbw_value_info(&g, 11, "X", 1, 3, (int64_t[]){1, 16, 4});
+    pbw_value_info(&g, 12, "Y", 1, 3, (int64_t[]){1, 1, 1});
+    pbw_model(&m, 10, 24, &g);
+    pbw_string(&op, 1, "ai.ogi");
+    pbw_int(&op, 2, 1);
+    pbw_message(&m, 8, &op);
+    onnx_model *model = NULL;
+    graph *gr = NULL;
+    ogi_status st = onnx_model_parse(m.data, m.len, NULL, &model);
+    if (st == OGI_OK)
+        st = graph_build(model, NULL, &gr);
+    TEST_CHECK(st == OGI_OK, "gather model: %s", ogi_last_error());
+    checks++;
+    if (st == OGI_OK) {
+        float x[64];
+        double want = 0;
+        for (int i = 0; i < 64; i++) {
+            x[i] = (float)i;
+            if (i >= 16 && i < 48) /* rows 4..11 of 4 floats */
+                want += i;
+        }
+        ogi_tensor *in = test_tensor_f32(3, (int64_t[]){1, 16, 4}, x);
+        const ogi_tensor *inputs[1] = {in};
+        ogi_tensor *outs[1] = {NULL};
+        exec_arena *arena;
+        exec_arena_create(&arena);
+        exec_env env = {.arena = arena};
+        st = exec_run(gr, &env, inputs, outs);
+        TEST_CHECK(st == OGI_OK && *(const float *)ogi_tensor_data(outs[0]) == (float)want,
+                   "gather view: %s", ogi_last_error());
+        TEST_CHECK(exec_arena_capacity(arena) == 0,
+                   "the contiguous gather copied: arena of %zu bytes", exec_arena_capacity(arena));
+        checks += 2;
+        ogi_tensor_free(outs[0]);
+        ogi_tensor_free(in);
+        exec_arena_free(arena);
+    }
+    graph_free(gr);
+    onnx_model_free(model);
+    pbw_free(&m);
+}
+
 int main(void)
 {
+    test_gather_view();
     test_bound_inplace();
     test_arena_and_threads();
     return test_finish("test_exec", checks);
