@@ -122,6 +122,31 @@ ogi_status op_read_ints(const op_ctx *c, int i, int64_t *vals, int64_t max, int6
     return OGI_OK;
 }
 
+ogi_status op_read_int_list(const op_ctx *c, bool from_input, int input, const char *name,
+                            int64_t *vals, int64_t max, int64_t *n, bool *present)
+{
+    *n = 0;
+    *present = false;
+    if (from_input) {
+        if (!op_has_input(c, input))
+            return OGI_OK;
+        *present = true;
+        return op_read_ints(c, input, vals, max, n);
+    }
+    const int64_t *list;
+    int64_t count;
+    if (!op_attr_ints(c, name, &list, &count))
+        return OGI_OK;
+    if (count > max)
+        return op_error(c, OGI_ERR_INVALID_MODEL, "attribute %s: %lld values, at most %lld", name,
+                        (long long)count, (long long)max);
+    if (count > 0)
+        memcpy(vals, list, (size_t)count * sizeof(*vals));
+    *n = count;
+    *present = true;
+    return OGI_OK;
+}
+
 ogi_status op_read_scalar_f64(const op_ctx *c, int i, double *v)
 {
     ogi_status st = op_require_input(c, i);

@@ -102,6 +102,11 @@ bool op_attr_floats(const op_ctx *c, const char *name, const float **vals, int64
 
 /* Copies an int32/int64 tensor of at most max elements into vals. */
 ogi_status op_read_ints(const op_ctx *c, int i, int64_t *vals, int64_t max, int64_t *n);
+/* Reads the 1-D int list that old opsets give as attribute `name` and newer
+ * ones as input `input` (from_input). *present is false when neither is
+ * given. */
+ogi_status op_read_int_list(const op_ctx *c, bool from_input, int input, const char *name,
+                            int64_t *vals, int64_t max, int64_t *n, bool *present);
 /* Reads a scalar (or 1-element) numeric input as double / int64. */
 ogi_status op_read_scalar_f64(const op_ctx *c, int i, double *v);
 ogi_status op_read_scalar_i64(const op_ctx *c, int i, int64_t *v);

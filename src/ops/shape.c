@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "ops/families.h"
+#include "ops/strided.h"
 
 /* ---- helpers ------------------------------------------------------------- */
 
@@ -44,215 +45,6 @@ static bool shape_set_number(void *data, ogi_dtype dtype, int64_t i, double v)
         return false;
     dtype_set_f64(data, dtype, i, v);
     return true;
-}
-
-/* Reads the 1-D int list held either by attribute `name` (old opsets) or by
- * input `input` (newer ones). *present is false when neither is given. */
-static ogi_status shape_read_list(const op_ctx *c, bool from_input, int input, const char *name,
-                                  int64_t *vals, int64_t max, int64_t *n, bool *present)
-{
-    *n = 0;
-    *present = false;
-    if (from_input) {
-        if (!op_has_input(c, input))
-            return OGI_OK;
-        *present = true;
-        return op_read_ints(c, input, vals, max, n);
-    }
-    const int64_t *list;
-    int64_t count;
-    if (!op_attr_ints(c, name, &list, &count))
-        return OGI_OK;
-    if (count > max)
-        return op_error(c, OGI_ERR_INVALID_MODEL, "attribute %s: %lld values, at most %lld", name,
-                        (long long)count, (long long)max);
-    if (count > 0)
-        memcpy(vals, list, (size_t)count * sizeof(*vals));
-    *n = count;
-    *present = true;
-    return OGI_OK;
-}
-
-/* ---- strided copy --------------------------------------------------------- */
-
-/* dst (contiguous, dims) at coordinates o = src[sum o_k * strides[k]], in
- * elements from src; strides may be 0 (broadcast) or negative. */
-typedef struct shape_view {
-    int rank;
-    int64_t dims[OGI_MAX_RANK];
-    int64_t strides[OGI_MAX_RANK];
-    size_t elsize;
-    const char *src;
-    char *dst;
-} shape_view;
-
-/* Drops unit dims and merges dims that stay contiguous in the source, so a
- * copy runs over the fewest, longest rows. */
-static void shape_view_simplify(shape_view *v)
-{
-    int r = 0;
-    for (int k = 0; k < v->rank; k++) {
-        if (v->dims[k] == 1)
-            continue;
-        if (r > 0 && v->strides[r - 1] == v->strides[k] * v->dims[k]) {
-            v->dims[r - 1] *= v->dims[k];
-            v->strides[r - 1] = v->strides[k];
-            continue;
-        }
-        v->dims[r] = v->dims[k];
-        v->strides[r] = v->strides[k];
-        r++;
-    }
-    v->rank = r;
-}
-
-static inline void shape_copy_elems(char *dst, const char *src, int64_t n, ptrdiff_t step,
-                                    size_t es)
-{
-    for (int64_t i = 0; i < n; i++)
-        memcpy(dst + i * (ptrdiff_t)es, src + i * step, es);
-}
-
-/* n elements from src at stride (elements) into contiguous dst. */
-static void shape_copy_run(char *dst, const char *src, int64_t n, int64_t stride, size_t es)
-{
-    if (stride == 1) {
-        memcpy(dst, src, (size_t)n * es);
-        return;
-    }
-    ptrdiff_t step = (ptrdiff_t)(stride * (int64_t)es);
-    switch (es) {
-    case 1:
-        shape_copy_elems(dst, src, n, step, 1);
-        break;
-    case 2:
-        shape_copy_elems(dst, src, n, step, 2);
-        break;
-    case 4:
-        shape_copy_elems(dst, src, n, step, 4);
-        break;
-    case 8:
-        shape_copy_elems(dst, src, n, step, 8);
-        break;
-    default:
-        shape_copy_elems(dst, src, n, step, es);
-        break;
-    }
-}
-
-/* Source offset (elements) of the first element of row `row`, where rows
- * run over all dims but the last `inner_dims`. */
-static int64_t shape_view_offset(const shape_view *v, int64_t row, int inner_dims, int64_t *coord)
-{
-    int64_t off = 0;
-    for (int k = v->rank - 1 - inner_dims; k >= 0; k--) {
-        coord[k] = row % v->dims[k];
-        row /= v->dims[k];
-        off += coord[k] * v->strides[k];
-    }
-    return off;
-}
-
-/* Steps the coordinates of the outer dims [0, last] and the offset. */
-static int64_t shape_view_next(const shape_view *v, int last, int64_t *coord, int64_t off)
-{
-    for (int k = last; k >= 0; k--) {
-        off += v->strides[k];
-        if (++coord[k] < v->dims[k])
-            return off;
-        off -= coord[k] * v->strides[k];
-        coord[k] = 0;
-    }
-    return off;
-}
-
-static void shape_view_rows(void *arg, int64_t begin, int64_t end)
-{
-    const shape_view *v = arg;
-    int r = v->rank;
-    int64_t inner = v->dims[r - 1];
-    int64_t coord[OGI_MAX_RANK];
-    int64_t off = shape_view_offset(v, begin, 1, coord);
-    for (int64_t row = begin; row < end; row++) {
-        shape_copy_run(v->dst + row * inner * (int64_t)v->elsize, v->src + off * (int64_t)v->elsize,
-                       inner, v->strides[r - 1], v->elsize);
-        off = shape_view_next(v, r - 2, coord, off);
-    }
-}
-
-enum { SHAPE_TILE = 16 };
-
-static inline void shape_transpose_tile(char *dst, const char *src, int64_t i0, int64_t i1,
-                                        int64_t cols, int64_t ld, size_t es)
-{
-    for (int64_t j0 = 0; j0 < cols; j0 += SHAPE_TILE) {
-        int64_t j1 = j0 + SHAPE_TILE < cols ? j0 + SHAPE_TILE : cols;
-        for (int64_t i = i0; i < i1; i++)
-            for (int64_t j = j0; j < j1; j++)
-                memcpy(dst + (i * cols + j) * (int64_t)es, src + (i + j * ld) * (int64_t)es, es);
-    }
-}
-
-/* Rows of the two innermost dims where the source is transposed: the
- * second-to-last dim has source stride 1, the last stride ld. Items are
- * blocks of SHAPE_TILE output rows within a plane. */
-static void shape_view_planes(void *arg, int64_t begin, int64_t end)
-{
-    const shape_view *v = arg;
-    int r = v->rank;
-    int64_t rows = v->dims[r - 2], cols = v->dims[r - 1], ld = v->strides[r - 1];
-    int64_t blocks = (rows + SHAPE_TILE - 1) / SHAPE_TILE;
-    int64_t es = (int64_t)v->elsize;
-    int64_t coord[OGI_MAX_RANK];
-    for (int64_t item = begin; item < end; item++) {
-        int64_t plane = item / blocks, i0 = item % blocks * SHAPE_TILE;
-        int64_t i1 = i0 + SHAPE_TILE < rows ? i0 + SHAPE_TILE : rows;
-        int64_t off = shape_view_offset(v, plane, 2, coord);
-        char *dst = v->dst + plane * rows * cols * es;
-        const char *src = v->src + off * es;
-        switch (v->elsize) {
-        case 1:
-            shape_transpose_tile(dst, src, i0, i1, cols, ld, 1);
-            break;
-        case 2:
-            shape_transpose_tile(dst, src, i0, i1, cols, ld, 2);
-            break;
-        case 4:
-            shape_transpose_tile(dst, src, i0, i1, cols, ld, 4);
-            break;
-        case 8:
-            shape_transpose_tile(dst, src, i0, i1, cols, ld, 8);
-            break;
-        default:
-            shape_transpose_tile(dst, src, i0, i1, cols, ld, v->elsize);
-            break;
-        }
-    }
-}
-
-/* Runs the copy described by v (dims and strides set), on the pool when the
- * tensor is large. */
-static void shape_view_copy(threadpool *pool, shape_view *v)
-{
-    int64_t numel = tensor_shape_numel(v->rank, v->dims);
-    if (numel <= 0)
-        return;
-    shape_view_simplify(v);
-    if (v->rank == 0) {
-        memcpy(v->dst, v->src, v->elsize);
-        return;
-    }
-    int r = v->rank;
-    int64_t chunk_elems = ((int64_t)1 << 16) / (int64_t)v->elsize;
-    if (r >= 2 && v->strides[r - 2] == 1 && v->strides[r - 1] != 1 && v->strides[r - 1] != 0) {
-        int64_t blocks = (v->dims[r - 2] + SHAPE_TILE - 1) / SHAPE_TILE;
-        int64_t items = numel / (v->dims[r - 2] * v->dims[r - 1]) * blocks;
-        int64_t per_item = SHAPE_TILE * v->dims[r - 1];
-        threadpool_parallel_for(pool, items, 1 + chunk_elems / per_item, shape_view_planes, v);
-        return;
-    }
-    int64_t inner = v->dims[r - 1];
-    threadpool_parallel_for(pool, numel / inner, 1 + chunk_elems / inner, shape_view_rows, v);
 }
 
 /* ---- Constant, Identity, Dropout ------------------------------------------- */
@@ -411,7 +203,7 @@ static ogi_status shape_reshape(op_ctx *c)
         return st;
     int64_t dims[OGI_MAX_RANK], n;
     bool present;
-    st = shape_read_list(c, c->opset >= 5, 1, "shape", dims, OGI_MAX_RANK, &n, &present);
+    st = op_read_int_list(c, c->opset >= 5, 1, "shape", dims, OGI_MAX_RANK, &n, &present);
     if (st != OGI_OK)
         return st;
     if (!present)
@@ -465,7 +257,7 @@ static ogi_status shape_squeeze(op_ctx *c)
     const ogi_tensor *x = c->in[0];
     int64_t axes[OGI_MAX_RANK], n;
     bool present, marked[OGI_MAX_RANK];
-    st = shape_read_list(c, c->opset >= 13, 1, "axes", axes, OGI_MAX_RANK, &n, &present);
+    st = op_read_int_list(c, c->opset >= 13, 1, "axes", axes, OGI_MAX_RANK, &n, &present);
     if (st != OGI_OK)
         return st;
     if ((st = shape_mark_axes(c, axes, n, x->rank, marked)) != OGI_OK)
@@ -491,7 +283,7 @@ static ogi_status shape_unsqueeze(op_ctx *c)
     const ogi_tensor *x = c->in[0];
     int64_t axes[OGI_MAX_RANK], n;
     bool present, marked[OGI_MAX_RANK];
-    st = shape_read_list(c, c->opset >= 13, 1, "axes", axes, OGI_MAX_RANK, &n, &present);
+    st = op_read_int_list(c, c->opset >= 13, 1, "axes", axes, OGI_MAX_RANK, &n, &present);
     if (st != OGI_OK)
         return st;
     if (!present)
@@ -567,7 +359,7 @@ static ogi_status shape_transpose(op_ctx *c)
             perm[i] = x->rank - 1 - i;
     }
     bool seen[OGI_MAX_RANK] = {false};
-    shape_view v = {.rank = x->rank, .elsize = es, .src = x->data};
+    strided_view v = {.rank = x->rank, .elsize = es, .src = x->data};
     int64_t in_strides[OGI_MAX_RANK];
     tensor_strides(x->rank, x->dims, in_strides);
     for (int i = 0; i < x->rank; i++) {
@@ -580,7 +372,7 @@ static ogi_status shape_transpose(op_ctx *c)
     if ((st = op_alloc(c, 0, x->dtype, x->rank, v.dims)) != OGI_OK)
         return st;
     v.dst = c->out[0]->data;
-    shape_view_copy(c->pool, &v);
+    strided_copy(c->pool, &v);
     return OGI_OK;
 }
 
@@ -599,7 +391,7 @@ static ogi_status shape_expand(op_ctx *c)
     int rank = x->rank > (int)n ? x->rank : (int)n;
     int64_t in_strides[OGI_MAX_RANK];
     tensor_strides(x->rank, x->dims, in_strides);
-    shape_view v = {.rank = rank, .elsize = es, .src = x->data};
+    strided_view v = {.rank = rank, .elsize = es, .src = x->data};
     for (int i = 0; i < rank; i++) {
         int xi = i - (rank - x->rank), si = i - (rank - (int)n);
         int64_t xd = xi >= 0 ? x->dims[xi] : 1, sd = si >= 0 ? shape[si] : 1;
@@ -612,7 +404,7 @@ static ogi_status shape_expand(op_ctx *c)
     if ((st = op_alloc(c, 0, x->dtype, rank, v.dims)) != OGI_OK)
         return st;
     v.dst = c->out[0]->data;
-    shape_view_copy(c->pool, &v);
+    strided_copy(c->pool, &v);
     return OGI_OK;
 }
 

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "ops/families.h"
+#include "ops/strided.h"
 
 /* ---- helpers ------------------------------------------------------------- */
 
@@ -42,137 +43,6 @@ static int64_t slice_clamp(int64_t v, int64_t lo, int64_t hi)
     return v < lo ? lo : v > hi ? hi : v;
 }
 
-/* Reads the int list of attribute `name` (from_input false) or of input
- * `input`; *present is false when neither is given. */
-static ogi_status slice_read_list(const op_ctx *c, bool from_input, int input, const char *name,
-                                  int64_t *vals, int64_t max, int64_t *n, bool *present)
-{
-    *n = 0;
-    *present = false;
-    if (from_input) {
-        if (!op_has_input(c, input))
-            return OGI_OK;
-        *present = true;
-        return op_read_ints(c, input, vals, max, n);
-    }
-    const int64_t *list;
-    int64_t count;
-    if (!op_attr_ints(c, name, &list, &count))
-        return OGI_OK;
-    if (count > max)
-        return op_error(c, OGI_ERR_INVALID_MODEL, "attribute %s: %lld values, at most %lld", name,
-                        (long long)count, (long long)max);
-    if (count > 0)
-        memcpy(vals, list, (size_t)count * sizeof(*vals));
-    *n = count;
-    *present = true;
-    return OGI_OK;
-}
-
-/* ---- strided copy --------------------------------------------------------- */
-
-/* dst (contiguous, dims) at coordinates o = src[sum o_k * strides[k]], in
- * elements from src; strides may be negative. */
-typedef struct slice_view {
-    int rank;
-    int64_t dims[OGI_MAX_RANK];
-    int64_t strides[OGI_MAX_RANK];
-    size_t elsize;
-    const char *src;
-    char *dst;
-} slice_view;
-
-/* Drops unit dims and merges dims that stay contiguous in the source. */
-static void slice_view_simplify(slice_view *v)
-{
-    int r = 0;
-    for (int k = 0; k < v->rank; k++) {
-        if (v->dims[k] == 1)
-            continue;
-        if (r > 0 && v->strides[r - 1] == v->strides[k] * v->dims[k]) {
-            v->dims[r - 1] *= v->dims[k];
-            v->strides[r - 1] = v->strides[k];
-            continue;
-        }
-        v->dims[r] = v->dims[k];
-        v->strides[r] = v->strides[k];
-        r++;
-    }
-    v->rank = r;
-}
-
-static inline void slice_copy_elems(char *dst, const char *src, int64_t n, ptrdiff_t step,
-                                    size_t es)
-{
-    for (int64_t i = 0; i < n; i++)
-        memcpy(dst + i * (ptrdiff_t)es, src + i * step, es);
-}
-
-static void slice_copy_run(char *dst, const char *src, int64_t n, int64_t stride, size_t es)
-{
-    if (stride == 1) {
-        memcpy(dst, src, (size_t)n * es);
-        return;
-    }
-    ptrdiff_t step = (ptrdiff_t)(stride * (int64_t)es);
-    switch (es) {
-    case 1:
-        slice_copy_elems(dst, src, n, step, 1);
-        break;
-    case 2:
-        slice_copy_elems(dst, src, n, step, 2);
-        break;
-    case 4:
-        slice_copy_elems(dst, src, n, step, 4);
-        break;
-    case 8:
-        slice_copy_elems(dst, src, n, step, 8);
-        break;
-    default:
-        slice_copy_elems(dst, src, n, step, es);
-        break;
-    }
-}
-
-static void slice_view_rows(void *arg, int64_t begin, int64_t end)
-{
-    const slice_view *v = arg;
-    int r = v->rank;
-    int64_t inner = v->dims[r - 1], es = (int64_t)v->elsize;
-    int64_t coord[OGI_MAX_RANK], off = 0, rest = begin;
-    for (int k = r - 2; k >= 0; k--) {
-        coord[k] = rest % v->dims[k];
-        rest /= v->dims[k];
-        off += coord[k] * v->strides[k];
-    }
-    for (int64_t row = begin; row < end; row++) {
-        slice_copy_run(v->dst + row * inner * es, v->src + off * es, inner, v->strides[r - 1],
-                       v->elsize);
-        for (int k = r - 2; k >= 0; k--) {
-            off += v->strides[k];
-            if (++coord[k] < v->dims[k])
-                break;
-            off -= coord[k] * v->strides[k];
-            coord[k] = 0;
-        }
-    }
-}
-
-static void slice_view_copy(threadpool *pool, slice_view *v)
-{
-    int64_t numel = tensor_shape_numel(v->rank, v->dims);
-    if (numel <= 0)
-        return;
-    slice_view_simplify(v);
-    if (v->rank == 0) {
-        memcpy(v->dst, v->src, v->elsize);
-        return;
-    }
-    int64_t inner = v->dims[v->rank - 1];
-    int64_t chunk = ((int64_t)1 << 16) / (int64_t)v->elsize / inner;
-    threadpool_parallel_for(pool, numel / inner, 1 + chunk, slice_view_rows, v);
-}
-
 /* ---- Slice -------------------------------------------------------------------- */
 
 typedef struct slice_params {
@@ -187,15 +57,15 @@ static ogi_status slice_read_params(const op_ctx *c, slice_params *p)
     bool inputs = c->opset >= 10, present;
     int64_t n_ends, n_axes, n_steps;
     ogi_status st =
-        slice_read_list(c, inputs, 1, "starts", p->starts, OGI_MAX_RANK, &p->n, &present);
+        op_read_int_list(c, inputs, 1, "starts", p->starts, OGI_MAX_RANK, &p->n, &present);
     if (st == OGI_OK && !present)
         return op_error(c, OGI_ERR_INVALID_MODEL, "no starts");
     if (st == OGI_OK)
-        st = slice_read_list(c, inputs, 2, "ends", p->ends, OGI_MAX_RANK, &n_ends, &present);
+        st = op_read_int_list(c, inputs, 2, "ends", p->ends, OGI_MAX_RANK, &n_ends, &present);
     if (st == OGI_OK && (!present || n_ends != p->n))
         return op_error(c, OGI_ERR_RUNTIME, "ends must have as many values as starts");
     if (st == OGI_OK)
-        st = slice_read_list(c, inputs, 3, "axes", p->axes, OGI_MAX_RANK, &n_axes, &present);
+        st = op_read_int_list(c, inputs, 3, "axes", p->axes, OGI_MAX_RANK, &n_axes, &present);
     if (st == OGI_OK && !present) {
         n_axes = p->n;
         for (int64_t i = 0; i < p->n; i++)
@@ -204,7 +74,7 @@ static ogi_status slice_read_params(const op_ctx *c, slice_params *p)
     if (st == OGI_OK && n_axes != p->n)
         return op_error(c, OGI_ERR_RUNTIME, "axes must have as many values as starts");
     if (st == OGI_OK && inputs)
-        st = slice_read_list(c, true, 4, "steps", p->steps, OGI_MAX_RANK, &n_steps, &present);
+        st = op_read_int_list(c, true, 4, "steps", p->steps, OGI_MAX_RANK, &n_steps, &present);
     if (st != OGI_OK)
         return st;
     if (!inputs || !present) {
@@ -249,7 +119,7 @@ static ogi_status slice_slice(op_ctx *c)
         return st;
     int64_t in_strides[OGI_MAX_RANK], offset = 0;
     tensor_strides(x->rank, x->dims, in_strides);
-    slice_view v = {.rank = x->rank, .elsize = es};
+    strided_view v = {.rank = x->rank, .elsize = es};
     bool seen[OGI_MAX_RANK] = {false};
     for (int i = 0; i < x->rank; i++) {
         v.dims[i] = x->dims[i];
@@ -276,7 +146,7 @@ static ogi_status slice_slice(op_ctx *c)
         return OGI_OK;
     v.src = (const char *)x->data + offset * (int64_t)es;
     v.dst = c->out[0]->data;
-    slice_view_copy(c->pool, &v);
+    strided_copy(c->pool, &v);
     return OGI_OK;
 }
 
@@ -380,9 +250,9 @@ static ogi_status slice_split_sizes(const op_ctx *c, int64_t dim, int64_t *sizes
     int64_t n = 0;
     ogi_status st = OGI_OK;
     if (c->opset >= 13 || (c->opset < 2 && op_has_input(c, 1)))
-        st = slice_read_list(c, true, 1, "split", sizes, n_out, &n, &present);
+        st = op_read_int_list(c, true, 1, "split", sizes, n_out, &n, &present);
     else
-        st = slice_read_list(c, false, 1, "split", sizes, n_out, &n, &present);
+        st = op_read_int_list(c, false, 1, "split", sizes, n_out, &n, &present);
     if (st != OGI_OK)
         return st;
     present = present && n > 0; /* an empty split input means none */
@@ -612,7 +482,7 @@ static ogi_status slice_pad_amounts(const op_ctx *c, int64_t *begins, int64_t *e
     bool present;
     const char *name = c->opset < 2 ? "paddings" : "pads";
     ogi_status st =
-        slice_read_list(c, c->opset >= 11, 1, name, pads, 2 * OGI_MAX_RANK, &n, &present);
+        op_read_int_list(c, c->opset >= 11, 1, name, pads, 2 * OGI_MAX_RANK, &n, &present);
     if (st != OGI_OK)
         return st;
     if (!present)
@@ -673,7 +543,7 @@ static ogi_status slice_center_crop_pad(op_ctx *c)
     int64_t shape[OGI_MAX_RANK], n, axes[OGI_MAX_RANK], n_axes = r;
     bool present;
     if ((st = op_read_ints(c, 1, shape, OGI_MAX_RANK, &n)) != OGI_OK ||
-        (st = slice_read_list(c, false, 0, "axes", axes, OGI_MAX_RANK, &n_axes, &present)) !=
+        (st = op_read_int_list(c, false, 0, "axes", axes, OGI_MAX_RANK, &n_axes, &present)) !=
             OGI_OK)
         return st;
     if (!present) {
@@ -742,13 +612,13 @@ static ogi_status slice_depth_to_space(op_ctx *c)
     int64_t dims[4] = {n, co, h * b, w * b};
     if ((st = op_alloc(c, 0, x->dtype, 4, dims)) != OGI_OK)
         return st;
-    slice_view v = {.rank = 6, .elsize = es, .src = x->data, .dst = c->out[0]->data};
+    strided_view v = {.rank = 6, .elsize = es, .src = x->data, .dst = c->out[0]->data};
     int64_t vd[6] = {n, co, h, b, w, b};
     int64_t vs[6] = {ch * hw, crd ? b * b * hw : hw, w, crd ? b * hw : b * co * hw,
                      1,       crd ? hw : co * hw};
     memcpy(v.dims, vd, sizeof(vd));
     memcpy(v.strides, vs, sizeof(vs));
-    slice_view_copy(c->pool, &v);
+    strided_copy(c->pool, &v);
     return OGI_OK;
 }
 
@@ -769,12 +639,12 @@ static ogi_status slice_space_to_depth(op_ctx *c)
     int64_t dims[4] = {n, ch * b * b, h / b, w / b};
     if ((st = op_alloc(c, 0, x->dtype, 4, dims)) != OGI_OK)
         return st;
-    slice_view v = {.rank = 6, .elsize = es, .src = x->data, .dst = c->out[0]->data};
+    strided_view v = {.rank = 6, .elsize = es, .src = x->data, .dst = c->out[0]->data};
     int64_t vd[6] = {n, b, b, ch, h / b, w / b};
     int64_t vs[6] = {ch * h * w, w, 1, h * w, b * w, b};
     memcpy(v.dims, vd, sizeof(vd));
     memcpy(v.strides, vs, sizeof(vs));
-    slice_view_copy(c->pool, &v);
+    strided_copy(c->pool, &v);
     return OGI_OK;
 }
 
