@@ -114,7 +114,8 @@ int cli_info(int argc, char **argv)
     graph *g;
     int rc = 0;
     if (graph_build(m, &go, &g) == OGI_OK) {
-        printf("prepared: %d nodes to run (%d folded into constants)\n", g->n_nodes, g->n_folded);
+        printf("prepared: %d nodes to run (%d folded into constants, %d patterns fused)\n",
+               g->n_nodes, g->n_folded, g->n_fused);
         graph_free(g);
     } else {
         printf("cannot be prepared: %s\n", ogi_last_error());

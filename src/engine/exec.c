@@ -448,7 +448,7 @@ static ogi_status exec_frame_run(exec_frame *f, const ogi_tensor *const *inputs,
         double start = profile ? exec_now() : 0;
         st = exec_node(f, i);
         if (profile)
-            exec_profile_add(profile, g->nodes[i].proto->op_type, exec_now() - start);
+            exec_profile_add(profile, g->nodes[i].kernel->op_type, exec_now() - start);
         const graph_node *n = &g->nodes[i];
         for (int r = 0; r < n->n_release; r++)
             exec_release_slot(f, n->release[r]);

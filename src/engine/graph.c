@@ -9,6 +9,7 @@
 
 #include "core/error.h"
 #include "engine/exec.h"
+#include "engine/fuse.h"
 #include "engine/op.h"
 #include "engine/shape_infer.h"
 
@@ -549,6 +550,8 @@ static ogi_status graph_build_graph(const onnx_model *model, const onnx_graph *p
         st = graph_plan_lifetimes(g);
     if (st == OGI_OK && options->fold_constants && parent == NULL)
         st = graph_fold_constants(g);
+    if (st == OGI_OK && parent == NULL)
+        st = graph_fuse(g);
     name_map_free(&b->names);
     free(b);
     g->build = NULL;

@@ -68,6 +68,7 @@ typedef struct graph {
     int n_owned;
     ogi_tensor **owned; /* constants created at load by folding */
     int n_folded;       /* nodes removed by constant folding */
+    int n_fused;        /* patterns replaced by fused kernels */
     struct graph_build_state *build; /* only while building */
 } graph;
 

@@ -34,4 +34,6 @@ extern const op_kernel op_kernels_linalg[];         /* linalg.c: Det */
 extern const op_kernel op_kernels_rnn[];      /* rnn.c: RNN, GRU, LSTM, SwiGLU, DeformConv */
 extern const op_kernel op_kernels_training[]; /* training.c: optimizers, Bernoulli, ... */
 
+extern const op_kernel op_kernels_fused[];          /* fused.c: nodes made by engine/fuse.c */
+
 #endif

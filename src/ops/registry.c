@@ -12,7 +12,7 @@ static const op_kernel *const op_families[] = {
     op_kernels_attention,     op_kernels_rotary,  op_kernels_rms_norm,   op_kernels_tensor_scatter,
     op_kernels_conv,          op_kernels_pool,    op_kernels_resize,     op_kernels_control,
     op_kernels_loss,          op_kernels_signal,  op_kernels_image,      op_kernels_linalg,
-    op_kernels_tensor_gather, op_kernels_rnn,     op_kernels_training,
+    op_kernels_tensor_gather, op_kernels_rnn,     op_kernels_training, op_kernels_fused,
 };
 
 static bool op_same_domain(const char *a, const char *b)
