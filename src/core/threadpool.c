@@ -16,7 +16,7 @@
 
 #include "core/error.h"
 
-enum { THREADPOOL_SPIN = 1 << 16 }; /* polls before sleeping, roughly 100 µs */
+enum { THREADPOOL_SPIN = 1 << 12 }; /* polls before sleeping: tens of microseconds */
 
 struct threadpool {
     int size; /* threads including the caller */

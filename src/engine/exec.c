@@ -256,9 +256,10 @@ static ogi_status exec_node(exec_frame *f, int index)
         int v = n->inputs[i];
         in_small[i] = v >= 0 ? &f->slots[v] : NULL;
     }
-    memset(scratch_small, 0, sizeof(scratch_small));
     for (int o = 0; o < n->n_outputs; o++) {
         int v = n->outputs[o];
+        if (v < 0)
+            memset(&scratch_small[o], 0, sizeof(scratch_small[o]));
         out_small[o] = v >= 0 ? &f->slots[v] : &scratch_small[o];
         used_small[o] = v >= 0 && (f->g->values[v].last_use >= 0 || f->g->values[v].is_output);
     }
