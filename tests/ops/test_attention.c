@@ -407,6 +407,9 @@ static void test_edge_cases(threadpool *pool)
     c.left = 700;
     c.right = 0;
     test_run_case(&c, pool);
+    c = test_plain(1, 8, 2, 1, 4095, 1, 128); /* big enough to run on the threads */
+    c.causal = true;
+    test_run_case(&c, pool);
 #ifdef __OPTIMIZE__
     c = test_plain(1, 32, 8, 1, 8191, 1, 128); /* the benchmark's decode */
     c.causal = true;
