@@ -215,9 +215,6 @@ static ogi_stream_action cancel_at_once(void *user, const char *piece, size_t le
     return OGI_STREAM_CANCEL;
 }
 
-    return (size_t)rss * (size_t)sysconf(_SC_PAGESIZE);
-}
-
 #ifndef __SANITIZE_ADDRESS__
 static size_t rss_bytes(void)
 {
@@ -228,6 +225,8 @@ static size_t rss_bytes(void)
             rss = 0;
         fclose(f);
     }
+    return (size_t)rss * (size_t)sysconf(_SC_PAGESIZE);
+}
 #endif
 
 static void test_generator_behaviour(void)
