@@ -1,10 +1,15 @@
 /* A fork-join pool: parallel_for publishes one job, workers and the caller
- * take chunks with an atomic counter, the caller waits for the stragglers.
+ * claim its chunks, and the caller returns when every chunk is done.
  *
- * Decode steps run hundreds of small parallel loops per token, so waking a
- * sleeping thread (microseconds) would cost more than the work: workers spin
- * on the job counter for a while after each job before they sleep on a
- * condition variable, and the caller spins while the last chunks finish. */
+ * Decode steps run hundreds of small parallel loops per token, so:
+ *  - workers spin on the job word for a while after each job before they
+ *    sleep on a condition variable (waking a sleeper costs microseconds);
+ *  - the caller waits for the chunks to be done, not for every worker to
+ *    check in: on a busy machine a worker that never got a core does not
+ *    hold the caller up — the caller simply does the chunks itself.
+ * Chunks are claimed from a 64-bit job word (job number << 32 | next chunk)
+ * with compare-and-swap, so a late worker can never take a chunk of a job
+ * other than the one whose fields it read. */
 #include "core/threadpool.h"
 
 #include <pthread.h>
@@ -18,33 +23,22 @@
 
 enum { THREADPOOL_SPIN = 1 << 12 }; /* polls before sleeping: tens of microseconds */
 
+#define THREADPOOL_CLOSED 0xffffffffu
+
 struct threadpool {
     int size; /* threads including the caller */
     pthread_t *workers;
     pthread_mutex_t mutex;
     pthread_cond_t wake;
-    atomic_uint_fast64_t generation; /* bumped for every job */
+    atomic_uint_fast64_t job; /* job number << 32 | next chunk to claim */
     atomic_int sleepers;
     atomic_bool stop;
-    /* the current job, written before generation is bumped */
+    /* the current job, written while the job word is closed */
     threadpool_fn fn;
     void *arg;
     int64_t n, chunk, n_chunks;
-    atomic_llong next_chunk;
-    atomic_int active; /* workers still inside the current job */
+    atomic_llong done; /* chunks finished */
 };
-
-static void threadpool_work(threadpool *p)
-{
-    for (;;) {
-        int64_t c = atomic_fetch_add(&p->next_chunk, 1);
-        if (c >= p->n_chunks)
-            return;
-        int64_t begin = c * p->chunk;
-        int64_t end = begin + p->chunk < p->n ? begin + p->chunk : p->n;
-        p->fn(p->arg, begin, end);
-    }
-}
 
 static inline void threadpool_relax(void)
 {
@@ -53,24 +47,43 @@ static inline void threadpool_relax(void)
 #endif
 }
 
-/* Waits until the generation differs from seen (or the pool stops). */
+/* Claims and runs chunks of job number `id` until none is left. */
+static void threadpool_work(threadpool *p, uint64_t id)
+{
+    for (;;) {
+        uint64_t j = atomic_load_explicit(&p->job, memory_order_acquire);
+        uint32_t next = (uint32_t)j;
+        if ((j >> 32) != id || next == THREADPOOL_CLOSED || (int64_t)next >= p->n_chunks)
+            return;
+        if (!atomic_compare_exchange_weak_explicit(&p->job, &j, j + 1, memory_order_acq_rel,
+                                                   memory_order_acquire))
+            continue;
+        /* the job cannot change while this chunk is not done */
+        int64_t begin = (int64_t)next * p->chunk;
+        int64_t end = begin + p->chunk < p->n ? begin + p->chunk : p->n;
+        p->fn(p->arg, begin, end);
+        atomic_fetch_add_explicit(&p->done, 1, memory_order_release);
+    }
+}
+
+/* Waits until the job number differs from seen (or the pool stops). */
 static uint64_t threadpool_wait(threadpool *p, uint64_t seen)
 {
     for (int i = 0; i < THREADPOOL_SPIN; i++) {
-        uint64_t g = atomic_load_explicit(&p->generation, memory_order_acquire);
-        if (g != seen || atomic_load(&p->stop))
-            return g;
+        uint64_t id = atomic_load_explicit(&p->job, memory_order_acquire) >> 32;
+        if (id != seen || atomic_load(&p->stop))
+            return id;
         threadpool_relax();
     }
     pthread_mutex_lock(&p->mutex);
     atomic_fetch_add(&p->sleepers, 1);
-    uint64_t g;
-    while ((g = atomic_load_explicit(&p->generation, memory_order_acquire)) == seen &&
+    uint64_t id;
+    while ((id = atomic_load_explicit(&p->job, memory_order_acquire) >> 32) == seen &&
            !atomic_load(&p->stop))
         pthread_cond_wait(&p->wake, &p->mutex);
     atomic_fetch_sub(&p->sleepers, 1);
     pthread_mutex_unlock(&p->mutex);
-    return g;
+    return id;
 }
 
 static void *threadpool_main(void *arg)
@@ -81,8 +94,7 @@ static void *threadpool_main(void *arg)
         seen = threadpool_wait(p, seen);
         if (atomic_load(&p->stop))
             break;
-        threadpool_work(p);
-        atomic_fetch_sub_explicit(&p->active, 1, memory_order_release);
+        threadpool_work(p, seen);
     }
     return NULL;
 }
@@ -99,6 +111,7 @@ ogi_status threadpool_create(int threads, threadpool **out)
     if (p == NULL)
         return ogi_error(OGI_ERR_OUT_OF_MEMORY, "out of memory");
     p->size = threads;
+    atomic_store(&p->job, THREADPOOL_CLOSED); /* job 0, closed */
     pthread_mutex_init(&p->mutex, NULL);
     pthread_cond_init(&p->wake, NULL);
     if (threads > 1) {
@@ -156,25 +169,29 @@ void threadpool_parallel_for(threadpool *p, int64_t n, int64_t min_chunk, thread
     int64_t chunk = (n + (int64_t)p->size * 4 - 1) / ((int64_t)p->size * 4);
     if (chunk < min_chunk)
         chunk = min_chunk;
+    /* the previous job is closed and done: its fields may be rewritten */
+    uint64_t id = (atomic_load(&p->job) >> 32) + 1;
     p->fn = fn;
     p->arg = arg;
     p->n = n;
     p->chunk = chunk;
     p->n_chunks = (n + chunk - 1) / chunk;
-    atomic_store(&p->next_chunk, 0);
-    atomic_store(&p->active, p->size - 1);
-    atomic_fetch_add_explicit(&p->generation, 1, memory_order_release);
+    atomic_store(&p->done, 0);
+    atomic_store_explicit(&p->job, id << 32, memory_order_release);
     if (atomic_load(&p->sleepers) > 0) {
         pthread_mutex_lock(&p->mutex);
         pthread_cond_broadcast(&p->wake);
         pthread_mutex_unlock(&p->mutex);
     }
-    threadpool_work(p);
-    /* every worker must leave the job before the next one reuses its fields */
-    for (long spins = 0; atomic_load_explicit(&p->active, memory_order_acquire) > 0; spins++) {
+    threadpool_work(p, id);
+    for (long spins = 0; atomic_load_explicit(&p->done, memory_order_acquire) < p->n_chunks;
+         spins++) {
         if (spins < THREADPOOL_SPIN)
             threadpool_relax();
         else
             sched_yield();
     }
+    /* close the job: a worker that reads the job word from now on finds no
+     * chunk, and one holding a stale copy fails its compare-and-swap */
+    atomic_store_explicit(&p->job, id << 32 | THREADPOOL_CLOSED, memory_order_release);
 }
