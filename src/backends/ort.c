@@ -14,8 +14,9 @@
 
 #ifndef OGI_HAVE_ORT_HEADERS
 
-#define ORT_UNBUILT "the ONNX Runtime backend is not available: ogi was built without ONNX " \
-                    "Runtime headers (run scripts/setup.sh and rebuild)"
+#define ORT_UNBUILT                                                                                \
+    "the ONNX Runtime backend is not available: ogi was built without ONNX "                       \
+    "Runtime headers (run scripts/setup.sh and rebuild)"
 
 static int ort_available(const backend_options *opts)
 {
@@ -60,8 +61,7 @@ static ogi_status ort_run(backend_session *s, size_t n_in, const char *const *in
                           const ogi_tensor *const *inputs, size_t n_out,
                           const char *const *out_names, ogi_tensor **outputs)
 {
-    (void)s, (void)n_in, (void)in_names, (void)inputs, (void)n_out, (void)out_names,
-        (void)outputs;
+    (void)s, (void)n_in, (void)in_names, (void)inputs, (void)n_out, (void)out_names, (void)outputs;
     return ogi_error(OGI_ERR_NOT_FOUND, ORT_UNBUILT);
 }
 
@@ -93,10 +93,10 @@ const backend_vtable backend_ort = {
 /* A graph input (or overridable initializer) or output as ORT declares it. */
 typedef struct ort_io {
     char *name;
-    ogi_dtype dtype;  /* OGI_DTYPE_UNDEFINED: not a tensor, or a type ogi lacks */
-    int rank;         /* -1: not a tensor */
+    ogi_dtype dtype;            /* OGI_DTYPE_UNDEFINED: not a tensor, or a type ogi lacks */
+    int rank;                   /* -1: not a tensor */
     int64_t dims[OGI_MAX_RANK]; /* -1: symbolic or unknown */
-    bool required;    /* false: an initializer the caller may override */
+    bool required;              /* false: an initializer the caller may override */
 } ort_io;
 
 typedef struct ort_session {
@@ -129,11 +129,12 @@ static ogi_status ort_set_optimization(const ort_runtime *rt, OrtSessionOptions 
                          "graph_optimization %d: expected 0 (none), 1 (basic), 2 (extended), 3 "
                          "(layout) or 99 (all)",
                          level);
-    return ort_check(rt, rt->api->SetSessionGraphOptimizationLevel(so, (GraphOptimizationLevel)level),
+    return ort_check(rt,
+                     rt->api->SetSessionGraphOptimizationLevel(so, (GraphOptimizationLevel)level),
                      ORT_PHASE_OPEN, "graph_optimization");
 }
 
-/* Whether ORT's provider list holds `wanted` ("CUDAExecutionProvider"). */
+/* OGI_OK when ORT's provider list holds `wanted` ("CUDAExecutionProvider"). */
 static ogi_status ort_provider_built(const ort_runtime *rt, const char *name, const char *wanted)
 {
     char **list = NULL;
@@ -149,7 +150,9 @@ static ogi_status ort_provider_built(const ort_runtime *rt, const char *name, co
         size_t len = strlen(have);
         snprintf(have + len, sizeof(have) - len, "%s%s", i ? ", " : "", list[i]);
     }
-    ort_check(rt, rt->api->ReleaseAvailableProviders(list, n), ORT_PHASE_OPEN, "providers");
+    OrtStatus *release = rt->api->ReleaseAvailableProviders(list, n);
+    if (release != NULL) /* nothing to do about it */
+        rt->api->ReleaseStatus(release);
     if (!found)
         return ogi_error(OGI_ERR_NOT_FOUND,
                          "execution provider '%s' is not available in the ONNX Runtime at %s "
@@ -183,9 +186,12 @@ static ogi_status ort_provider_parse(char *spec, ort_provider *p)
         if (next != NULL)
             *next++ = '\0';
         char *eq = strchr(opt, '=');
-        if (eq == NULL || eq == opt || p->n_options == 32)
+        if (eq == NULL || eq == opt)
             return ogi_error(OGI_ERR_INVALID_ARGUMENT,
                              "execution provider '%s': option '%s' is not key=value", p->name, opt);
+        if (p->n_options == 32)
+            return ogi_error(OGI_ERR_INVALID_ARGUMENT,
+                             "execution provider '%s': more than 32 options", p->name);
         *eq = '\0';
         p->keys[p->n_options] = opt;
         p->values[p->n_options++] = eq + 1;
@@ -284,11 +290,11 @@ static ogi_status ort_session_options(const ort_runtime *rt, const backend_optio
         return ogi_error(OGI_ERR_INVALID_ARGUMENT, "threads %d: expected 0 (default) or more",
                          o->threads);
     OrtSessionOptions *so = NULL;
-    ogi_status st = ort_check(rt, rt->api->CreateSessionOptions(&so), ORT_PHASE_OPEN,
-                              "session options");
+    ogi_status st =
+        ort_check(rt, rt->api->CreateSessionOptions(&so), ORT_PHASE_OPEN, "session options");
     if (st == OGI_OK && o->threads > 0)
-        st = ort_check(rt, rt->api->SetIntraOpNumThreads(so, o->threads), ORT_PHASE_OPEN,
-                       "threads");
+        st =
+            ort_check(rt, rt->api->SetIntraOpNumThreads(so, o->threads), ORT_PHASE_OPEN, "threads");
     if (st == OGI_OK)
         st = ort_set_optimization(rt, so, o->graph_optimization);
     if (st == OGI_OK)
@@ -308,8 +314,8 @@ static ogi_status ort_read_type(const ort_runtime *rt, OrtTypeInfo *ti, ort_io *
     io->dtype = OGI_DTYPE_UNDEFINED;
     io->rank = -1;
     const OrtTensorTypeAndShapeInfo *info = NULL;
-    ogi_status st = ort_check(rt, rt->api->CastTypeInfoToTensorInfo(ti, &info), ORT_PHASE_OPEN,
-                              io->name);
+    ogi_status st =
+        ort_check(rt, rt->api->CastTypeInfoToTensorInfo(ti, &info), ORT_PHASE_OPEN, io->name);
     if (st != OGI_OK || info == NULL)
         return st; /* not a tensor: a sequence, a map, an optional */
     ONNXTensorElementDataType type;
@@ -391,8 +397,8 @@ static ogi_status ort_read_signature(ort_session *s)
 {
     const OrtApi *api = s->rt->api;
     size_t n_inputs = 0, n_inits = 0, n_outputs = 0;
-    ogi_status st = ort_check(s->rt, api->SessionGetInputCount(s->session, &n_inputs),
-                              ORT_PHASE_OPEN, s->path);
+    ogi_status st =
+        ort_check(s->rt, api->SessionGetInputCount(s->session, &n_inputs), ORT_PHASE_OPEN, s->path);
     if (st == OGI_OK)
         st = ort_check(s->rt, api->SessionGetOverridableInitializerCount(s->session, &n_inits),
                        ORT_PHASE_OPEN, s->path);
@@ -534,10 +540,9 @@ static ogi_status ort_check_input(const ort_io *io, const ogi_tensor *t)
                          io->name, io->rank, tensor_shape_str(t->rank, t->dims, s1, sizeof(s1)));
     for (int d = 0; d < t->rank; d++)
         if (io->dims[d] >= 0 && io->dims[d] != t->dims[d])
-            return ogi_error(OGI_ERR_INVALID_ARGUMENT,
-                             "input '%s': dim %d must be %lld, got shape %s", io->name, d,
-                             (long long)io->dims[d],
-                             tensor_shape_str(t->rank, t->dims, s1, sizeof(s1)));
+            return ogi_error(
+                OGI_ERR_INVALID_ARGUMENT, "input '%s': dim %d must be %lld, got shape %s", io->name,
+                d, (long long)io->dims[d], tensor_shape_str(t->rank, t->dims, s1, sizeof(s1)));
     return OGI_OK;
 }
 
@@ -554,9 +559,8 @@ static ogi_status ort_wrap(const ort_session *s, const char *name, const ogi_ten
     char context[300];
     snprintf(context, sizeof(context), "%s: '%s'", s->path, name);
     return ort_check(s->rt,
-                     s->rt->api->CreateTensorWithDataAsOrtValue(s->rt->cpu, data, t->nbytes,
-                                                                t->dims, (size_t)t->rank, type,
-                                                                out),
+                     s->rt->api->CreateTensorWithDataAsOrtValue(
+                         s->rt->cpu, data, t->nbytes, t->dims, (size_t)t->rank, type, out),
                      ORT_PHASE_RUN, context);
 }
 
@@ -605,11 +609,10 @@ static ogi_status ort_take(const ort_session *s, const char *name, OrtValue *v, 
         dst = st == OGI_OK ? *out : NULL;
     } else if (dst->dtype != dtype || !tensor_same_shape(dst, &shape)) {
         char s1[128], s2[128];
-        return ogi_error(OGI_ERR_RUNTIME,
-                         "output '%s': a %s %s result does not fit the bound %s %s tensor", name,
-                         ogi_dtype_name(dtype), tensor_shape_str((int)rank, dims, s1, sizeof(s1)),
-                         ogi_dtype_name(dst->dtype),
-                         tensor_shape_str(dst->rank, dst->dims, s2, sizeof(s2)));
+        return ogi_error(
+            OGI_ERR_RUNTIME, "output '%s': a %s %s result does not fit the bound %s %s tensor",
+            name, ogi_dtype_name(dtype), tensor_shape_str((int)rank, dims, s1, sizeof(s1)),
+            ogi_dtype_name(dst->dtype), tensor_shape_str(dst->rank, dst->dims, s2, sizeof(s2)));
     }
     if (st == OGI_OK && shape.nbytes > 0 && dst->data != data)
         memcpy(dst->data, data, shape.nbytes);

@@ -84,11 +84,12 @@ static ogi_status ort_runtime_init(void *lib, const char *name, ort_runtime *rt)
                          "Runtime 1.%d or newer); run scripts/setup.sh",
                          rt->path, rt->version, ORT_API_VERSION, ORT_API_VERSION);
     const OrtApi *api = rt->api;
-    ogi_status st = ort_check(rt, api->CreateEnv(ort_log_level(), "ogi", &rt->env), ORT_PHASE_OPEN,
-                              rt->path);
+    ogi_status st =
+        ort_check(rt, api->CreateEnv(ort_log_level(), "ogi", &rt->env), ORT_PHASE_OPEN, rt->path);
     if (st == OGI_OK)
-        st = ort_check(rt, api->CreateCpuMemoryInfo(OrtDeviceAllocator, OrtMemTypeDefault, &rt->cpu),
-                       ORT_PHASE_OPEN, rt->path);
+        st =
+            ort_check(rt, api->CreateCpuMemoryInfo(OrtDeviceAllocator, OrtMemTypeDefault, &rt->cpu),
+                      ORT_PHASE_OPEN, rt->path);
     if (st == OGI_OK)
         st = ort_check(rt, api->GetAllocatorWithDefaultOptions(&rt->allocator), ORT_PHASE_OPEN,
                        rt->path);
@@ -235,8 +236,7 @@ static void ort_tidy_message(const char *msg, char *out, size_t size)
         out[--n] = '\0';
 }
 
-ogi_status ort_check(const ort_runtime *rt, OrtStatus *status, ort_phase phase,
-                     const char *context)
+ogi_status ort_check(const ort_runtime *rt, OrtStatus *status, ort_phase phase, const char *context)
 {
     if (status == NULL)
         return OGI_OK;

@@ -49,7 +49,10 @@ static const struct {
     {"--seed S", "random seed (same seed, same text)"},
     {"--num-beams N", "beam search width"},
     {"--logprobs N", "report the top N log-probabilities (--json)"},
-    {"--backend NAME", "execution backend (native)"},
+    {"--backend NAME", "execution backend: native (default) or ort"},
+    {"--ort-library PATH", "ONNX Runtime library for --backend ort"},
+    {"--providers LIST", "ONNX Runtime execution providers, e.g. cuda,cpu"},
+    {"--graph-optimization N", "ONNX Runtime optimisation level (0, 1, 2, 99)"},
     {"--threads N", "worker threads (0: one per core)"},
     {"--kv-cache-mb N", "KV cache budget in MB"},
 };
@@ -110,6 +113,10 @@ static int run_parse_option(run_args *a, int argc, char **argv, int *i)
         a->system = val;
     else if (strcmp(opt, "--backend") == 0)
         a->pipe.backend = val;
+    else if (strcmp(opt, "--ort-library") == 0)
+        a->pipe.ort_library = val;
+    else if (strcmp(opt, "--providers") == 0)
+        a->pipe.providers = val;
     else if (strcmp(opt, "--stop") == 0) {
         if (a->cfg.n_stop_strings == RUN_MAX_STOPS)
             return 2;
@@ -144,6 +151,8 @@ static int run_parse_option(run_args *a, int argc, char **argv, int *i)
         a->cfg.logprobs = (int)x;
     else if (strcmp(opt, "--threads") == 0)
         a->pipe.threads = (int)x;
+    else if (strcmp(opt, "--graph-optimization") == 0)
+        a->pipe.graph_optimization = (int)x;
     else if (strcmp(opt, "--kv-cache-mb") == 0)
         a->pipe.kv_cache_bytes = (size_t)(x * 1e6);
     else if (strcmp(opt, "--eos-token-id") == 0) {

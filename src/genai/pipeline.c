@@ -299,7 +299,8 @@ ogi_status ogi_pipeline_open(const char *model_dir, const ogi_pipeline_options *
         return ogi_error(OGI_ERR_NOT_FOUND, "unknown backend '%s' (known: native, ort)",
                          o.backend);
     if (!backend->available(&bo))
-        return ogi_error(OGI_ERR_NOT_FOUND, "backend '%s' is not available here", backend->name);
+        return ogi_error_prefix(OGI_ERR_NOT_FOUND, "backend '%s' is not available here",
+                                backend->name);
     struct stat st_dir;
     if (stat(model_dir, &st_dir) != 0 || !S_ISDIR(st_dir.st_mode))
         return ogi_error(OGI_ERR_NOT_FOUND, "%s: not a model directory", model_dir);

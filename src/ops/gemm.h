@@ -6,8 +6,10 @@
  * per sequence by a weight): it streams B once, row by row, and is bound by
  * memory bandwidth. gemm_packed_f32 is a cache-blocked AVX-512 GEMM for
  * many rows (prefill): it packs A and B into panels for a 14x32 register
- * tile. Both split the columns of Y over the pool's threads; pool may be
- * NULL. Products with k == 0 set Y to 0 (or leave it when accumulating). */
+ * tile, and also takes B stored transposed ([n, k], as Gemm's transB and a
+ * tied LM head have it). Both split Y over the pool's threads; pool may be
+ * NULL. Products with k == 0 set Y to 0 (or leave it when accumulating).
+ * Both pack per call: no copy of a weight outlives the call. */
 #ifndef OGI_OPS_GEMM_H
 #define OGI_OPS_GEMM_H
 
@@ -26,6 +28,7 @@ typedef struct gemm_f32_args {
     float *y;
     int64_t ldy;
     bool accumulate; /* Y += A @ B instead of Y = A @ B */
+    bool b_trans;    /* B stored [n, k]: element (p, j) at b[j * ldb + p] */
 } gemm_f32_args;
 
 /* Instruction sets the kernels come in; gemm_isa_best() is the widest this
@@ -34,15 +37,17 @@ typedef enum gemm_isa { GEMM_ISA_SCALAR = 0, GEMM_ISA_AVX2 = 1, GEMM_ISA_AVX512 
 
 gemm_isa gemm_isa_best(void);
 
-/* Rows of A up to which gemm_small_f32 beats the packed GEMM. */
-#define GEMM_SMALL_MAX_M 8
+/* Rows of A up to which gemm_small_f32 beats the packed GEMM (measured on
+ * one core: at 16 rows by 5 to 20 %, at 24 it loses). */
+#define GEMM_SMALL_MAX_M 16
 
-/* Any m works (each group of rows streams B once more); isa must not be
- * wider than gemm_isa_best(). */
+/* Any m works (each group of four rows streams B once more); isa must not
+ * be wider than gemm_isa_best(); B must not be transposed. */
 void gemm_small_f32(const gemm_f32_args *g, gemm_isa isa, threadpool *pool);
 
 /* False (and Y untouched) when the CPU lacks AVX-512 or a buffer cannot be
- * allocated: the caller then uses another path. */
+ * allocated: the caller then uses another path. Buffers per call: a 24 KiB
+ * B panel and up to 512 KiB of A's rows per thread. */
 bool gemm_packed_f32(const gemm_f32_args *g, threadpool *pool);
 
 /* ---- MatMul's entry points (src/ops/matmul.c), for tests and benchmarks -- */
@@ -63,6 +68,9 @@ typedef enum matmul_path {
 /* The shape of MatMul(A, B) under numpy rules; false if they do not fit. */
 bool matmul_shape(int a_rank, const int64_t *a_dims, int b_rank, const int64_t *b_dims, int *y_rank,
                   int64_t *y_dims);
+
+/* The path MATMUL_AUTO takes for a float32 product [m, k] x [k, n]. */
+matmul_path matmul_auto_path(int64_t m, int64_t n, int64_t k);
 
 /* Y = MatMul(A, B) for float32 or float64 operands of those shapes; false
  * for another dtype or shapes that do not fit. */

@@ -54,13 +54,6 @@ typedef struct gemm_small_step {
     bool prefetch; /* the first group also prefetches B rows ahead */
 } gemm_small_step;
 
-/* The B row `ahead` rows below row k0 + u, or row k0 + u past the end. */
-static const float *gemm_small_ahead(const gemm_small_step *s, int u, int ahead)
-{
-    int64_t k = s->k0 + u + ahead < s->g->k ? s->k0 + u + ahead : s->k0 + u;
-    return s->g->b + k * s->g->ldb;
-}
-
 static void gemm_small_step_scalar(const gemm_small_step *s)
 {
     const gemm_f32_args *g = s->g;
@@ -78,6 +71,13 @@ static void gemm_small_step_scalar(const gemm_small_step *s)
 #ifdef GEMM_X86
 
 /* ---- AVX-512 -------------------------------------------------------------- */
+
+/* The B row `ahead` rows below row k0 + u, or row k0 + u past the end. */
+static const float *gemm_small_ahead(const gemm_small_step *s, int u, int ahead)
+{
+    int64_t k = s->k0 + u + ahead < s->g->k ? s->k0 + u + ahead : s->k0 + u;
+    return s->g->b + k * s->g->ldb;
+}
 
 #define GEMM_AVX512 __attribute__((target("avx512f")))
 #define GEMM_AVX512_INLINE static inline __attribute__((always_inline, target("avx512f")))
@@ -303,8 +303,10 @@ void gemm_small_f32(const gemm_f32_args *g, gemm_isa isa, threadpool *pool)
     if (g->m <= 0 || g->n <= 0)
         return;
     int64_t threads = threadpool_size(pool);
+    /* each group of four rows of Y costs about one more pass over B */
+    int64_t passes = (g->m + GEMM_SMALL_GROUP - 1) / GEMM_SMALL_GROUP;
     bool parallel =
-        threads > 1 && g->k * g->n * (int64_t)sizeof(float) >= GEMM_SMALL_PARALLEL_BYTES;
+        threads > 1 && g->k * g->n * (int64_t)sizeof(float) * passes >= GEMM_SMALL_PARALLEL_BYTES;
     /* as many strips as needed to keep each under the width, rounded up to
      * a multiple of the thread count so that they balance */
     int64_t widest = g->m == 1 ? GEMM_SMALL_STRIP_ONE : GEMM_SMALL_STRIP_ROWS / g->m;

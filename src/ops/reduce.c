@@ -425,8 +425,10 @@ static ogi_status reduce_run(op_ctx *c, reduce_kind k, int axes_since)
     st = reduce_read_axes(c, c->opset >= axes_since, x->rank, reduced, &noop);
     if (st != OGI_OK)
         return st;
-    if (noop)
-        return op_alloc_copy(c, 0, x);
+    /* noop_with_empty_axes reduces nothing, but the elementwise part of
+     * L1/L2/LogSum/SumSquare... still applies (as ONNX's reference and ONNX
+     * Runtime do): the plan below simply has no reduced axis */
+    (void)noop;
     reduce_plan p;
     reduce_make_plan(x, reduced, op_attr_int(c, "keepdims", 1) != 0, &p);
     bool int_exact =

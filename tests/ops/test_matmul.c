@@ -3,8 +3,9 @@
  * choice) against an independent numpy-semantics loop written here, on
  * random shapes: odd sizes, 1- and 0-sized dims, 1-D operands and broadcast
  * batch dims, inline and on a 2-thread pool; a few large fixed shapes cross
- * the kernels' block and threading thresholds. Exits non-zero on the first
- * mismatch. */
+ * the kernels' block and threading thresholds. The kernels are also called
+ * directly with B stored transposed (packed GEMM, for Gemm's transB) and
+ * with Y accumulated (Gemm's C). Exits non-zero on the first mismatch. */
 #include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -230,6 +231,126 @@ static bool test_one(ogi_dtype dtype, const test_shape *a, const test_shape *b)
     return ok;
 }
 
+/* ---- the kernels called directly ----------------------------------------- */
+
+/* One run of a kernel: which, and on which pool. */
+typedef struct test_kernel {
+    const char *name;
+    bool packed;
+    gemm_isa isa; /* small kernel's */
+} test_kernel;
+
+static void test_kernel_run(const test_kernel *kern, const gemm_f32_args *g, threadpool *pool)
+{
+    if (kern->packed) {
+        if (!gemm_packed_f32(g, pool))
+            abort(); /* only called where the CPU has AVX-512 */
+    } else {
+        gemm_small_f32(g, kern->isa, pool);
+    }
+}
+
+/* Y[m, n] (+)= A @ B with B stored [k, n] or [n, k] (b_trans), Y starting
+ * from random values when accumulating, through every kernel that takes
+ * the case, against the plain sum in double. */
+static bool test_kernel_shape(int64_t m, int64_t n, int64_t k, bool b_trans, bool accumulate)
+{
+    static const test_kernel kernels[] = {
+        {"packed", true, GEMM_ISA_AVX512},
+        {"small AVX-512", false, GEMM_ISA_AVX512},
+        {"small AVX2", false, GEMM_ISA_AVX2},
+        {"small scalar", false, GEMM_ISA_SCALAR},
+    };
+    float *a = malloc((size_t)(m * k + 1) * sizeof(float));
+    float *b = malloc((size_t)(k * n + 1) * sizeof(float));
+    float *y0 = malloc((size_t)(m * n + 1) * sizeof(float));
+    float *y = malloc((size_t)(m * n + 1) * sizeof(float));
+    double *want = malloc((size_t)(m * n + 1) * sizeof(double));
+    double *scale = malloc((size_t)(m * n + 1) * sizeof(double));
+    for (int64_t i = 0; i < m * k; i++)
+        a[i] = (float)((int)(test_rand() % 2001) - 1000) / 256.0f;
+    for (int64_t i = 0; i < k * n; i++)
+        b[i] = (float)((int)(test_rand() % 2001) - 1000) / 256.0f;
+    for (int64_t i = 0; i < m * n; i++)
+        y0[i] = accumulate ? (float)((int)(test_rand() % 2001) - 1000) / 16.0f : 0.0f;
+    for (int64_t i = 0; i < m; i++) {
+        for (int64_t j = 0; j < n; j++) {
+            double sum = y0[i * n + j], abs_sum = fabs(sum);
+            for (int64_t p = 0; p < k; p++) {
+                double v = (double)a[i * k + p] * b[b_trans ? j * k + p : p * n + j];
+                sum += v;
+                abs_sum += fabs(v);
+            }
+            want[i * n + j] = sum;
+            scale[i * n + j] = abs_sum;
+        }
+    }
+    gemm_f32_args g = {.m = m,
+                       .n = n,
+                       .k = k,
+                       .a = a,
+                       .lda = k,
+                       .b = b,
+                       .ldb = b_trans ? k : n,
+                       .y = y,
+                       .ldy = n,
+                       .accumulate = accumulate,
+                       .b_trans = b_trans};
+    bool ok = true;
+    for (size_t v = 0; v < sizeof(kernels) / sizeof(kernels[0]) * 2 && ok; v++) {
+        const test_kernel *kern = &kernels[v / 2];
+        threadpool *pool = v % 2 ? test_pool : NULL;
+        if ((kern->packed ? GEMM_ISA_AVX512 : kern->isa) > gemm_isa_best() ||
+            (b_trans && !kern->packed))
+            continue;
+        for (int64_t i = 0; i < m * n; i++)
+            y[i] = accumulate ? y0[i] : NAN; /* NaN: catches unwritten elements */
+        test_kernel_run(kern, &g, pool);
+        for (int64_t i = 0; ok && i < m * n; i++) {
+            if (!(fabs(y[i] - want[i]) <= 1e-5 * (scale[i] + 1.0))) {
+                fprintf(stderr,
+                        "%s kernel (%s), [%lld,%lld] x [%lld,%lld]%s%s, element %lld: got %g, "
+                        "want %g\n",
+                        kern->name, pool ? "2 threads" : "inline", (long long)m, (long long)k,
+                        (long long)k, (long long)n, b_trans ? " (B stored transposed)" : "",
+                        accumulate ? " accumulated" : "", (long long)i, y[i], want[i]);
+                ok = false;
+            }
+        }
+    }
+    free(a);
+    free(b);
+    free(y0);
+    free(y);
+    free(want);
+    free(scale);
+    return ok;
+}
+
+/* Random and fixed shapes, both layouts of B, with and without
+ * accumulation; the fixed ones cross the kernels' block sizes. */
+static bool test_kernels(void)
+{
+    static const int64_t fixed[][3] = {
+        {1, 1, 1},     {0, 5, 7},     {5, 0, 7},     {5, 7, 0},     {15, 33, 17},
+        {16, 64, 16},  {28, 31, 193}, {30, 97, 400}, {200, 40, 33}, {3, 700, 301},
+        {1, 600, 576}, {13, 35, 385}, {57, 129, 16}, {520, 20, 33},
+    };
+    for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
+        for (int c = 0; c < 4; c++)
+            if (!test_kernel_shape(fixed[i][0], fixed[i][1], fixed[i][2], c & 1, c & 2))
+                return false;
+    static const int64_t sizes[] = {1, 2, 3, 5, 13, 14, 15, 16, 17, 28, 31, 32, 33, 47, 64, 65};
+    int n_sizes = (int)(sizeof(sizes) / sizeof(sizes[0]));
+    for (int iter = 0; iter < 200; iter++) {
+        int64_t m = test_pick(sizes, n_sizes), n = test_pick(sizes, n_sizes);
+        int64_t k = test_pick(sizes, n_sizes) * (test_rand() % 4 == 0 ? 7 : 1);
+        if (!test_kernel_shape(m, n, k, test_rand() % 2, test_rand() % 2))
+            return false;
+    }
+    return true;
+}
+
 /* Shapes that must be rejected. */
 static bool test_rejects(void)
 {
@@ -273,6 +394,8 @@ static bool test_fixed(void)
         {{2, {9, 400}}, {2, {400, 700}}},        /* packed: k blocks, many column units */
         {{2, {521, 33}}, {2, {33, 97}}},         /* packed: two row blocks, edge tiles */
         {{2, {40, 1}}, {2, {1, 1000}}},          /* k = 1 */
+        {{2, {200, 40}}, {2, {40, 33}}},         /* packed: few panels, threads split rows */
+        {{3, {2, 9, 20}}, {3, {2, 20, 70}}},     /* packed per batch matrix */
     };
     for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
         if (!test_one(OGI_FLOAT32, &fixed[i][0], &fixed[i][1]) ||
@@ -288,7 +411,7 @@ int main(void)
     printf("test_matmul: fastest kernels %s\n", gemm_isa_best() == GEMM_ISA_AVX512 ? "AVX-512"
                                                 : gemm_isa_best() == GEMM_ISA_AVX2 ? "AVX2"
                                                                                    : "scalar");
-    if (!test_rejects() || !test_fixed())
+    if (!test_rejects() || !test_fixed() || !test_kernels())
         return 1;
     for (int iter = 0; iter < 300; iter++) {
         test_shape a, b;
