@@ -343,9 +343,18 @@ static ogi_status gen_run(ogi_generator *g, size_t len, ogi_tensor **full_logits
     st = gen_build_chunk(g, len, in);
     if (st == OGI_OK)
         st = gen_build_past(g, in, len);
-    /* static caches: each present is computed into its own past tensor */
-    for (int i = 0; io->static_kv && st == OGI_OK && i < 2 * io->n_layers; i++)
-        outs[1 + i] = g->past[i];
+    /* static caches: each present is computed into its own past tensor;
+     * otherwise into a tensor of the known grown size, which becomes the
+     * next past without a copy out of the backend */
+    for (int i = 0; st == OGI_OK && i < 2 * io->n_layers; i++) {
+        if (io->static_kv) {
+            outs[1 + i] = g->past[i];
+            continue;
+        }
+        int64_t dims[4] = {(int64_t)g->batch, io->kv_heads, (int64_t)(g->cache_len + len),
+                           io->head_dim};
+        st = ogi_tensor_create(io->kv_dtype, 4, dims, &outs[1 + i]);
+    }
     out_names[0] = p->backend->output_name(p->session, (size_t)io->logits);
     for (int l = 0; l < io->n_layers; l++) {
         out_names[1 + 2 * l] = p->backend->output_name(p->session, (size_t)io->present_key[l]);
@@ -395,8 +404,10 @@ static ogi_status gen_run(ogi_generator *g, size_t len, ogi_tensor **full_logits
     }
     if (st == OGI_OK)
         g->cache_len += len;
-    for (int i = 0; i < 2 * io->n_layers; i++)
-        outs[1 + i] = NULL; /* kept as the cache (or it is the cache) */
+    /* the presents are now the cache (or are the static cache itself); after
+     * a failure the grown ones are freed below with the logits */
+    for (int i = 0; (st == OGI_OK || io->static_kv) && i < 2 * io->n_layers; i++)
+        outs[1 + i] = NULL;
     if (st == OGI_OK && full_logits != NULL) {
         *full_logits = outs[0];
         outs[0] = NULL;
