@@ -5,16 +5,17 @@
  *   decode   M = 1 and 4: GB/s of B read per call. "mem" columns read B
  *            from memory (each call takes the next of several copies that
  *            together dwarf the caches), as a real model's decode does;
- *            %BW compares ogi with the streaming-read bandwidth measured
- *            first. "hot" columns reuse one copy (L2/L3-resident).
+ *            %BW is ogi's speed over that of a plain streaming read of the
+ *            same bytes on the same threads, timed in the same turns. "hot"
+ *            columns reuse one copy (L2/L3-resident).
  *   prefill  M = 128 and 512: GFLOP/s, 2 M N K flops per call.
  *
- * Columns: ogi is the fast kernel forced (gemm_small for decode,
- * gemm_packed for prefill), auto what MatMul picks, BLAS OpenBLAS's
- * cblas_sgemm (its own threads), ref the plain reference loop (prefill:
- * timed on 4 rows of A). All use 2 threads unless --threads N. Each number
- * is a median over repeated calls; |diff| is the largest difference of ogi
- * from OpenBLAS relative to the largest |Y|.
+ * Columns: ogi is the fast kernel (gemm_small for decode, gemm_packed for
+ * prefill), BLAS OpenBLAS's cblas_sgemm (its own threads), ref the plain
+ * reference loop (prefill: timed on 4 rows of A); auto names the path
+ * MatMul picks for the shape. All use 2 threads unless --threads N. Each
+ * number is a median over calls taken in turns (see bench_time); |diff| is
+ * the largest difference of ogi from OpenBLAS relative to the largest |Y|.
  *
  * usage: bench_matmul [--threads N] [--decode | --prefill] [--budget SECONDS] */
 #include <cblas.h>
@@ -33,7 +34,7 @@
 #include <immintrin.h>
 #endif
 
-enum { BENCH_MAX_RUNS = 2000 };
+enum { BENCH_MAX_RUNS = 2000, BENCH_MAX_CALLS = 4, BENCH_ROUNDS = 5 };
 
 /* Weights of the "mem" columns: a pool of this many bytes, several times
  * the L3 cache. */
@@ -99,10 +100,10 @@ __attribute__((target("avx512f"))) static void bench_bw_read(void *arg, int64_t 
     __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
     for (const float *p = bw->data + begin * bw->chunk, *e = bw->data + end * bw->chunk; p < e;
          p += 64) {
-        s0 = _mm512_add_ps(s0, _mm512_load_ps(p));
-        s1 = _mm512_add_ps(s1, _mm512_load_ps(p + 16));
-        s2 = _mm512_add_ps(s2, _mm512_load_ps(p + 32));
-        s3 = _mm512_add_ps(s3, _mm512_load_ps(p + 48));
+        s0 = _mm512_add_ps(s0, _mm512_loadu_ps(p));
+        s1 = _mm512_add_ps(s1, _mm512_loadu_ps(p + 16));
+        s2 = _mm512_add_ps(s2, _mm512_loadu_ps(p + 32));
+        s3 = _mm512_add_ps(s3, _mm512_loadu_ps(p + 48));
     }
     s0 = _mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3));
     bw->sink[begin % 64] = _mm512_reduce_add_ps(s0);
@@ -135,6 +136,12 @@ static double bench_bandwidth(const float *data, size_t bytes, threadpool *pool)
 
 /* ---- timing --------------------------------------------------------------- */
 
+typedef enum bench_kind {
+    BENCH_OGI,  /* matmul_float on `path` */
+    BENCH_BLAS, /* cblas_sgemm */
+    BENCH_READ, /* no product: a streaming read of B on the pool */
+} bench_kind;
+
 /* One product to time: which implementation, and where its operands are. */
 typedef struct bench_call {
     int64_t m, k, n;
@@ -143,7 +150,7 @@ typedef struct bench_call {
     int64_t copies; /* copies of B, K * N floats apart, used in turn */
     float *y;
     matmul_path path;
-    bool blas;
+    bench_kind kind;
     threadpool *pool;
     int64_t next;
 } bench_call;
@@ -151,7 +158,12 @@ typedef struct bench_call {
 static void bench_run(bench_call *c)
 {
     const float *b = c->b + (c->next++ % c->copies) * c->k * c->n;
-    if (c->blas) {
+    if (c->kind == BENCH_READ) {
+        bench_bw bw = {.data = b, .chunk = 1024};
+        threadpool_parallel_for(c->pool, c->k * c->n / bw.chunk, 1, bench_bw_read, &bw);
+        return;
+    }
+    if (c->kind == BENCH_BLAS) {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)c->m, (int)c->n, (int)c->k,
                     1.0f, c->a, (int)c->k, b, (int)c->n, 0.0f, c->y, (int)c->n);
         return;
@@ -161,22 +173,44 @@ static void bench_run(bench_call *c)
         abort();
 }
 
-/* Median seconds per call over about `budget` seconds (at least 3 calls
- * after a warm-up). */
-static double bench_time(bench_call *c, double budget)
+/* OpenBLAS's threads spin for a while after a call; what runs next on the
+ * two cores would compete with them. */
+static void bench_settle(void)
 {
-    static double times[BENCH_MAX_RUNS];
-    bench_run(c);
-    double spent = 0.0;
-    int n = 0;
-    while (n < BENCH_MAX_RUNS && (spent < budget || n < 3)) {
-        double t0 = bench_now();
-        bench_run(c);
-        times[n] = bench_now() - t0;
-        spent += times[n++];
+    struct timespec ts = {0, 100 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+}
+
+/* Median seconds per call of each of n calls. They take turns, in
+ * BENCH_ROUNDS rounds of budget / BENCH_ROUNDS seconds each (at least one
+ * call after a warm-up), so that bursts of other work on the machine hit
+ * them alike. */
+static void bench_time(bench_call *calls, int n, double budget, double *median)
+{
+    static double times[BENCH_MAX_CALLS][BENCH_MAX_RUNS];
+    int count[BENCH_MAX_CALLS] = {0};
+    bool after_blas = true;
+    for (int round = 0; round < BENCH_ROUNDS; round++) {
+        for (int v = 0; v < n; v++) {
+            if (after_blas)
+                bench_settle();
+            bench_run(&calls[v]);
+            double spent = 0.0, slice = budget / BENCH_ROUNDS;
+            do {
+                double t0 = bench_now();
+                bench_run(&calls[v]);
+                double t = bench_now() - t0;
+                spent += t;
+                if (count[v] < BENCH_MAX_RUNS)
+                    times[v][count[v]++] = t;
+            } while (spent < slice);
+            after_blas = calls[v].kind == BENCH_BLAS;
+        }
     }
-    qsort(times, (size_t)n, sizeof(double), bench_cmp);
-    return times[n / 2];
+    for (int v = 0; v < n; v++) {
+        qsort(times[v], (size_t)count[v], sizeof(double), bench_cmp);
+        median[v] = times[v][count[v] / 2];
+    }
 }
 
 /* Largest |x - y| over the largest |y|. */
@@ -197,90 +231,97 @@ typedef struct bench_env {
     threadpool *pool;
     float *weights; /* BENCH_POOL_BYTES of random floats */
     float *a;       /* 512 x 1536 */
-    float *y[2];    /* 512 x 49152 each */
+    float *y[3];    /* 512 x 49152 for ogi and BLAS, 16 x 49152 for ref */
     double bandwidth;
 } bench_env;
 
 static const char *bench_path_name(matmul_path p)
 {
-    return p == MATMUL_PACKED ? "packed" : p == MATMUL_BLAS ? "BLAS" : "small";
+    switch (p) {
+    case MATMUL_REFERENCE:
+        return "ref";
+    case MATMUL_BLAS:
+        return "BLAS";
+    case MATMUL_PACKED:
+        return "packed";
+    default:
+        return "small";
+    }
 }
 
-/* Which path MatMul's automatic choice takes: timed against the two. */
-static const char *bench_auto_pick(double t_auto, double t_fast, double t_blas, matmul_path fast)
+static matmul_path bench_small_path(void)
 {
-    return fabs(t_auto - t_fast) <= fabs(t_auto - t_blas) ? bench_path_name(fast) : "BLAS";
+    gemm_isa isa = gemm_isa_best();
+    return isa == GEMM_ISA_AVX512 ? MATMUL_SMALL_AVX512
+           : isa == GEMM_ISA_AVX2 ? MATMUL_SMALL_AVX2
+                                  : MATMUL_SMALL_SCALAR;
 }
 
+/* Decode: B from memory (ogi, BLAS, ref), then cached (ogi, BLAS). */
 static void bench_decode_row(bench_env *e, int64_t m, bench_kn s)
 {
     size_t b_floats = (size_t)(s.k * s.n);
     int64_t copies = (int64_t)(BENCH_POOL_BYTES / sizeof(float) / b_floats);
     double gb = (double)b_floats * sizeof(float) * 1e-9;
-    bench_call c = {.m = m,
-                    .k = s.k,
-                    .n = s.n,
-                    .a = e->a,
-                    .b = e->weights,
-                    .copies = copies,
-                    .y = e->y[0],
-                    .path = MATMUL_SMALL_AVX512,
-                    .pool = e->pool};
-    if (gemm_isa_best() != GEMM_ISA_AVX512)
-        c.path = gemm_isa_best() == GEMM_ISA_AVX2 ? MATMUL_SMALL_AVX2 : MATMUL_SMALL_SCALAR;
-    double t_ogi = bench_time(&c, e->o.budget);
-    c.path = MATMUL_AUTO;
-    double t_auto = bench_time(&c, e->o.budget);
-    c.blas = true;
-    c.y = e->y[1];
-    double t_blas = bench_time(&c, e->o.budget);
-    c.blas = false;
-    c.path = MATMUL_REFERENCE;
-    double t_ref = bench_time(&c, e->o.budget);
-    c.copies = 1; /* hot: the same copy every call */
-    c.y = e->y[0];
-    c.path = MATMUL_AUTO;
-    double t_hot = bench_time(&c, e->o.budget);
-    c.blas = true;
-    c.y = e->y[1];
-    double t_blas_hot = bench_time(&c, e->o.budget);
+    bench_call ogi = {.m = m,
+                      .k = s.k,
+                      .n = s.n,
+                      .a = e->a,
+                      .b = e->weights,
+                      .copies = copies,
+                      .y = e->y[0],
+                      .path = bench_small_path(),
+                      .pool = e->pool};
+    bench_call mem[4] = {ogi, ogi, ogi, ogi};
+    mem[1].kind = BENCH_BLAS;
+    mem[1].y = e->y[1];
+    mem[2].path = MATMUL_REFERENCE;
+    mem[2].y = e->y[2];
+    mem[3].kind = BENCH_READ;
+    double t[4], hot[2];
+    bench_time(mem, 4, e->o.budget, t);
+    bench_call cached[2] = {mem[0], mem[1]};
+    cached[0].copies = cached[1].copies = 1;
+    bench_time(cached, 2, e->o.budget, hot);
     double diff = bench_diff(e->y[0], e->y[1], m * s.n);
     printf("%4lld x %5lld x %5lld  %7.1f %7.1f %7.1f %6.2f %6.1f %5.0f%%  %7.1f %7.1f %6.2f  %-6s "
            "%.1e\n",
-           (long long)m, (long long)s.k, (long long)s.n, gb / t_ogi, gb / t_blas, gb / t_ref,
-           t_blas / t_ogi, t_ref / t_ogi, 100.0 * gb / t_ogi / e->bandwidth, gb / t_hot,
-           gb / t_blas_hot, t_blas_hot / t_hot,
-           bench_auto_pick(t_auto, t_ogi, t_blas, MATMUL_SMALL_AVX512), diff);
+           (long long)m, (long long)s.k, (long long)s.n, gb / t[0], gb / t[1], gb / t[2],
+           t[1] / t[0], t[2] / t[0], 100.0 * t[3] / t[0], gb / hot[0], gb / hot[1], hot[1] / hot[0],
+           bench_path_name(matmul_auto_path(m, s.n, s.k)), diff);
 }
 
+/* Prefill: the packed GEMM, BLAS, and the reference on 4 rows of A. */
 static void bench_prefill_row(bench_env *e, int64_t m, bench_kn s)
 {
     double flops = 2.0 * (double)m * (double)s.k * (double)s.n;
-    bench_call c = {.m = m,
-                    .k = s.k,
-                    .n = s.n,
-                    .a = e->a,
-                    .b = e->weights,
-                    .copies = 1,
-                    .y = e->y[0],
-                    .path = MATMUL_PACKED,
-                    .pool = e->pool};
-    double t_ogi = gemm_isa_best() == GEMM_ISA_AVX512 ? bench_time(&c, e->o.budget) : NAN;
-    c.path = MATMUL_AUTO;
-    double t_auto = bench_time(&c, e->o.budget);
-    c.blas = true;
-    c.y = e->y[1];
-    double t_blas = bench_time(&c, e->o.budget);
+    bench_call c[3] = {{.m = m,
+                        .k = s.k,
+                        .n = s.n,
+                        .a = e->a,
+                        .b = e->weights,
+                        .copies = 1,
+                        .y = e->y[0],
+                        .path = MATMUL_PACKED,
+                        .pool = e->pool}};
+    c[1] = c[0];
+    c[1].kind = BENCH_BLAS;
+    c[1].y = e->y[1];
+    c[2] = c[0];
+    c[2].path = MATMUL_REFERENCE;
+    c[2].m = 4;
+    c[2].y = e->y[2];
+    double t[3];
+    int first = gemm_isa_best() == GEMM_ISA_AVX512 ? 0 : 1;
+    bench_time(c + first, 3 - first, e->o.budget, t + first);
+    if (first)
+        t[0] = NAN;
+    t[2] *= (double)m / 4.0;
     double diff = bench_diff(e->y[0], e->y[1], m * s.n);
-    c.blas = false;
-    c.path = MATMUL_REFERENCE;
-    c.m = 4;
-    double t_ref = bench_time(&c, e->o.budget) * (double)m / 4.0;
-    printf("%4lld x %5lld x %5lld  %7.1f %7.1f %7.1f %7.2f %6.2f %6.1f %6.2f  %-6s %.1e\n",
-           (long long)m, (long long)s.k, (long long)s.n, flops / t_ogi * 1e-9,
-           flops / t_auto * 1e-9, flops / t_blas * 1e-9, flops / t_ref * 1e-9, t_blas / t_ogi,
-           t_ref / t_ogi, t_blas / t_auto, bench_auto_pick(t_auto, t_ogi, t_blas, MATMUL_PACKED),
-           diff);
+    printf("%4lld x %5lld x %5lld  %7.1f %7.1f %7.2f %6.2f %6.1f  %-6s %.1e\n", (long long)m,
+           (long long)s.k, (long long)s.n, flops / t[0] * 1e-9, flops / t[1] * 1e-9,
+           flops / t[2] * 1e-9, t[1] / t[0], t[2] / t[0],
+           bench_path_name(matmul_auto_path(m, s.n, s.k)), diff);
 }
 
 static void bench_tables(bench_env *e)
@@ -299,9 +340,8 @@ static void bench_tables(bench_env *e)
     }
     if (e->o.prefill) {
         printf("\nprefill: GFLOP/s\n");
-        printf("   M x     K x     N      ogi    auto    BLAS     ref   ogi/   ogi/  auto/  auto   "
-               "|diff|\n");
-        printf("                       packed                           BLAS    ref   BLAS\n");
+        printf("   M x     K x     N      ogi    BLAS     ref   ogi/   ogi/  auto   |diff|\n");
+        printf("                       packed                  BLAS    ref\n");
         for (int m = 128; m <= 512; m *= 4)
             for (int i = 0; i < BENCH_KNS; i++)
                 bench_prefill_row(e, m, bench_kns[i]);
@@ -341,6 +381,7 @@ int main(int argc, char **argv)
     e.a = bench_alloc(512 * 1536 * sizeof(float));
     e.y[0] = bench_alloc(512 * 49152 * sizeof(float));
     e.y[1] = bench_alloc(512 * 49152 * sizeof(float));
+    e.y[2] = bench_alloc(16 * 49152 * sizeof(float));
     bench_fill(e.weights, BENCH_POOL_BYTES / sizeof(float), 1);
     bench_fill(e.a, 512 * 1536, 2);
     memset(e.y[0], 0, 512 * 49152 * sizeof(float));
@@ -361,6 +402,7 @@ int main(int argc, char **argv)
     free(e.a);
     free(e.y[0]);
     free(e.y[1]);
+    free(e.y[2]);
     threadpool_free(e.pool);
     return 0;
 }

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "ops/families.h"
+#include "ops/gemm.h"
 
 typedef struct fused_mtb {
     const float *a, *w;
@@ -117,8 +118,13 @@ static ogi_status fused_matmul_transpose_b(op_ctx *c)
         threadpool_parallel_for(c->pool, n, 64, fused_mtb_cols, &t);
         return OGI_OK;
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)m, (int)n, (int)k, 1.0f, t.a,
-                (int)k, t.w, (int)k, 0.0f, y, (int)n);
+    /* prefill: the packed AVX-512 GEMM reads W as stored ([n, k]); OpenBLAS
+     * where the CPU lacks AVX-512 */
+    gemm_f32_args gargs = {.m = m, .n = n, .k = k, .a = t.a, .lda = k, .b = t.w, .ldb = k,
+                           .y = y, .ldy = n, .b_trans = true};
+    if (!gemm_packed_f32(&gargs, c->pool))
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)m, (int)n, (int)k, 1.0f, t.a,
+                    (int)k, t.w, (int)k, 0.0f, y, (int)n);
     return OGI_OK;
 }
 
