@@ -85,7 +85,19 @@ int ogi_dtype_bits(ogi_dtype dtype);
  * packed as ONNX packs them (low nibble first). */
 typedef struct ogi_tensor ogi_tensor;
 
-/* Creates a zero-filled tensor that owns its buffer. rank 0 is a scalar. */
+/* One element of an OGI_STRING tensor: len bytes (which may hold NULs), with
+ * data[len] == '\0'; data may be NULL when len is 0. A string tensor's
+ * buffer is an array of numel ogi_string, and the tensor owns the bytes they
+ * point to: ogi_tensor_free frees them. String tensors come from
+ * ogi_tensor_read_pb and from session outputs; ogi_tensor_create does not
+ * make them. */
+typedef struct ogi_string {
+    char *data;
+    size_t len;
+} ogi_string;
+
+/* Creates a zero-filled tensor that owns its buffer. rank 0 is a scalar.
+ * Fails with OGI_ERR_UNSUPPORTED for OGI_STRING. */
 ogi_status ogi_tensor_create(ogi_dtype dtype, int rank, const int64_t *dims, ogi_tensor **out);
 void ogi_tensor_free(ogi_tensor *tensor);
 ogi_dtype ogi_tensor_dtype(const ogi_tensor *tensor);

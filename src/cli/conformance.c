@@ -1,6 +1,7 @@
 /* `ogi conformance DIR...`: runs ONNX backend test folders (model.onnx and
  * test_data_set_N folders of input_N.pb and output_N.pb) and compares every output with
- * rtol 1e-3, atol 1e-7 (the ONNX backend defaults; NaN matches NaN). */
+ * rtol 1e-3, atol 1e-7 (the ONNX backend defaults; NaN matches NaN; strings match
+ * byte for byte). */
 #include <dirent.h>
 #include <math.h>
 #include <stdbool.h>
@@ -116,11 +117,32 @@ static int64_t conf_subbyte(const ogi_tensor *t, int64_t i)
     return v;
 }
 
+/* Writes string s as a quoted C-like literal (truncated to fit). */
+static void conf_quote(const ogi_string *s, char *buf, size_t size)
+{
+    size_t used = (size_t)snprintf(buf, size, "\"");
+    for (size_t k = 0; k < s->len && used + 6 < size; k++) {
+        unsigned char ch = (unsigned char)s->data[k];
+        if (ch >= 0x20 && ch < 0x7f && ch != '"' && ch != '\\')
+            buf[used++] = (char)ch;
+        else
+            used += (size_t)snprintf(buf + used, size - used, "\\x%02x", ch);
+    }
+    snprintf(buf + used, size - used, "\"");
+}
+
 /* Compares element i; fills exp/got text on mismatch. */
 static bool conf_elem_equal(const ogi_tensor *e, const ogi_tensor *g, int64_t i,
                             const conf_options *o, char *exp_s, char *got_s, size_t size)
 {
     ogi_dtype t = e->dtype;
+    if (t == OGI_STRING) { /* exact bytes */
+        const ogi_string *x = &((const ogi_string *)e->data)[i];
+        const ogi_string *y = &((const ogi_string *)g->data)[i];
+        conf_quote(x, exp_s, size);
+        conf_quote(y, got_s, size);
+        return tensor_string_equal(x, y);
+    }
     if (dtype_is_float(t)) {
         double x = dtype_get_f64(e->data, t, i), y = dtype_get_f64(g->data, t, i);
         snprintf(exp_s, size, "%.9g", x);

@@ -67,10 +67,83 @@ ogi_status tensor_alloc_owned(ogi_tensor *t)
 
 void tensor_release(ogi_tensor *t)
 {
+    if (t->storage == TENSOR_OWNED && t->dtype == OGI_STRING && t->data != NULL) {
+        ogi_string *s = t->data;
+        size_t n = t->nbytes / sizeof(ogi_string);
+        for (size_t i = 0; i < n; i++)
+            free(s[i].data);
+    }
     if (t->storage == TENSOR_OWNED)
         free(t->data);
     t->data = NULL;
     t->storage = TENSOR_BORROWED;
+}
+
+/* ---- string tensors -------------------------------------------------------- */
+
+ogi_status tensor_set_string_shape(ogi_tensor *t, int rank, const int64_t *dims)
+{
+    if (rank < 0 || rank > OGI_MAX_RANK)
+        return ogi_error(OGI_ERR_INVALID_ARGUMENT, "rank %d outside [0, %d]", rank, OGI_MAX_RANK);
+    int64_t numel = tensor_shape_numel(rank, dims);
+    /* the same 2^48-byte cap as tensor_bytes_for */
+    if (numel < 0 || numel > ((int64_t)1 << 48) / (int64_t)sizeof(ogi_string))
+        return ogi_error(OGI_ERR_INVALID_ARGUMENT, "shape has a negative dim or too many elements");
+    t->dtype = OGI_STRING;
+    t->rank = rank;
+    for (int i = 0; i < rank; i++)
+        t->dims[i] = dims[i];
+    t->nbytes = (size_t)numel * sizeof(ogi_string);
+    return OGI_OK;
+}
+
+ogi_status tensor_alloc_strings(ogi_tensor *t, int rank, const int64_t *dims)
+{
+    ogi_status st = tensor_set_string_shape(t, rank, dims);
+    if (st != OGI_OK)
+        return st;
+    /* calloc: every element starts as {NULL, 0}, the empty string */
+    t->data = calloc(1, t->nbytes ? t->nbytes : 1);
+    if (t->data == NULL)
+        return ogi_error(OGI_ERR_OUT_OF_MEMORY, "cannot allocate %zu bytes", t->nbytes);
+    t->storage = TENSOR_OWNED;
+    return OGI_OK;
+}
+
+ogi_status tensor_string_set(ogi_tensor *t, int64_t i, const char *bytes, size_t len)
+{
+    if (t->dtype != OGI_STRING || t->storage != TENSOR_OWNED || i < 0 ||
+        (size_t)i >= t->nbytes / sizeof(ogi_string) || len == SIZE_MAX)
+        return ogi_error(OGI_ERR_INVALID_ARGUMENT, "string element %lld cannot be set",
+                         (long long)i);
+    char *copy = malloc(len + 1);
+    if (copy == NULL)
+        return ogi_error(OGI_ERR_OUT_OF_MEMORY, "cannot allocate a string of %zu bytes", len);
+    if (len > 0)
+        memcpy(copy, bytes, len);
+    copy[len] = '\0';
+    ogi_string *s = &((ogi_string *)t->data)[i];
+    free(s->data);
+    s->data = copy;
+    s->len = len;
+    return OGI_OK;
+}
+
+bool tensor_string_equal(const ogi_string *a, const ogi_string *b)
+{
+    return a->len == b->len && (a->len == 0 || memcmp(a->data, b->data, a->len) == 0);
+}
+
+static ogi_status tensor_clone_strings(const ogi_tensor *src, ogi_tensor *t)
+{
+    ogi_status st = tensor_alloc_strings(t, src->rank, src->dims);
+    const ogi_string *s = src->data;
+    int64_t n = tensor_numel(t);
+    for (int64_t i = 0; i < n && st == OGI_OK; i++)
+        st = tensor_string_set(t, i, s[i].data, s[i].len);
+    if (st != OGI_OK)
+        tensor_release(t);
+    return st;
 }
 
 ogi_status tensor_clone(const ogi_tensor *src, ogi_tensor **out)
@@ -78,6 +151,15 @@ ogi_status tensor_clone(const ogi_tensor *src, ogi_tensor **out)
     ogi_tensor *t = calloc(1, sizeof(*t));
     if (t == NULL)
         return ogi_error(OGI_ERR_OUT_OF_MEMORY, "out of memory");
+    if (src->dtype == OGI_STRING) {
+        ogi_status st = tensor_clone_strings(src, t);
+        if (st != OGI_OK) {
+            free(t);
+            return st;
+        }
+        *out = t;
+        return OGI_OK;
+    }
     ogi_status st = tensor_set_shape(t, src->dtype, src->rank, src->dims);
     if (st == OGI_OK)
         st = tensor_alloc_owned(t);

@@ -44,10 +44,33 @@ ogi_status tensor_set_shape(ogi_tensor *t, ogi_dtype dtype, int rank, const int6
 /* Gives t (shape already set) an owned zeroed buffer of the right size. */
 ogi_status tensor_alloc_owned(ogi_tensor *t);
 
-/* Releases an owned buffer and resets t to an empty borrowed tensor. */
+/* Releases an owned buffer (and, for a string tensor, the bytes of each
+ * element) and resets t to an empty borrowed tensor. */
 void tensor_release(ogi_tensor *t);
 
-/* Deep copy into a new owned tensor. */
+/* ---- string tensors ----
+ * dtype OGI_STRING has no element size (ogi_dtype_bits is 0), so
+ * tensor_set_shape, tensor_bytes_for and everything built on them (op_alloc,
+ * views, byte copies) refuse it: a byte copy of the ogi_string array would
+ * share element bytes between tensors. Only the functions below make string
+ * tensors, and only tensor_release, tensor_clone and kernels that declare
+ * string support read them. */
+
+/* Sets t to a string tensor of this shape whose buffer is not yet given:
+ * nbytes is numel * sizeof(ogi_string). */
+ogi_status tensor_set_string_shape(ogi_tensor *t, int rank, const int64_t *dims);
+
+/* Gives t an owned string tensor of this shape, every element empty. */
+ogi_status tensor_alloc_strings(ogi_tensor *t, int rank, const int64_t *dims);
+
+/* Copies len bytes into element i of an owned string tensor (replacing what
+ * was there). */
+ogi_status tensor_string_set(ogi_tensor *t, int64_t i, const char *bytes, size_t len);
+
+/* Whether two string elements hold the same bytes. */
+bool tensor_string_equal(const ogi_string *a, const ogi_string *b);
+
+/* Deep copy into a new owned tensor (string elements included). */
 ogi_status tensor_clone(const ogi_tensor *src, ogi_tensor **out);
 
 /* Formats "[2,3,4]" into buf. */

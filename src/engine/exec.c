@@ -16,17 +16,53 @@ enum { GRAPH_MAX_FOLD_BYTES = 64 << 20 };
 static void exec_release_slot(exec_frame *f, int v)
 {
     ogi_tensor *t = &f->slots[v];
-    if (t->storage == TENSOR_ARENA)
+    if (t->storage == TENSOR_ARENA) {
         arena_release(f->env->arena, &f->blocks[v]);
-    else if (t->storage == TENSOR_OWNED)
-        free(t->data);
-    t->data = NULL;
-    t->storage = TENSOR_BORROWED;
+        t->data = NULL;
+        t->storage = TENSOR_BORROWED;
+    } else {
+        tensor_release(t); /* frees an owned buffer, string elements included */
+    }
 }
 
 static void exec_release_tensor(ogi_tensor *t)
 {
     tensor_release(t);
+}
+
+/* Frees what out[i] held from an earlier call. */
+static void exec_clear_output(op_ctx *c, int i)
+{
+    ogi_tensor *t = c->out[i];
+    int v = c->node->outputs[i];
+    if (t->data == NULL)
+        return;
+    if (c->frame != NULL && v >= 0)
+        exec_release_slot(c->frame, v);
+    else
+        exec_release_tensor(t);
+}
+
+ogi_status op_alloc_strings(op_ctx *c, int i, int rank, const int64_t *dims)
+{
+    if (i < 0 || i >= c->n_out)
+        return op_error(c, OGI_ERR_INVALID_MODEL, "output %d does not exist (node has %d)", i,
+                        c->n_out);
+    exec_frame *f = c->frame;
+    int v = c->node->outputs[i];
+    if (f != NULL && v >= 0 && f->bound != NULL && f->bound[v] != NULL)
+        return op_error(c, OGI_ERR_UNSUPPORTED,
+                        "output '%s' is a string tensor and cannot be bound to a caller's tensor",
+                        f->g->values[v].name);
+    exec_clear_output(c, i);
+    /* always heap-owned, never arena: releasing the value frees each element */
+    ogi_status st = tensor_alloc_strings(c->out[i], rank, dims);
+    if (st != OGI_OK)
+        return op_error(c, st, "output %d: %s", i, ogi_last_error());
+    if (f != NULL && f->env->max_tensor_bytes && c->out[i]->nbytes > f->env->max_tensor_bytes)
+        return op_error(c, OGI_ERR_OUT_OF_MEMORY, "output %d needs %zu bytes, over the %zu limit",
+                        i, c->out[i]->nbytes, f->env->max_tensor_bytes);
+    return OGI_OK;
 }
 
 ogi_status op_alloc(op_ctx *c, int i, ogi_dtype dtype, int rank, const int64_t *dims)
@@ -37,12 +73,7 @@ ogi_status op_alloc(op_ctx *c, int i, ogi_dtype dtype, int rank, const int64_t *
     ogi_tensor *t = c->out[i];
     exec_frame *f = c->frame;
     int v = c->node->outputs[i];
-    if (t->data != NULL) {
-        if (f != NULL && v >= 0)
-            exec_release_slot(f, v);
-        else
-            exec_release_tensor(t);
-    }
+    exec_clear_output(c, i);
     ogi_status st = tensor_set_shape(t, dtype, rank, dims);
     if (st != OGI_OK)
         return op_error(c, st, "output %d: %s", i, ogi_last_error());
@@ -127,6 +158,8 @@ ogi_status op_alloc_view_at(op_ctx *c, int i, int j, size_t byte_offset, ogi_dty
     const ogi_tensor *x = j < c->n_in ? c->in[j] : NULL;
     size_t bytes;
     int64_t numel = tensor_shape_numel(rank, dims);
+    if (x != NULL && x->dtype == OGI_STRING) /* a byte view would share the elements' bytes */
+        return op_error(c, OGI_ERR_UNSUPPORTED, "input %d: string tensors cannot be viewed", j);
     if (x == NULL || numel < 0 || !tensor_bytes_for(dtype, numel, &bytes) ||
         byte_offset > x->nbytes || bytes > x->nbytes - byte_offset)
         return op_error(c, OGI_ERR_RUNTIME, "output %d: cannot view %zu bytes of input %d at %zu",
@@ -176,6 +209,8 @@ ogi_status op_alloc_inplace(op_ctx *c, int i, int j)
     const ogi_tensor *x = c->in[j];
     if (x == NULL)
         return op_error(c, OGI_ERR_INVALID_MODEL, "input %d is required", j);
+    if (x->dtype == OGI_STRING)
+        return op_error(c, OGI_ERR_UNSUPPORTED, "input %d: string tensors cannot be updated", j);
     if (exec_output_movable(c, i) && exec_can_take(c, j))
         return exec_take(c, i, j, x->dtype, x->rank, x->dims);
     ogi_status st = op_alloc(c, i, x->dtype, x->rank, x->dims);
@@ -238,6 +273,20 @@ static ogi_status exec_bind(exec_frame *f, const ogi_tensor *const *inputs, bool
     return OGI_OK;
 }
 
+/* Kernels see string tensors only when they declare that they handle them:
+ * the others index elements by size and would misread or shallow-copy. */
+static ogi_status exec_check_strings(const graph_node *n, const ogi_tensor *const *in)
+{
+    for (int i = 0; i < n->n_inputs; i++)
+        if (in[i] != NULL && in[i]->dtype == OGI_STRING && !op_kernel_takes_strings(n->kernel)) {
+            char label[256];
+            return ogi_error(OGI_ERR_UNSUPPORTED,
+                             "node %s input %d: string tensors are not supported by this op",
+                             graph_node_label(n, label, sizeof(label)), i);
+        }
+    return OGI_OK;
+}
+
 static ogi_status exec_node(exec_frame *f, int index)
 {
     const graph_node *n = &f->g->nodes[index];
@@ -274,7 +323,9 @@ static ogi_status exec_node(exec_frame *f, int index)
         .pool = f->env->pool,
         .frame = f,
     };
-    ogi_status st = n->kernel->run(&c);
+    ogi_status st = exec_check_strings(n, in_small);
+    if (st == OGI_OK)
+        st = n->kernel->run(&c);
     for (int o = 0; o < n->n_outputs && st == OGI_OK; o++)
         if (used_small[o] && out_small[o]->data == NULL && out_small[o]->nbytes == 0 &&
             out_small[o]->dtype == OGI_DTYPE_UNDEFINED)
@@ -366,6 +417,9 @@ static void exec_frame_cleanup(exec_frame *f)
 
 ogi_status exec_copy_into(ogi_tensor *dst, const ogi_tensor *src)
 {
+    if (src->dtype == OGI_STRING || dst->dtype == OGI_STRING)
+        return ogi_error(OGI_ERR_UNSUPPORTED,
+                         "a string result cannot be copied into a caller's tensor");
     if (src->data == dst->data)
         return OGI_OK;
     if (src->dtype != dst->dtype || !tensor_same_shape(src, dst)) {
@@ -580,7 +634,9 @@ static ogi_status exec_fold_node(graph *g, graph_node *n, bool *folded)
     }
     op_ctx c = {.node = n, .opset = n->opset, .n_in = n->n_inputs, .in = in,
                 .n_out = n->n_outputs, .out = out_ptrs, .out_used = used};
-    ogi_status st = n->kernel->run(&c);
+    ogi_status st = exec_check_strings(n, in);
+    if (st == OGI_OK)
+        st = n->kernel->run(&c);
     size_t total = 0;
     for (int o = 0; o < n->n_outputs; o++)
         total += outs[o].nbytes;

@@ -34,8 +34,21 @@ ogi_status op_require_dtype(const op_ctx *c, int i, ogi_dtype dtype)
     return OGI_OK;
 }
 
+/* Each element's bytes are copied: out[i] owns its own. */
+static ogi_status op_alloc_copy_strings(op_ctx *c, int i, const ogi_tensor *t)
+{
+    ogi_status st = op_alloc_strings(c, i, t->rank, t->dims);
+    const ogi_string *s = t->data;
+    int64_t n = tensor_numel(t);
+    for (int64_t k = 0; k < n && st == OGI_OK; k++)
+        st = tensor_string_set(c->out[i], k, s[k].data, s[k].len);
+    return st == OGI_OK ? OGI_OK : op_error(c, st, "output %d: %s", i, ogi_last_error());
+}
+
 ogi_status op_alloc_copy(op_ctx *c, int i, const ogi_tensor *t)
 {
+    if (t->dtype == OGI_STRING)
+        return op_alloc_copy_strings(c, i, t);
     ogi_status st = op_alloc(c, i, t->dtype, t->rank, t->dims);
     if (st == OGI_OK && t->nbytes)
         memcpy(c->out[i]->data, t->data, t->nbytes);

@@ -41,6 +41,10 @@ typedef struct op_kernel {
  * with the greatest since_version <= opset. NULL when none. */
 const op_kernel *op_find_kernel(const char *domain, const char *op_type, int opset);
 
+/* Whether kernel k handles OGI_STRING inputs (a short list in registry.c);
+ * the executor never passes a string tensor to any other kernel. */
+bool op_kernel_takes_strings(const op_kernel *k);
+
 /* ---- inputs and outputs --------------------------------------------------- */
 
 static inline bool op_has_input(const op_ctx *c, int i)
@@ -56,7 +60,12 @@ static inline bool op_output_used(const op_ctx *c, int i)
 /* Shapes out[i] and gives it an uninitialised buffer. */
 ogi_status op_alloc(op_ctx *c, int i, ogi_dtype dtype, int rank, const int64_t *dims);
 
-/* Shapes out[i] like t and copies t's data into it. */
+/* Gives out[i] an owned string tensor of this shape, every element empty,
+ * to fill with tensor_string_set. Fails when the caller bound out[i]. */
+ogi_status op_alloc_strings(op_ctx *c, int i, int rank, const int64_t *dims);
+
+/* Shapes out[i] like t and copies t's data into it (string elements with
+ * their bytes). */
 ogi_status op_alloc_copy(op_ctx *c, int i, const ogi_tensor *t);
 
 /* out[i] = the bytes of input j under a new dtype/shape of the same size, for

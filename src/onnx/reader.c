@@ -370,6 +370,53 @@ static ogi_status reader_typed_data(reader *r, pb_cursor m, onnx_tensor *t, uint
     return OGI_OK;
 }
 
+/* Fills a string tensor from string_data (field 6, one bytes entry per
+ * element). The elements are NUL-terminated copies in the pool. */
+static ogi_status reader_string_data(reader *r, pb_cursor m, onnx_tensor *t, int rank,
+                                     const int64_t *dims)
+{
+    ogi_status st = tensor_set_string_shape(&t->tensor, rank, dims);
+    if (st != OGI_OK)
+        return ogi_error_prefix(st, "tensor '%s'", t->name);
+    t->tensor.storage = TENSOR_BORROWED;
+    int64_t numel = tensor_numel(&t->tensor), n = 0;
+    uint32_t field, wire;
+    pb_cursor c = m;
+    while (pb_key(&c, &field, &wire)) {
+        if (field == 6 && wire == PB_LEN)
+            n++;
+        pb_skip(&c, wire);
+    }
+    if (c.bad)
+        return reader_bad("TensorProto string_data");
+    if (n != numel)
+        return ogi_error(OGI_ERR_INVALID_MODEL, "tensor '%s': %lld strings for %lld elements",
+                         t->name, (long long)n, (long long)numel);
+    if (numel == 0)
+        return OGI_OK;
+    /* numel is bounded by the message size, so this allocation is too */
+    ogi_string *elems = pool_alloc_array(r->pool, (size_t)numel, sizeof(ogi_string));
+    if (elems == NULL)
+        return reader_oom();
+    int64_t i = 0;
+    c = m;
+    while (pb_key(&c, &field, &wire)) {
+        if (field != 6 || wire != PB_LEN) {
+            pb_skip(&c, wire);
+            continue;
+        }
+        size_t len;
+        const char *bytes = reader_string(r, &c, &len);
+        if (bytes == NULL)
+            return c.bad ? reader_bad("TensorProto string_data") : reader_oom();
+        elems[i].data = (char *)bytes;
+        elems[i].len = len;
+        i++;
+    }
+    t->tensor.data = elems;
+    return OGI_OK;
+}
+
 static ogi_status reader_tensor(reader *r, pb_cursor m, onnx_tensor *t)
 {
     uint64_t *dims;
@@ -423,7 +470,13 @@ static ogi_status reader_tensor(reader *r, pb_cursor m, onnx_tensor *t)
     if (!dtype_is_valid(data_type))
         return ogi_error(OGI_ERR_INVALID_MODEL, "tensor '%s': unknown data type %d", t->name,
                          data_type);
-    if (data_type == OGI_STRING || data_type == OGI_COMPLEX64 || data_type == OGI_COMPLEX128)
+    if (data_type == OGI_STRING) {
+        if (external || has_raw)
+            return ogi_error(OGI_ERR_INVALID_MODEL,
+                             "tensor '%s': string tensors keep their data in string_data", t->name);
+        return reader_string_data(r, m, t, (int)rank, d);
+    }
+    if (data_type == OGI_COMPLEX64 || data_type == OGI_COMPLEX128)
         return ogi_error(OGI_ERR_UNSUPPORTED, "tensor '%s': dtype %s is not supported", t->name,
                          ogi_dtype_name((ogi_dtype)data_type));
     int64_t numel = tensor_shape_numel((int)rank, d);

@@ -293,6 +293,12 @@ static void wr_tensor(wr *w, const void *obj)
     wr_packed_ints(w, 1, x->dims, x->rank);
     wr_uint(w, 2, (uint64_t)x->dtype);
     wr_string_opt(w, 8, t->name);
+    if (x->dtype == OGI_STRING) {
+        const ogi_string *elems = x->data;
+        for (size_t i = 0; i < x->nbytes / sizeof(ogi_string); i++)
+            wr_bytes(w, 6, elems[i].data, elems[i].len);
+        return;
+    }
     const wr_external *e = wr_plan_find(w->plan, t);
     if (e == NULL) {
         wr_bytes(w, 9, x->data, x->nbytes);
@@ -525,6 +531,15 @@ static ogi_status wr_prep_tensor(wr_prep *p, const onnx_tensor *t)
     const char *name = t->name ? t->name : "";
     size_t bytes;
     int64_t numel = tensor_shape_numel(x->rank, x->dims);
+    if (x->dtype == OGI_STRING) { /* string_data, never external */
+        if (x->rank < 0 || x->rank > OGI_MAX_RANK || numel < 0 ||
+            x->nbytes / sizeof(ogi_string) != (size_t)numel ||
+            x->nbytes % sizeof(ogi_string) != 0 || (numel > 0 && x->data == NULL))
+            return ogi_error(OGI_ERR_INVALID_ARGUMENT,
+                             "tensor '%s': string tensor with its shape does not match its data",
+                             name);
+        return OGI_OK;
+    }
     if (x->rank < 0 || x->rank > OGI_MAX_RANK || numel < 0 || !dtype_is_valid((int)x->dtype) ||
         !tensor_bytes_for(x->dtype, numel, &bytes) || bytes != x->nbytes)
         return ogi_error(OGI_ERR_INVALID_ARGUMENT,
@@ -979,6 +994,26 @@ static ogi_status builder_copy_strings(onnx_builder *b, const char **dst, const 
     return OGI_OK;
 }
 
+/* The elements of a string tensor and their bytes, into the pool: a byte
+ * copy of the ogi_string array would point into src's storage. */
+static ogi_status builder_copy_string_data(onnx_builder *b, onnx_tensor *dst,
+                                           const onnx_tensor *src)
+{
+    size_t n = src->tensor.nbytes / sizeof(ogi_string);
+    const ogi_string *from = src->tensor.data;
+    ogi_string *to = pool_alloc_array(&b->pool, n, sizeof(ogi_string));
+    if (to == NULL)
+        return builder_oom();
+    for (size_t i = 0; i < n; i++) {
+        to[i].data = pool_strndup(&b->pool, from[i].data, from[i].len);
+        to[i].len = from[i].len;
+        if (to[i].data == NULL)
+            return builder_oom();
+    }
+    dst->tensor.data = to;
+    return OGI_OK;
+}
+
 /* copy_data false borrows the tensor's bytes. */
 static ogi_status builder_copy_tensor(onnx_builder *b, onnx_tensor *dst, const onnx_tensor *src,
                                       bool copy_data)
@@ -991,6 +1026,8 @@ static ogi_status builder_copy_tensor(onnx_builder *b, onnx_tensor *dst, const o
         return builder_oom();
     if (!copy_data || src->tensor.nbytes == 0)
         return OGI_OK;
+    if (src->tensor.dtype == OGI_STRING)
+        return builder_copy_string_data(b, dst, src);
     void *data = pool_alloc(&b->pool, src->tensor.nbytes);
     if (data == NULL)
         return builder_oom();

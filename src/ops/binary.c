@@ -829,8 +829,37 @@ static ogi_status bin_xor(op_ctx *c)
     return bin_run(c, &op);
 }
 
+/* Equal on strings: out[i] = (a[i] == b[i]) byte for byte, with numpy
+ * broadcasting (string inputs exist from opset 19; no legacy broadcast). */
+static ogi_status bin_equal_strings(op_ctx *c)
+{
+    ogi_status st = elem_check_inputs(c, 0, 2);
+    if (st != OGI_OK)
+        return st;
+    if (c->opset < 7)
+        return op_error(c, OGI_ERR_UNSUPPORTED, "string inputs need opset 7 or later");
+    op_bcast b;
+    if ((st = op_bcast_init(c, &b, 2, c->in)) != OGI_OK)
+        return st;
+    if ((st = op_alloc(c, 0, OGI_BOOL, b.rank, b.dims)) != OGI_OK)
+        return st;
+    const ogi_string *x = c->in[0]->data, *y = c->in[1]->data;
+    uint8_t *out = c->out[0]->data;
+    int64_t sx = b.rank > 0 ? b.strides[0][b.rank - 1] : 0;
+    int64_t sy = b.rank > 0 ? b.strides[1][b.rank - 1] : 0;
+    for (int64_t row = 0; row < b.rows; row++) {
+        int64_t off[2];
+        op_bcast_row(&b, row, off);
+        for (int64_t k = 0; k < b.inner; k++)
+            out[row * b.inner + k] = tensor_string_equal(&x[off[0] + k * sx], &y[off[1] + k * sy]);
+    }
+    return OGI_OK;
+}
+
 static ogi_status bin_equal(op_ctx *c)
 {
+    if (op_has_input(c, 0) && c->in[0]->dtype == OGI_STRING)
+        return bin_equal_strings(c);
     static const bin_op op = {
         .kinds = ELEM_KIND_NUMERIC | ELEM_KIND_BOOL, .bool_out = true, .fn = elem_equal};
     return bin_run(c, &op);

@@ -39,3 +39,16 @@ const op_kernel *op_find_kernel(const char *domain, const char *op_type, int ops
     }
     return best;
 }
+
+bool op_kernel_takes_strings(const op_kernel *k)
+{
+    /* Equal and Identity handle OGI_STRING themselves (Identity copies each
+     * element's bytes); Shape and Size read only dims */
+    static const char *const string_ops[] = {"Equal", "Identity", "Shape", "Size", NULL};
+    if (k->domain[0] != '\0')
+        return false;
+    for (int i = 0; string_ops[i] != NULL; i++)
+        if (strcmp(k->op_type, string_ops[i]) == 0)
+            return true;
+    return false;
+}

@@ -75,7 +75,7 @@ static ogi_status shape_constant(op_ctx *c)
     if ((a = op_attr(c, "value")) != NULL) {
         if (a->type != ONNX_ATTR_TENSOR || a->t == NULL)
             return op_error(c, OGI_ERR_INVALID_MODEL, "attribute value: expected a tensor");
-        if (ogi_dtype_bits(a->t->tensor.dtype) == 0)
+        if (ogi_dtype_bits(a->t->tensor.dtype) == 0 && a->t->tensor.dtype != OGI_STRING)
             return op_error(c, OGI_ERR_UNSUPPORTED, "attribute value: dtype %s is not supported",
                             ogi_dtype_name(a->t->tensor.dtype));
         return op_alloc_copy(c, 0, &a->t->tensor);
@@ -101,6 +101,8 @@ static ogi_status shape_identity(op_ctx *c)
     if (st != OGI_OK)
         return st;
     const ogi_tensor *x = c->in[0];
+    if (x->dtype == OGI_STRING) /* a view would share the bytes each element owns */
+        return op_alloc_copy(c, 0, x);
     return op_alloc_view(c, 0, 0, x->dtype, x->rank, x->dims);
 }
 
