@@ -114,6 +114,28 @@ bool op_attr_floats(const op_ctx *c, const char *name, const float **vals, int64
     return true;
 }
 
+ogi_status op_attr_ints_exact(const op_ctx *c, const char *name, int n, int64_t def, int64_t min,
+                              int64_t *vals)
+{
+    const int64_t *a;
+    int64_t count;
+    if (!op_attr_ints(c, name, &a, &count)) {
+        for (int i = 0; i < n; i++)
+            vals[i] = def;
+        return OGI_OK;
+    }
+    if (count != n)
+        return op_error(c, OGI_ERR_INVALID_MODEL, "attribute %s: expected %d values, got %lld",
+                        name, n, (long long)count);
+    for (int i = 0; i < n; i++) {
+        if (a[i] < min)
+            return op_error(c, OGI_ERR_INVALID_MODEL, "attribute %s: value %lld below %lld", name,
+                            (long long)a[i], (long long)min);
+        vals[i] = a[i];
+    }
+    return OGI_OK;
+}
+
 /* ---- small index tensors -------------------------------------------------- */
 
 ogi_status op_read_ints(const op_ctx *c, int i, int64_t *vals, int64_t max, int64_t *n)

@@ -18,23 +18,23 @@ struct exec_frame;
 
 typedef struct op_ctx {
     const graph_node *node;
-    int opset;                 /* the model's opset version for the node's domain */
+    int opset; /* the model's opset version for the node's domain */
     int n_in;
     const ogi_tensor *const *in; /* in[i] == NULL: optional input omitted */
     int n_out;
-    ogi_tensor **out;          /* always non-NULL; see op_output_used() */
-    const bool *out_used;      /* false: the graph omitted or never reads output i */
+    ogi_tensor **out;     /* always non-NULL; see op_output_used() */
+    const bool *out_used; /* false: the graph omitted or never reads output i */
     threadpool *pool;
-    struct exec_frame *frame;  /* for op_alloc and subgraphs; owned by the executor */
+    struct exec_frame *frame; /* for op_alloc and subgraphs; owned by the executor */
 } op_ctx;
 
 typedef ogi_status (*op_fn)(op_ctx *c);
 
 typedef struct op_kernel {
-    const char *domain;  /* "" for ONNX, "ai.onnx.ml", "com.microsoft", ... */
+    const char *domain; /* "" for ONNX, "ai.onnx.ml", "com.microsoft", ... */
     const char *op_type;
-    int since_version;   /* the kernel serves opsets >= since_version ... */
-    op_fn run;           /* ... up to the next entry of the same op */
+    int since_version; /* the kernel serves opsets >= since_version ... */
+    op_fn run;         /* ... up to the next entry of the same op */
 } op_kernel;
 
 /* Finds the kernel for (domain, op_type) at opset version `opset`: the entry
@@ -79,8 +79,8 @@ ogi_status op_alloc_view(op_ctx *c, int i, int j, ogi_dtype dtype, int rank, con
  * of input j from byte_offset on, under dtype/shape (which may be smaller
  * than the input). Shares the buffer when safe (as op_alloc_view), copies
  * otherwise. */
-ogi_status op_alloc_view_at(op_ctx *c, int i, int j, size_t byte_offset, ogi_dtype dtype,
-                            int rank, const int64_t *dims);
+ogi_status op_alloc_view_at(op_ctx *c, int i, int j, size_t byte_offset, ogi_dtype dtype, int rank,
+                            const int64_t *dims);
 
 /* out[i] = a copy of input j that the kernel then updates in place (a cache
  * written by TensorScatter). Takes over j's buffer when nothing reads j after
@@ -106,6 +106,10 @@ const char *op_attr_string(const op_ctx *c, const char *name, const char *def);
 /* Borrowed list; returns false (and *n = 0) when absent. */
 bool op_attr_ints(const op_ctx *c, const char *name, const int64_t **vals, int64_t *n);
 bool op_attr_floats(const op_ctx *c, const char *name, const float **vals, int64_t *n);
+/* Reads ints attribute `name` of exactly n values, each >= min (kernel
+ * shapes, strides, dilations); fills vals with def when it is absent. */
+ogi_status op_attr_ints_exact(const op_ctx *c, const char *name, int n, int64_t def, int64_t min,
+                              int64_t *vals);
 
 /* ---- reading small index tensors (shapes, axes, indices) ------------------ */
 
@@ -134,8 +138,8 @@ typedef struct op_bcast {
     int64_t dims[OGI_MAX_RANK];
     int n;
     int64_t strides[OP_BCAST_MAX_INPUTS][OGI_MAX_RANK];
-    int64_t inner;  /* dims[rank-1], or 1 for rank 0 */
-    int64_t rows;   /* numel / inner */
+    int64_t inner; /* dims[rank-1], or 1 for rank 0 */
+    int64_t rows;  /* numel / inner */
 } op_bcast;
 
 ogi_status op_bcast_init(const op_ctx *c, op_bcast *b, int n, const ogi_tensor *const *ts);

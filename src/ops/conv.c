@@ -108,30 +108,6 @@ static ogi_status conv_view_f32(const op_ctx *c, const ogi_tensor *t, conv_f32 *
 
 /* ---- attributes and shapes -------------------------------------------------- */
 
-/* Reads ints attribute `name` of exactly n values, each >= min; fills vals
- * with def when it is absent. */
-static ogi_status conv_attr_ints(const op_ctx *c, const char *name, int n, int64_t def, int64_t min,
-                                 int64_t *vals)
-{
-    const int64_t *a;
-    int64_t count;
-    if (!op_attr_ints(c, name, &a, &count)) {
-        for (int i = 0; i < n; i++)
-            vals[i] = def;
-        return OGI_OK;
-    }
-    if (count != n)
-        return op_error(c, OGI_ERR_INVALID_MODEL, "attribute %s: expected %d values, got %lld",
-                        name, n, (long long)count);
-    for (int i = 0; i < n; i++) {
-        if (a[i] < min)
-            return op_error(c, OGI_ERR_INVALID_MODEL, "attribute %s: value %lld below %lld", name,
-                            (long long)a[i], (long long)min);
-        vals[i] = a[i];
-    }
-    return OGI_OK;
-}
-
 static ogi_status conv_read_auto_pad(const op_ctx *c, conv_auto_pad *out)
 {
     const char *s = op_attr_string(c, "auto_pad", "NOTSET");
@@ -194,7 +170,7 @@ static ogi_status conv_geom_common(const op_ctx *c, const ogi_tensor *x, const o
         g->in_ch = c_in;
         g->out_ch = w->dims[0];
     }
-    ogi_status st = conv_attr_ints(c, "kernel_shape", g->nsp, 0, 0, g->kernel);
+    ogi_status st = op_attr_ints_exact(c, "kernel_shape", g->nsp, 0, 0, g->kernel);
     if (st != OGI_OK)
         return st;
     g->kernel_size = 1;
@@ -205,9 +181,9 @@ static ogi_status conv_geom_common(const op_ctx *c, const ogi_tensor *x, const o
         g->kernel_size *= g->kernel[d];
     }
     int64_t pads[2 * CONV_MAX_SPATIAL];
-    if ((st = conv_attr_ints(c, "strides", g->nsp, 1, 1, g->stride)) != OGI_OK ||
-        (st = conv_attr_ints(c, "dilations", g->nsp, 1, 1, g->dilation)) != OGI_OK ||
-        (st = conv_attr_ints(c, "pads", 2 * g->nsp, 0, 0, pads)) != OGI_OK)
+    if ((st = op_attr_ints_exact(c, "strides", g->nsp, 1, 1, g->stride)) != OGI_OK ||
+        (st = op_attr_ints_exact(c, "dilations", g->nsp, 1, 1, g->dilation)) != OGI_OK ||
+        (st = op_attr_ints_exact(c, "pads", 2 * g->nsp, 0, 0, pads)) != OGI_OK)
         return st;
     for (int d = 0; d < g->nsp; d++) {
         g->pad_begin[d] = pads[d];
@@ -708,7 +684,7 @@ static ogi_status conv_geom_transpose(const op_ctx *c, const ogi_tensor *x, cons
     conv_auto_pad ap;
     int64_t out_pad[CONV_MAX_SPATIAL], shape[CONV_MAX_SPATIAL];
     if (st != OGI_OK || (st = conv_read_auto_pad(c, &ap)) != OGI_OK ||
-        (st = conv_attr_ints(c, "output_padding", g->nsp, 0, 0, out_pad)) != OGI_OK)
+        (st = op_attr_ints_exact(c, "output_padding", g->nsp, 0, 0, out_pad)) != OGI_OK)
         return st;
     const int64_t *os;
     int64_t n_os;

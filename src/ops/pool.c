@@ -119,30 +119,6 @@ static ogi_status pool_check_input(const op_ctx *c, bool allow_int8)
 
 /* ---- attributes and shapes -------------------------------------------------- */
 
-/* Reads ints attribute `name` of exactly n values, each >= min; fills vals
- * with def when it is absent. */
-static ogi_status pool_attr_ints(const op_ctx *c, const char *name, int n, int64_t def, int64_t min,
-                                 int64_t *vals)
-{
-    const int64_t *a;
-    int64_t count;
-    if (!op_attr_ints(c, name, &a, &count)) {
-        for (int i = 0; i < n; i++)
-            vals[i] = def;
-        return OGI_OK;
-    }
-    if (count != n)
-        return op_error(c, OGI_ERR_INVALID_MODEL, "attribute %s: expected %d values, got %lld",
-                        name, n, (long long)count);
-    for (int i = 0; i < n; i++) {
-        if (a[i] < min)
-            return op_error(c, OGI_ERR_INVALID_MODEL, "attribute %s: value %lld below %lld", name,
-                            (long long)a[i], (long long)min);
-        vals[i] = a[i];
-    }
-    return OGI_OK;
-}
-
 /* kernel_shape (required), strides, dilations, pads of a windowed pool. */
 static ogi_status pool_read_window(const op_ctx *c, const ogi_tensor *x, pool_geom *g)
 {
@@ -156,10 +132,10 @@ static ogi_status pool_read_window(const op_ctx *c, const ogi_tensor *x, pool_ge
         return op_error(c, OGI_ERR_INVALID_MODEL, "attribute kernel_shape is required");
     int64_t pads[2 * POOL_MAX_SPATIAL];
     ogi_status st;
-    if ((st = pool_attr_ints(c, "kernel_shape", g->nsp, 1, 1, g->kernel)) != OGI_OK ||
-        (st = pool_attr_ints(c, "strides", g->nsp, 1, 1, g->stride)) != OGI_OK ||
-        (st = pool_attr_ints(c, "dilations", g->nsp, 1, 1, g->dilation)) != OGI_OK ||
-        (st = pool_attr_ints(c, "pads", 2 * g->nsp, 0, 0, pads)) != OGI_OK)
+    if ((st = op_attr_ints_exact(c, "kernel_shape", g->nsp, 1, 1, g->kernel)) != OGI_OK ||
+        (st = op_attr_ints_exact(c, "strides", g->nsp, 1, 1, g->stride)) != OGI_OK ||
+        (st = op_attr_ints_exact(c, "dilations", g->nsp, 1, 1, g->dilation)) != OGI_OK ||
+        (st = op_attr_ints_exact(c, "pads", 2 * g->nsp, 0, 0, pads)) != OGI_OK)
         return st;
     g->in_size = 1;
     g->kernel_size = 1;
