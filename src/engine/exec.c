@@ -338,9 +338,10 @@ static ogi_status exec_node(exec_frame *f, int index)
 
 /* ---- profiling ------------------------------------------------------------- */
 
-enum { PROFILE_MAX_OPS = 256 };
+enum { PROFILE_MAX_OPS = 4096 };
 
 struct exec_profile {
+    bool by_node; /* one row per node name instead of per op type */
     int n;
     struct {
         const char *op;
@@ -350,10 +351,13 @@ struct exec_profile {
     long runs;
 };
 
-ogi_status exec_profile_create(exec_profile **out)
+ogi_status exec_profile_create(bool by_node, exec_profile **out)
 {
     *out = calloc(1, sizeof(exec_profile));
-    return *out ? OGI_OK : ogi_error(OGI_ERR_OUT_OF_MEMORY, "out of memory");
+    if (*out == NULL)
+        return ogi_error(OGI_ERR_OUT_OF_MEMORY, "out of memory");
+    (*out)->by_node = by_node;
+    return OGI_OK;
 }
 
 void exec_profile_free(exec_profile *p)
@@ -397,7 +401,7 @@ void exec_profile_print(const exec_profile *p, FILE *f)
             order[j - 1] = t;
         }
     fprintf(f, "%-26s %10s %8s %10s %6s\n", "op", "ms", "calls", "us/call", "%");
-    for (int k = 0; k < p->n; k++) {
+    for (int k = 0; k < p->n && k < 60; k++) {
         int i = order[k];
         fprintf(f, "%-26s %10.2f %8ld %10.2f %6.1f\n", p->ops[i].op, p->ops[i].seconds * 1e3,
                 p->ops[i].calls, p->ops[i].seconds * 1e6 / (double)p->ops[i].calls,
@@ -503,7 +507,10 @@ static ogi_status exec_frame_run(exec_frame *f, const ogi_tensor *const *inputs,
         double start = profile ? exec_now() : 0;
         st = exec_node(f, i);
         if (profile)
-            exec_profile_add(profile, g->nodes[i].kernel->op_type, exec_now() - start);
+            exec_profile_add(profile,
+                             profile->by_node ? g->nodes[i].proto->name
+                                              : g->nodes[i].kernel->op_type,
+                             exec_now() - start);
         const graph_node *n = &g->nodes[i];
         for (int r = 0; r < n->n_release; r++)
             exec_release_slot(f, n->release[r]);

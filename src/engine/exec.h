@@ -18,12 +18,12 @@ ogi_status exec_arena_create(exec_arena **out);
 void exec_arena_free(exec_arena *arena);
 size_t exec_arena_capacity(const exec_arena *arena);
 
-/* Time spent per op type, when profiling is on (OGI_PROFILE=1). */
+/* Time spent per op type (OGI_PROFILE=1) or per node (OGI_PROFILE=nodes). */
 typedef struct exec_profile exec_profile;
 
-ogi_status exec_profile_create(exec_profile **out);
+ogi_status exec_profile_create(bool by_node, exec_profile **out);
 void exec_profile_free(exec_profile *p);
-/* Prints a table, most expensive op type first. */
+/* Prints a table, most expensive first (the 60 most expensive rows). */
 void exec_profile_print(const exec_profile *p, FILE *f);
 
 typedef struct exec_env {

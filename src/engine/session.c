@@ -74,7 +74,7 @@ static ogi_status session_open(const char *model_path, const ogi_session_options
         st = exec_arena_create(&s->arena);
     const char *profile = getenv("OGI_PROFILE");
     if (st == OGI_OK && profile != NULL && profile[0] != '\0' && strcmp(profile, "0") != 0)
-        st = exec_profile_create(&s->profile);
+        st = exec_profile_create(strcmp(profile, "nodes") == 0, &s->profile);
     if (st != OGI_OK) {
         ogi_session_free(s);
         return st;
