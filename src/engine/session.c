@@ -9,12 +9,13 @@
 #include "core/error.h"
 #include "engine/exec.h"
 #include "engine/kv_rewrite.h"
+#include "engine/logits_rewrite.h"
 #include "engine/session_internal.h"
 #include "onnx/onnx.h"
 
 struct ogi_session {
     onnx_model *model;
-    onnx_builder *rewritten; /* the model after a KV-cache rewrite, or NULL */
+    onnx_builder *rewritten; /* the model after the KV-cache and logits rewrites, or NULL */
     graph *graph;
     threadpool *pool;
     exec_arena *arena;
@@ -51,17 +52,24 @@ static ogi_status session_open(const char *model_path, const ogi_session_options
         st = onnx_builder_from_model(s->model, &s->rewritten);
         if (st == OGI_OK)
             st = kv_rewrite_model(s->rewritten, &ko, NULL);
-        if (st == OGI_ERR_UNSUPPORTED) { /* no concat-style cache: the graph as it is */
+        bool kv = st == OGI_OK, logits = false;
+        if (st == OGI_ERR_UNSUPPORTED) { /* no concat-style cache: start again from the file */
+            ogi_error_clear();
             onnx_builder_free(s->rewritten);
             s->rewritten = NULL;
-            ogi_error_clear();
-            st = OGI_OK;
+            st = onnx_builder_from_model(s->model, &s->rewritten);
+        }
+        if (st == OGI_OK)
+            st = logits_rewrite(s->rewritten, &logits);
+        if (st == OGI_OK && !kv && !logits) { /* the graph as it is */
+            onnx_builder_free(s->rewritten);
+            s->rewritten = NULL;
         }
         if (s->rewritten != NULL)
             graph_model = onnx_builder_model(s->rewritten);
+        if (rewritten != NULL)
+            *rewritten = kv;
     }
-    if (rewritten != NULL)
-        *rewritten = s->rewritten != NULL;
     if (st == OGI_OK) {
         graph_options go = {.fold_constants = opts.fold_constants != 0};
         st = graph_build(graph_model, &go, &s->graph);

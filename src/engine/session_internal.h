@@ -8,9 +8,9 @@
 
 /* Opens model_path with its concat-style KV cache rewritten into a static
  * cache of symbolic length, updated in place when the caller binds each
- * present output to its past input (see engine/kv_rewrite.h). *rewritten
- * tells whether the graph had such a cache; when it has none the session is
- * the plain graph. */
+ * present output to its past input (see engine/kv_rewrite.h), and with the
+ * logits computed from position ogi_logits_from on (engine/logits_rewrite.h).
+ * *rewritten tells whether the graph had a concat-style cache. */
 ogi_status session_open_static_kv(const char *model_path, const ogi_session_options *options,
                                   ogi_session **out, bool *rewritten);
 

@@ -13,6 +13,7 @@
  * session's inputs/outputs; -1 when the graph has none). */
 typedef struct genai_io {
     int input_ids, attention_mask, position_ids, use_cache_branch;
+    int logits_from; /* first position whose logits are computed, when the graph has it */
     int logits;
     int n_layers;
     int *past_key, *past_value;       /* input index per layer */

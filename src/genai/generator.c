@@ -172,6 +172,16 @@ static ogi_status gen_add_owned(gen_inputs *in, const ogi_pipeline *p, int index
     return OGI_OK;
 }
 
+/* A new int64 [n] tensor holding vals; NULL when out of memory. */
+static ogi_tensor *gen_i64_vector(int64_t n, const int64_t *vals)
+{
+    ogi_tensor *t;
+    if (ogi_tensor_create(OGI_INT64, 1, &n, &t) != OGI_OK)
+        return NULL;
+    memcpy(ogi_tensor_data(t), vals, (size_t)n * sizeof(int64_t));
+    return t;
+}
+
 static ogi_status gen_new_i64(int rank, const int64_t *dims, ogi_tensor **out)
 {
     return ogi_tensor_create(OGI_INT64, rank, dims, out);
@@ -179,7 +189,7 @@ static ogi_status gen_new_i64(int rank, const int64_t *dims, ogi_tensor **out)
 
 /* Builds input_ids, attention_mask, position_ids for a chunk of `len` new
  * positions: each sequence's pending tokens right-aligned, pads on the left. */
-static ogi_status gen_build_chunk(ogi_generator *g, size_t len, gen_inputs *in)
+static ogi_status gen_build_chunk(ogi_generator *g, size_t len, bool all_logits, gen_inputs *in)
 {
     const genai_io *io = &g->pipe->io;
     const ogi_pipeline *s = g->pipe;
@@ -224,6 +234,11 @@ static ogi_status gen_build_chunk(ogi_generator *g, size_t len, gen_inputs *in)
         st = gen_add_owned(in, s, io->position_ids, pos);
     else
         ogi_tensor_free(pos);
+    if (st == OGI_OK && io->logits_from >= 0) {
+        /* sampling reads the last position only */
+        int64_t from = all_logits ? 0 : (int64_t)len - 1;
+        st = gen_add_owned(in, s, io->logits_from, gen_i64_vector(1, &from));
+    }
     return st;
 }
 
@@ -340,7 +355,7 @@ static ogi_status gen_run(ogi_generator *g, size_t len, ogi_tensor **full_logits
         free(outs);
         return gen_oom();
     }
-    st = gen_build_chunk(g, len, in);
+    st = gen_build_chunk(g, len, full_logits != NULL, in);
     if (st == OGI_OK)
         st = gen_build_past(g, in, len);
     /* static caches: each present is computed into its own past tensor;

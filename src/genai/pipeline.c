@@ -171,6 +171,7 @@ static ogi_status pipeline_detect_io(ogi_pipeline *p, const pipeline_names *name
     io->attention_mask = pipeline_find(s, false, names->attention_mask);
     io->position_ids = pipeline_find(s, false, names->position_ids);
     io->use_cache_branch = pipeline_find(s, false, "use_cache_branch");
+    io->logits_from = pipeline_find(s, false, "ogi_logits_from");
     io->logits = pipeline_find(s, true, names->logits);
     if (io->input_ids < 0 || io->logits < 0)
         return ogi_error(OGI_ERR_INVALID_MODEL,
