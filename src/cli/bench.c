@@ -127,11 +127,12 @@ static size_t bench_vocab(ogi_pipeline *p)
     return vocab;
 }
 
-/* Runs in the child: measures one backend, writes a bench_result. */
+/* Runs in the child: one repeat of one backend; the samples land in r's
+ * med (min and max unused). */
 static void bench_child(const bench_opts *o, const char *backend, bench_result *r)
 {
-    int n = o->repeats;
-    double samples[BENCH_METRICS][64];
+    int n = 1;
+    double samples[BENCH_METRICS][1];
     memset(r, 0, sizeof(*r));
     ogi_pipeline_options po = ogi_pipeline_default_options();
     po.backend = backend;
@@ -165,7 +166,7 @@ static void bench_child(const bench_opts *o, const char *backend, bench_result *
         return;
     }
     for (int m = 0; m < BENCH_METRICS; m++)
-        bench_summarise(samples[m], n, &r->med[m], &r->min[m], &r->max[m]);
+        r->med[m] = samples[m][0];
     r->ok = true;
 }
 
@@ -304,9 +305,30 @@ int cli_bench(int argc, char **argv)
     for (char *tok = strtok(backends_arg, ","); tok && n_backends < BENCH_MAX_BACKENDS;
          tok = strtok(NULL, ","))
         names[n_backends++] = tok;
+    /* backends alternate repeat by repeat, so that the machine's drift (its
+     * bandwidth moves by up to 2x over minutes) hits them alike */
     bench_result results[BENCH_MAX_BACKENDS];
+    static double samples[BENCH_MAX_BACKENDS][BENCH_METRICS][64];
+    memset(results, 0, sizeof(results));
     for (int b = 0; b < n_backends; b++)
-        bench_run_backend(&o, names[b], &results[b]);
+        results[b].ok = true;
+    for (int rep = 0; rep < o.repeats; rep++)
+        for (int b = 0; b < n_backends; b++) {
+            bench_result one;
+            if (!results[b].ok)
+                continue;
+            bench_run_backend(&o, names[b], &one);
+            if (!one.ok) {
+                results[b] = one;
+                continue;
+            }
+            for (int m = 0; m < BENCH_METRICS; m++)
+                samples[b][m][rep] = one.med[m];
+        }
+    for (int b = 0; b < n_backends; b++)
+        for (int m = 0; results[b].ok && m < BENCH_METRICS; m++)
+            bench_summarise(samples[b][m], o.repeats, &results[b].med[m], &results[b].min[m],
+                            &results[b].max[m]);
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     double bandwidth = bench_bandwidth(o.threads > 0 ? o.threads : (int)cores), weights = bench_weight_bytes(o.dir);
     double roofline = weights > 0 ? bandwidth * 1e9 / weights : 0;
