@@ -1,7 +1,7 @@
 /* `ogi conformance DIR...`: runs ONNX backend test folders (model.onnx and
  * test_data_set_N folders of input_N.pb and output_N.pb) and compares every output with
  * rtol 1e-3, atol 1e-7 (the ONNX backend defaults; NaN matches NaN; strings match
- * byte for byte). */
+ * byte for byte; sequences and optionals item by item). */
 #include <dirent.h>
 #include <math.h>
 #include <stdbool.h>
@@ -12,8 +12,11 @@
 
 #include "cli/cli.h"
 #include "core/dtype.h"
+#include "core/error.h"
 #include "core/tensor.h"
+#include "engine/session_internal.h"
 #include "ogi.h"
+#include "onnx/onnx.h"
 
 enum { CONF_MAX_IO = 64 };
 
@@ -180,9 +183,38 @@ static bool conf_elem_equal(const ogi_tensor *e, const ogi_tensor *g, int64_t i,
 }
 
 static bool conf_compare(const char *name, const ogi_tensor *e, const ogi_tensor *g,
+                         const conf_options *o, char *why, size_t size);
+
+/* Sequences and optionals: the same kind and item count, then each item. */
+static bool conf_compare_items(const char *name, const ogi_tensor *e, const ogi_tensor *g,
+                               const conf_options *o, char *why, size_t size)
+{
+    static const char *const kinds[] = {"tensor", "sequence", "optional"};
+    if (e->kind != g->kind) {
+        snprintf(why, size, "output '%s': expected a %s, got a %s", name, kinds[e->kind],
+                 kinds[g->kind]);
+        return false;
+    }
+    if (e->n_items != g->n_items) {
+        snprintf(why, size, "output '%s': expected %lld items, got %lld", name,
+                 (long long)e->n_items, (long long)g->n_items);
+        return false;
+    }
+    for (int64_t k = 0; k < e->n_items; k++) {
+        char item[512];
+        snprintf(item, sizeof(item), "%s[%lld]", name, (long long)k);
+        if (!conf_compare(item, e->items[k], g->items[k], o, why, size))
+            return false;
+    }
+    return true;
+}
+
+static bool conf_compare(const char *name, const ogi_tensor *e, const ogi_tensor *g,
                          const conf_options *o, char *why, size_t size)
 {
     char s1[128], s2[128];
+    if (e->kind != TENSOR_KIND_TENSOR || g->kind != TENSOR_KIND_TENSOR)
+        return conf_compare_items(name, e, g, o, why, size);
     if (e->dtype != g->dtype) {
         snprintf(why, size, "output '%s': dtype expected %s, got %s", name,
                  ogi_dtype_name(e->dtype), ogi_dtype_name(g->dtype));
@@ -222,8 +254,34 @@ static void conf_tensors_free(conf_tensors *ts)
     ts->n = 0;
 }
 
-static ogi_status conf_read_pbs(const char *dir, const char *prefix, conf_tensors *ts)
+/* Reads a TensorProto, SequenceProto or OptionalProto file: which one is
+ * told by the graph's declared kind, since the bytes do not say. */
+static ogi_status conf_read_value(const char *path, tensor_kind kind, ogi_tensor **out,
+                                  char **name_out)
 {
+    if (kind == TENSOR_KIND_TENSOR)
+        return ogi_tensor_read_pb(path, out, name_out);
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return ogi_error(OGI_ERR_IO, "%s: cannot open", path);
+    fseek(f, 0, SEEK_END);
+    long size = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    void *buf = size >= 0 ? malloc((size_t)size + 1) : NULL;
+    size_t got = buf ? fread(buf, 1, (size_t)size, f) : 0;
+    fclose(f);
+    ogi_status st = buf == NULL           ? ogi_error(OGI_ERR_IO, "%s: cannot read", path)
+                    : got != (size_t)size ? ogi_error(OGI_ERR_IO, "%s: short read", path)
+                                          : onnx_value_parse(buf, got, kind, out, name_out);
+    free(buf);
+    return st;
+}
+
+/* input_N.pb / output_N.pb is the graph's N-th input / output. */
+static ogi_status conf_read_pbs(const ogi_session *s, const char *dir, const char *prefix,
+                                conf_tensors *ts)
+{
+    bool inputs = strcmp(prefix, "input_") == 0;
     int n;
     char **files = conf_list(dir, prefix, &n);
     ts->n = 0;
@@ -237,7 +295,9 @@ static ogi_status conf_read_pbs(const char *dir, const char *prefix, conf_tensor
         }
         char path[4096];
         snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
-        st = ogi_tensor_read_pb(path, &ts->t[ts->n], &ts->name[ts->n]);
+        size_t k = (size_t)ts->n;
+        tensor_kind kind = inputs ? session_input_kind(s, k) : session_output_kind(s, k);
+        st = conf_read_value(path, kind, &ts->t[ts->n], &ts->name[ts->n]);
         if (st == OGI_OK)
             ts->n++;
     }
@@ -252,9 +312,9 @@ static conf_result conf_run_set(ogi_session *s, const char *set_dir, const conf_
     ogi_tensor *outs[CONF_MAX_IO] = {0};
     const char *in_names[CONF_MAX_IO], *out_names[CONF_MAX_IO];
     conf_result r = CONF_FAIL;
-    ogi_status st = conf_read_pbs(set_dir, "input_", &ins);
+    ogi_status st = conf_read_pbs(s, set_dir, "input_", &ins);
     if (st == OGI_OK)
-        st = conf_read_pbs(set_dir, "output_", &exps);
+        st = conf_read_pbs(s, set_dir, "output_", &exps);
     if (st != OGI_OK) {
         snprintf(why, size, "test data: %s", ogi_last_error());
         r = st == OGI_ERR_UNSUPPORTED ? CONF_SKIP : CONF_FAIL;

@@ -67,6 +67,19 @@ ogi_status tensor_alloc_owned(ogi_tensor *t)
 
 void tensor_release(ogi_tensor *t)
 {
+    if (t->kind != TENSOR_KIND_TENSOR) {
+        if (t->storage == TENSOR_OWNED) {
+            for (int64_t i = 0; i < t->n_items; i++)
+                ogi_tensor_free(t->items[i]);
+            free(t->items);
+        }
+        t->items = NULL;
+        t->n_items = 0;
+        t->kind = TENSOR_KIND_TENSOR;
+        t->data = NULL;
+        t->storage = TENSOR_BORROWED;
+        return;
+    }
     if (t->storage == TENSOR_OWNED && t->dtype == OGI_STRING && t->data != NULL) {
         ogi_string *s = t->data;
         size_t n = t->nbytes / sizeof(ogi_string);
@@ -146,11 +159,68 @@ static ogi_status tensor_clone_strings(const ogi_tensor *src, ogi_tensor *t)
     return st;
 }
 
+/* ---- sequences and optionals ---------------------------------------------- */
+
+ogi_status tensor_init_container(ogi_tensor *t, tensor_kind kind, ogi_dtype elem, int64_t cap)
+{
+    memset(t, 0, sizeof(*t));
+    t->kind = kind;
+    t->dtype = elem;
+    t->storage = TENSOR_OWNED;
+    if (cap < 0 || cap > INT32_MAX)
+        return ogi_error(OGI_ERR_INVALID_ARGUMENT, "a sequence of %lld items", (long long)cap);
+    t->items = calloc((size_t)cap + 1, sizeof(*t->items));
+    if (t->items == NULL)
+        return ogi_error(OGI_ERR_OUT_OF_MEMORY, "out of memory");
+    return OGI_OK;
+}
+
+ogi_status tensor_add_item(ogi_tensor *t, ogi_tensor *item)
+{
+    if (t->kind == TENSOR_KIND_OPTIONAL && t->n_items > 0) {
+        ogi_tensor_free(item);
+        return ogi_error(OGI_ERR_INVALID_ARGUMENT, "an optional holds at most one value");
+    }
+    ogi_tensor **items = realloc(t->items, (size_t)(t->n_items + 2) * sizeof(*items));
+    if (items == NULL) {
+        ogi_tensor_free(item);
+        return ogi_error(OGI_ERR_OUT_OF_MEMORY, "out of memory");
+    }
+    t->items = items;
+    t->items[t->n_items++] = item;
+    if (t->dtype == OGI_DTYPE_UNDEFINED)
+        t->dtype = item->dtype;
+    return OGI_OK;
+}
+
+static ogi_status tensor_clone_container(const ogi_tensor *src, ogi_tensor *t)
+{
+    ogi_status st = tensor_init_container(t, src->kind, src->dtype, src->n_items);
+    for (int64_t i = 0; i < src->n_items && st == OGI_OK; i++) {
+        ogi_tensor *item;
+        st = tensor_clone(src->items[i], &item);
+        if (st == OGI_OK)
+            st = tensor_add_item(t, item);
+    }
+    if (st != OGI_OK)
+        tensor_release(t);
+    return st;
+}
+
 ogi_status tensor_clone(const ogi_tensor *src, ogi_tensor **out)
 {
     ogi_tensor *t = calloc(1, sizeof(*t));
     if (t == NULL)
         return ogi_error(OGI_ERR_OUT_OF_MEMORY, "out of memory");
+    if (src->kind != TENSOR_KIND_TENSOR) {
+        ogi_status st = tensor_clone_container(src, t);
+        if (st != OGI_OK) {
+            free(t);
+            return st;
+        }
+        *out = t;
+        return OGI_OK;
+    }
     if (src->dtype == OGI_STRING) {
         ogi_status st = tensor_clone_strings(src, t);
         if (st != OGI_OK) {

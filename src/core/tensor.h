@@ -15,13 +15,26 @@ typedef enum tensor_storage {
     TENSOR_ARENA = 2,    /* from a run's arena; released by the executor */
 } tensor_storage;
 
+/* What a value is: a tensor, or a container of owned tensors. */
+typedef enum tensor_kind {
+    TENSOR_KIND_TENSOR = 0,
+    TENSOR_KIND_SEQUENCE = 1, /* items[0..n_items) in order */
+    TENSOR_KIND_OPTIONAL = 2, /* n_items 0 (none) or 1 (which may be a sequence) */
+} tensor_kind;
+
 struct ogi_tensor {
+    tensor_kind kind;
     ogi_dtype dtype;
     int rank;
     int64_t dims[OGI_MAX_RANK];
     void *data;
     size_t nbytes;
     tensor_storage storage;
+    /* sequence / optional only: element values, each heap-allocated and
+     * owned by this value when storage is TENSOR_OWNED (data stays NULL,
+     * nbytes 0, dtype is the element dtype when known) */
+    ogi_tensor **items;
+    int64_t n_items;
 };
 
 /* Number of elements of a shape; -1 if it overflows int64 or a dim is
@@ -70,7 +83,19 @@ ogi_status tensor_string_set(ogi_tensor *t, int64_t i, const char *bytes, size_t
 /* Whether two string elements hold the same bytes. */
 bool tensor_string_equal(const ogi_string *a, const ogi_string *b);
 
-/* Deep copy into a new owned tensor (string elements included). */
+/* ---- sequences and optionals ----
+ * Always heap-owned (TENSOR_OWNED, never a view or an arena block). */
+
+/* Sets t (released) to an owned empty sequence or optional whose items
+ * array has room for cap entries; items are appended with tensor_add_item. */
+ogi_status tensor_init_container(ogi_tensor *t, tensor_kind kind, ogi_dtype elem, int64_t cap);
+
+/* Appends item (a heap value, ownership taken even on failure) to the
+ * container t. */
+ogi_status tensor_add_item(ogi_tensor *t, ogi_tensor *item);
+
+/* Deep copy into a new owned tensor (string elements and sequence or
+ * optional items included). */
 ogi_status tensor_clone(const ogi_tensor *src, ogi_tensor **out);
 
 /* Formats "[2,3,4]" into buf. */

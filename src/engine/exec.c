@@ -35,7 +35,7 @@ static void exec_clear_output(op_ctx *c, int i)
 {
     ogi_tensor *t = c->out[i];
     int v = c->node->outputs[i];
-    if (t->data == NULL)
+    if (t->data == NULL && t->kind == TENSOR_KIND_TENSOR)
         return;
     if (c->frame != NULL && v >= 0)
         exec_release_slot(c->frame, v);
@@ -62,6 +62,28 @@ ogi_status op_alloc_strings(op_ctx *c, int i, int rank, const int64_t *dims)
     if (f != NULL && f->env->max_tensor_bytes && c->out[i]->nbytes > f->env->max_tensor_bytes)
         return op_error(c, OGI_ERR_OUT_OF_MEMORY, "output %d needs %zu bytes, over the %zu limit",
                         i, c->out[i]->nbytes, f->env->max_tensor_bytes);
+    return OGI_OK;
+}
+
+ogi_status op_alloc_container(op_ctx *c, int i, tensor_kind kind, ogi_dtype elem, int64_t cap)
+{
+    if (i < 0 || i >= c->n_out)
+        return op_error(c, OGI_ERR_INVALID_MODEL, "output %d does not exist (node has %d)", i,
+                        c->n_out);
+    exec_frame *f = c->frame;
+    int v = c->node->outputs[i];
+    if (f != NULL && v >= 0 && f->bound != NULL && f->bound[v] != NULL)
+        return op_error(c, OGI_ERR_UNSUPPORTED,
+                        "output '%s' is a sequence or optional and cannot be bound to a "
+                        "caller's tensor",
+                        f->g->values[v].name);
+    exec_clear_output(c, i);
+    /* always heap-owned, never arena: releasing the value frees each item */
+    ogi_status st = tensor_init_container(c->out[i], kind, elem, cap);
+    if (st != OGI_OK) {
+        tensor_release(c->out[i]);
+        return op_error(c, st, "output %d: %s", i, ogi_last_error());
+    }
     return OGI_OK;
 }
 
@@ -158,6 +180,9 @@ ogi_status op_alloc_view_at(op_ctx *c, int i, int j, size_t byte_offset, ogi_dty
     const ogi_tensor *x = j < c->n_in ? c->in[j] : NULL;
     size_t bytes;
     int64_t numel = tensor_shape_numel(rank, dims);
+    if (x != NULL && x->kind != TENSOR_KIND_TENSOR)
+        return op_error(c, OGI_ERR_UNSUPPORTED, "input %d: a sequence or optional cannot be viewed",
+                        j);
     if (x != NULL && x->dtype == OGI_STRING) /* a byte view would share the elements' bytes */
         return op_error(c, OGI_ERR_UNSUPPORTED, "input %d: string tensors cannot be viewed", j);
     if (x == NULL || numel < 0 || !tensor_bytes_for(dtype, numel, &bytes) ||
@@ -209,8 +234,8 @@ ogi_status op_alloc_inplace(op_ctx *c, int i, int j)
     const ogi_tensor *x = c->in[j];
     if (x == NULL)
         return op_error(c, OGI_ERR_INVALID_MODEL, "input %d is required", j);
-    if (x->dtype == OGI_STRING)
-        return op_error(c, OGI_ERR_UNSUPPORTED, "input %d: string tensors cannot be updated", j);
+    if (x->dtype == OGI_STRING || x->kind != TENSOR_KIND_TENSOR)
+        return op_error(c, OGI_ERR_UNSUPPORTED, "input %d: only numeric tensors can be updated", j);
     if (exec_output_movable(c, i) && exec_can_take(c, j))
         return exec_take(c, i, j, x->dtype, x->rank, x->dims);
     ogi_status st = op_alloc(c, i, x->dtype, x->rank, x->dims);
@@ -223,7 +248,13 @@ ogi_status op_alloc_inplace(op_ctx *c, int i, int j)
 /* Checks a caller's input against what the graph declares. */
 static ogi_status exec_check_input(const graph_value *v, const ogi_tensor *t)
 {
+    static const char *const kinds[] = {"a tensor", "a sequence", "an optional"};
     char s1[128];
+    if (t->kind != v->type)
+        return ogi_error(OGI_ERR_INVALID_ARGUMENT, "input '%s': expected %s, got %s", v->name,
+                         kinds[v->type], kinds[t->kind]);
+    if (t->kind != TENSOR_KIND_TENSOR)
+        return OGI_OK;
     if (v->dtype != OGI_DTYPE_UNDEFINED && t->dtype != v->dtype)
         return ogi_error(OGI_ERR_INVALID_ARGUMENT, "input '%s': expected dtype %s, got %s",
                          v->name, ogi_dtype_name(v->dtype), ogi_dtype_name(t->dtype));
@@ -273,17 +304,28 @@ static ogi_status exec_bind(exec_frame *f, const ogi_tensor *const *inputs, bool
     return OGI_OK;
 }
 
-/* Kernels see string tensors only when they declare that they handle them:
- * the others index elements by size and would misread or shallow-copy. */
+/* Kernels see string tensors, sequences and optionals only when they declare
+ * that they handle them: the others index elements by size and would misread
+ * or shallow-copy. */
 static ogi_status exec_check_strings(const graph_node *n, const ogi_tensor *const *in)
 {
-    for (int i = 0; i < n->n_inputs; i++)
-        if (in[i] != NULL && in[i]->dtype == OGI_STRING && !op_kernel_takes_strings(n->kernel)) {
+    for (int i = 0; i < n->n_inputs; i++) {
+        if (in[i] != NULL && in[i]->kind != TENSOR_KIND_TENSOR &&
+            !op_kernel_takes_sequences(n->kernel)) {
+            char label[256];
+            return ogi_error(OGI_ERR_UNSUPPORTED,
+                             "node %s input %d: sequences and optionals are not supported by "
+                             "this op",
+                             graph_node_label(n, label, sizeof(label)), i);
+        }
+        if (in[i] != NULL && in[i]->kind == TENSOR_KIND_TENSOR && in[i]->dtype == OGI_STRING &&
+            !op_kernel_takes_strings(n->kernel)) {
             char label[256];
             return ogi_error(OGI_ERR_UNSUPPORTED,
                              "node %s input %d: string tensors are not supported by this op",
                              graph_node_label(n, label, sizeof(label)), i);
         }
+    }
     return OGI_OK;
 }
 
@@ -327,7 +369,8 @@ static ogi_status exec_node(exec_frame *f, int index)
     if (st == OGI_OK)
         st = n->kernel->run(&c);
     for (int o = 0; o < n->n_outputs && st == OGI_OK; o++)
-        if (used_small[o] && out_small[o]->data == NULL && out_small[o]->nbytes == 0 &&
+        if (used_small[o] && out_small[o]->kind == TENSOR_KIND_TENSOR &&
+            out_small[o]->data == NULL && out_small[o]->nbytes == 0 &&
             out_small[o]->dtype == OGI_DTYPE_UNDEFINED)
             st = op_error(&c, OGI_ERR_UNSUPPORTED, "output %d was not computed", o);
     for (int o = 0; o < n->n_outputs; o++)
@@ -421,6 +464,9 @@ static void exec_frame_cleanup(exec_frame *f)
 
 ogi_status exec_copy_into(ogi_tensor *dst, const ogi_tensor *src)
 {
+    if (src->kind != TENSOR_KIND_TENSOR || dst->kind != TENSOR_KIND_TENSOR)
+        return ogi_error(OGI_ERR_UNSUPPORTED,
+                         "a sequence or optional result cannot be copied into a caller's tensor");
     if (src->dtype == OGI_STRING || dst->dtype == OGI_STRING)
         return ogi_error(OGI_ERR_UNSUPPORTED,
                          "a string result cannot be copied into a caller's tensor");
@@ -645,9 +691,12 @@ static ogi_status exec_fold_node(graph *g, graph_node *n, bool *folded)
     if (st == OGI_OK)
         st = n->kernel->run(&c);
     size_t total = 0;
-    for (int o = 0; o < n->n_outputs; o++)
+    bool containers = false; /* constants stay plain tensors */
+    for (int o = 0; o < n->n_outputs; o++) {
         total += outs[o].nbytes;
-    if (st != OGI_OK || total > GRAPH_MAX_FOLD_BYTES) {
+        containers |= outs[o].kind != TENSOR_KIND_TENSOR;
+    }
+    if (st != OGI_OK || total > GRAPH_MAX_FOLD_BYTES || containers) {
         for (int o = 0; o < n->n_outputs; o++)
             tensor_release(&outs[o]);
         ogi_error_clear();

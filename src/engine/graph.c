@@ -153,6 +153,10 @@ static int graph_resolve(graph *g, const char *name)
 
 static void graph_set_info(graph_value *v, const onnx_value_info *info)
 {
+    if (info->kind == ONNX_VALUE_SEQUENCE)
+        v->type = TENSOR_KIND_SEQUENCE;
+    else if (info->kind == ONNX_VALUE_OPTIONAL)
+        v->type = TENSOR_KIND_OPTIONAL;
     if (info->kind != ONNX_VALUE_TENSOR)
         return;
     v->dtype = info->elem_type;
@@ -197,10 +201,11 @@ static ogi_status graph_add_sources(graph *g, const onnx_graph *p)
         return graph_oom();
     for (int i = 0; i < p->n_inputs; i++) {
         const onnx_value_info *in = &p->inputs[i];
-        if (in->kind != ONNX_VALUE_TENSOR)
+        if (in->kind != ONNX_VALUE_TENSOR && in->kind != ONNX_VALUE_SEQUENCE &&
+            in->kind != ONNX_VALUE_OPTIONAL)
             return ogi_error(OGI_ERR_UNSUPPORTED,
-                             "input '%s': only tensor inputs are supported (not sequence, map "
-                             "or optional)",
+                             "input '%s': only tensor, sequence and optional inputs are "
+                             "supported (not map or sparse)",
                              in->name);
         int idx = name_map_get(&g->build->names, in->name);
         if (idx >= 0 && g->values[idx].kind == VALUE_CONST) {
@@ -454,9 +459,16 @@ static ogi_status graph_set_outputs(graph *g, const onnx_graph *p)
         if (idx < 0)
             return ogi_error(OGI_ERR_INVALID_MODEL, "output '%s' is not produced by the graph",
                              p->outputs[i].name);
-        if (p->outputs[i].kind != ONNX_VALUE_TENSOR && p->outputs[i].kind != ONNX_VALUE_UNKNOWN)
-            return ogi_error(OGI_ERR_UNSUPPORTED, "output '%s': only tensor outputs are supported",
+        onnx_value_kind kind = p->outputs[i].kind;
+        if (kind == ONNX_VALUE_MAP || kind == ONNX_VALUE_SPARSE_TENSOR)
+            return ogi_error(OGI_ERR_UNSUPPORTED,
+                             "output '%s': only tensor, sequence and optional outputs are "
+                             "supported",
                              p->outputs[i].name);
+        if (kind == ONNX_VALUE_SEQUENCE)
+            g->values[idx].type = TENSOR_KIND_SEQUENCE;
+        else if (kind == ONNX_VALUE_OPTIONAL)
+            g->values[idx].type = TENSOR_KIND_OPTIONAL;
         g->values[idx].is_output = true;
         g->outputs[g->n_outputs++] = idx;
     }

@@ -29,6 +29,7 @@ typedef struct value_shape {
 typedef struct graph_value {
     const char *name;
     value_kind kind;
+    tensor_kind type; /* tensor, sequence or optional, as declared */
     ogi_dtype dtype; /* OGI_DTYPE_UNDEFINED when unknown */
     value_shape shape;
     const ogi_tensor *constant; /* VALUE_CONST: borrowed from the model or owned by the graph */

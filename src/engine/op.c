@@ -45,8 +45,23 @@ static ogi_status op_alloc_copy_strings(op_ctx *c, int i, const ogi_tensor *t)
     return st == OGI_OK ? OGI_OK : op_error(c, st, "output %d: %s", i, ogi_last_error());
 }
 
+/* Deep copy of a sequence or optional: every item cloned. */
+static ogi_status op_alloc_copy_container(op_ctx *c, int i, const ogi_tensor *t)
+{
+    ogi_status st = op_alloc_container(c, i, t->kind, t->dtype, t->n_items);
+    for (int64_t k = 0; k < t->n_items && st == OGI_OK; k++) {
+        ogi_tensor *item;
+        st = tensor_clone(t->items[k], &item);
+        if (st == OGI_OK)
+            st = tensor_add_item(c->out[i], item);
+    }
+    return st == OGI_OK ? OGI_OK : op_error(c, st, "output %d: %s", i, ogi_last_error());
+}
+
 ogi_status op_alloc_copy(op_ctx *c, int i, const ogi_tensor *t)
 {
+    if (t->kind != TENSOR_KIND_TENSOR)
+        return op_alloc_copy_container(c, i, t);
     if (t->dtype == OGI_STRING)
         return op_alloc_copy_strings(c, i, t);
     ogi_status st = op_alloc(c, i, t->dtype, t->rank, t->dims);

@@ -45,6 +45,10 @@ const op_kernel *op_find_kernel(const char *domain, const char *op_type, int ops
  * the executor never passes a string tensor to any other kernel. */
 bool op_kernel_takes_strings(const op_kernel *k);
 
+/* Whether kernel k handles sequence and optional inputs (a short list in
+ * registry.c); the executor never passes one to any other kernel. */
+bool op_kernel_takes_sequences(const op_kernel *k);
+
 /* ---- inputs and outputs --------------------------------------------------- */
 
 static inline bool op_has_input(const op_ctx *c, int i)
@@ -63,6 +67,10 @@ ogi_status op_alloc(op_ctx *c, int i, ogi_dtype dtype, int rank, const int64_t *
 /* Gives out[i] an owned string tensor of this shape, every element empty,
  * to fill with tensor_string_set. Fails when the caller bound out[i]. */
 ogi_status op_alloc_strings(op_ctx *c, int i, int rank, const int64_t *dims);
+
+/* Makes out[i] an owned, empty sequence or optional (room for cap items) to
+ * fill with tensor_add_item. Fails when the caller bound out[i]. */
+ogi_status op_alloc_container(op_ctx *c, int i, tensor_kind kind, ogi_dtype elem, int64_t cap);
 
 /* Shapes out[i] like t and copies t's data into it (string elements with
  * their bytes). */

@@ -144,6 +144,20 @@ const char *ogi_session_output_name(const ogi_session *s, size_t i)
     return s->graph->values[s->graph->outputs[i]].name;
 }
 
+tensor_kind session_input_kind(const ogi_session *s, size_t i)
+{
+    if (i >= (size_t)s->graph->n_inputs)
+        return TENSOR_KIND_TENSOR;
+    return s->graph->values[s->graph->inputs[i]].type;
+}
+
+tensor_kind session_output_kind(const ogi_session *s, size_t i)
+{
+    if (i >= (size_t)s->graph->n_outputs)
+        return TENSOR_KIND_TENSOR;
+    return s->graph->values[s->graph->outputs[i]].type;
+}
+
 static ogi_status session_value_info(const graph *g, const int *list, int n, size_t index,
                                      ogi_dtype *dtype, int *rank, int64_t *dims)
 {

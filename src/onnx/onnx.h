@@ -164,4 +164,10 @@ int64_t onnx_model_opset(const onnx_model *model, const char *domain);
  * *name_out (may be NULL) gets a malloc'ed name or NULL. */
 ogi_status onnx_tensor_parse(const void *data, size_t size, ogi_tensor **out, char **name_out);
 
+/* Like onnx_tensor_parse for a value of the given kind: a TensorProto, a
+ * SequenceProto or an OptionalProto (the bytes alone do not tell them apart).
+ * Items are deep copies owned by *out. Maps and sparse tensors are refused. */
+ogi_status onnx_value_parse(const void *data, size_t size, tensor_kind kind, ogi_tensor **out,
+                            char **name_out);
+
 #endif

@@ -1073,3 +1073,93 @@ ogi_status onnx_tensor_parse(const void *data, size_t size, ogi_tensor **out, ch
     onnx_model_free(scratch);
     return st;
 }
+
+/* ---- sequences and optionals (test data) ------------------------------------ */
+
+enum { READER_MAX_NESTING = 16 };
+
+/* Reads the TensorProto at m into a new owned tensor. */
+static ogi_status reader_owned_tensor(reader *r, pb_cursor m, ogi_tensor **out)
+{
+    onnx_tensor t;
+    memset(&t, 0, sizeof(t));
+    ogi_status st = reader_tensor(r, m, &t);
+    return st == OGI_OK ? tensor_clone(&t.tensor, out) : st;
+}
+
+/* SequenceProto and OptionalProto share their field numbers: name 1,
+ * elem_type 2, tensor 3, sparse tensor 4, sequence 5, map 6, optional 7
+ * (repeated in a sequence, at most one in an optional). */
+static ogi_status reader_container(reader *r, pb_cursor m, tensor_kind kind, int depth,
+                                   ogi_tensor *t, const char **name)
+{
+    if (depth > READER_MAX_NESTING)
+        return ogi_error(OGI_ERR_UNSUPPORTED, "values nested more than %d deep",
+                         READER_MAX_NESTING);
+    ogi_status st = tensor_init_container(t, kind, OGI_DTYPE_UNDEFINED, 0);
+    uint32_t field, wire;
+    *name = "";
+    while (st == OGI_OK && pb_key(&m, &field, &wire)) {
+        ogi_tensor *item = NULL;
+        if (field == 1 && wire == PB_LEN) {
+            *name = reader_string(r, &m, NULL);
+            continue;
+        }
+        if (wire != PB_LEN || field < 3 || field > 7) {
+            pb_skip(&m, wire);
+            continue;
+        }
+        if (field == 4 || field == 6) {
+            st = ogi_error(OGI_ERR_UNSUPPORTED, "sparse tensors and maps are not supported");
+            break;
+        }
+        pb_cursor sub = pb_bytes(&m);
+        if (field == 3) {
+            st = reader_owned_tensor(r, sub, &item);
+        } else if ((item = calloc(1, sizeof(*item))) == NULL) {
+            st = reader_oom();
+        } else {
+            const char *ignored;
+            tensor_kind k = field == 5 ? TENSOR_KIND_SEQUENCE : TENSOR_KIND_OPTIONAL;
+            st = reader_container(r, sub, k, depth + 1, item, &ignored);
+            if (st != OGI_OK) {
+                free(item);
+                item = NULL;
+            }
+        }
+        if (st == OGI_OK)
+            st = tensor_add_item(t, item);
+    }
+    if (st == OGI_OK && (m.bad || *name == NULL))
+        st = reader_bad(kind == TENSOR_KIND_SEQUENCE ? "SequenceProto" : "OptionalProto");
+    if (st != OGI_OK)
+        tensor_release(t);
+    return st;
+}
+
+ogi_status onnx_value_parse(const void *data, size_t size, tensor_kind kind, ogi_tensor **out,
+                            char **name_out)
+{
+    if (kind == TENSOR_KIND_TENSOR)
+        return onnx_tensor_parse(data, size, out, name_out);
+    onnx_model *scratch = NULL;
+    ogi_status st = onnx_model_new("<value>", NULL, &scratch);
+    if (st != OGI_OK)
+        return st;
+    reader r = {scratch, &scratch->priv->pool, 0};
+    const char *name = "";
+    ogi_tensor *t = calloc(1, sizeof(*t));
+    st = t ? reader_container(&r, pb_make(data, size), kind, 0, t, &name) : reader_oom();
+    if (st == OGI_OK && name_out != NULL) {
+        *name_out = name[0] ? strdup(name) : NULL;
+        if (name[0] && *name_out == NULL)
+            st = reader_oom();
+    }
+    if (st == OGI_OK) {
+        *out = t;
+    } else {
+        ogi_tensor_free(t);
+    }
+    onnx_model_free(scratch);
+    return st;
+}

@@ -30,6 +30,7 @@ extern const op_kernel op_kernels_loss[];           /* loss.c: cross-entropy los
 extern const op_kernel op_kernels_signal[];         /* signal.c: DFT, STFT, windows */
 extern const op_kernel op_kernels_image[];          /* image.c: GridSample, RoiAlign, NMS, ... */
 extern const op_kernel op_kernels_linalg[];         /* linalg.c: Det */
+extern const op_kernel op_kernels_sequence[];       /* sequence.c: Sequence*, Optional* */
 
 extern const op_kernel op_kernels_rnn[];      /* rnn.c: RNN, GRU, LSTM, SwiGLU, DeformConv */
 extern const op_kernel op_kernels_training[]; /* training.c: optimizers, Bernoulli, ... */

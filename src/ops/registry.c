@@ -12,7 +12,8 @@ static const op_kernel *const op_families[] = {
     op_kernels_attention,     op_kernels_rotary,  op_kernels_rms_norm,   op_kernels_tensor_scatter,
     op_kernels_conv,          op_kernels_pool,    op_kernels_resize,     op_kernels_control,
     op_kernels_loss,          op_kernels_signal,  op_kernels_image,      op_kernels_linalg,
-    op_kernels_tensor_gather, op_kernels_rnn,     op_kernels_training, op_kernels_fused,
+    op_kernels_tensor_gather, op_kernels_rnn,     op_kernels_training,   op_kernels_fused,
+    op_kernels_sequence,
 };
 
 static bool op_same_domain(const char *a, const char *b)
@@ -49,6 +50,23 @@ bool op_kernel_takes_strings(const op_kernel *k)
         return false;
     for (int i = 0; string_ops[i] != NULL; i++)
         if (strcmp(k->op_type, string_ops[i]) == 0)
+            return true;
+    return false;
+}
+
+bool op_kernel_takes_sequences(const op_kernel *k)
+{
+    static const char *const sequence_ops[] = {
+        "Identity",           "SequenceAt",
+        "SequenceLength",     "SequenceInsert",
+        "SequenceErase",      "ConcatFromSequence",
+        "OptionalHasElement", "OptionalGetElement",
+        "Optional",           NULL,
+    };
+    if (k->domain[0] != '\0')
+        return false;
+    for (int i = 0; sequence_ops[i] != NULL; i++)
+        if (strcmp(k->op_type, sequence_ops[i]) == 0)
             return true;
     return false;
 }

@@ -101,7 +101,8 @@ static ogi_status shape_identity(op_ctx *c)
     if (st != OGI_OK)
         return st;
     const ogi_tensor *x = c->in[0];
-    if (x->dtype == OGI_STRING) /* a view would share the bytes each element owns */
+    /* a view would share the bytes each element owns, or the items */
+    if (x->dtype == OGI_STRING || x->kind != TENSOR_KIND_TENSOR)
         return op_alloc_copy(c, 0, x);
     return op_alloc_view(c, 0, 0, x->dtype, x->rank, x->dims);
 }

@@ -19,7 +19,7 @@ for dir in "$shared"/models/tiny/*/; do
     name=$(basename "$dir")
     prompt=$($py -c "import json,sys; print(','.join(map(str, json.load(open(sys.argv[1]))['greedy']['prompt'])))" "$dir/golden.json")
     want=$($py -c "import json,sys; print(' '.join(map(str, json.load(open(sys.argv[1]))['greedy']['output'])))" "$dir/golden.json")
-    got=$("$ogi" run "$dir" --backend "$backend" --prompt-ids "$prompt" --max-new-tokens 24 --greedy --print-ids 2>&1)
+    got=$("$ogi" run "$dir" --backend "$backend" --prompt-ids "$prompt" --max-new-tokens 24 --greedy --print-ids 2>/dev/null)
     check "$name ids" "$want" "$got"
 done
 for export in onnx-dynamo-op23 onnx-legacy-op17; do
@@ -27,7 +27,7 @@ for export in onnx-dynamo-op23 onnx-legacy-op17; do
     for i in 0 1 2 3; do
         prompt=$($py -c "import json,sys; print(json.load(open(sys.argv[1]))['prompts'][int(sys.argv[2])]['prompt'])" "$dir/golden.json" $i)
         want=$($py -c "import json,sys; print(' '.join(map(str, json.load(open(sys.argv[1]))['prompts'][int(sys.argv[2])]['greedy_ids'])))" "$dir/golden.json" $i)
-        got=$("$ogi" run "$dir" --backend "$backend" -p "$prompt" --max-new-tokens 40 --greedy --print-ids 2>&1)
+        got=$("$ogi" run "$dir" --backend "$backend" -p "$prompt" --max-new-tokens 40 --greedy --print-ids 2>/dev/null)
         check "$export prompt $i ids" "$want" "$got"
         want_text=$($py -c "import json,sys; e=json.load(open(sys.argv[1]))['prompts'][int(sys.argv[2])]; print(e['prompt'] + e['greedy_text'])" "$dir/golden.json" $i)
         got_text=$("$ogi" run "$dir" --backend "$backend" -p "$prompt" --max-new-tokens 40 --greedy 2>/dev/null)
