@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/dtype.h"
 #include "core/error.h"
 
 int64_t tensor_shape_numel(int rank, const int64_t *dims)
@@ -260,6 +261,32 @@ void tensor_strides(int rank, const int64_t *dims, int64_t *strides)
     for (int i = rank - 1; i >= 0; i--) {
         strides[i] = s;
         s *= dims[i];
+    }
+}
+
+void tensor_load_f64(const ogi_tensor *t, int64_t off, int64_t n, double *dst)
+{
+    if (t->dtype == OGI_FLOAT32) {
+        const float *src = (const float *)t->data + off;
+        for (int64_t k = 0; k < n; k++)
+            dst[k] = src[k];
+    } else if (t->dtype == OGI_FLOAT64) {
+        memcpy(dst, (const double *)t->data + off, (size_t)n * sizeof(double));
+    } else {
+        for (int64_t k = 0; k < n; k++)
+            dst[k] = dtype_get_f64(t->data, t->dtype, off + k);
+    }
+}
+
+void tensor_store_f64(ogi_tensor *t, int64_t off, int64_t n, const double *src)
+{
+    if (t->dtype == OGI_FLOAT32) {
+        float *dst = (float *)t->data + off;
+        for (int64_t k = 0; k < n; k++)
+            dst[k] = (float)src[k];
+    } else {
+        for (int64_t k = 0; k < n; k++)
+            dtype_set_f64(t->data, t->dtype, off + k, src[k]);
     }
 }
 

@@ -106,4 +106,10 @@ void tensor_strides(int rank, const int64_t *dims, int64_t *strides);
 
 bool tensor_same_shape(const ogi_tensor *a, const ogi_tensor *b);
 
+/* Elements [off, off + n) of a float, integer or bool tensor as doubles,
+ * and back (float16/bfloat16 rounded to nearest even): kernels that compute
+ * in double precision load and store whole runs with these. */
+void tensor_load_f64(const ogi_tensor *t, int64_t off, int64_t n, double *dst);
+void tensor_store_f64(ogi_tensor *t, int64_t off, int64_t n, const double *src);
+
 #endif

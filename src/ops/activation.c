@@ -31,39 +31,15 @@ typedef struct act_job {
     act_params p;
 } act_job;
 
-static void act_load(const ogi_tensor *t, int64_t off, int64_t n, double *dst)
-{
-    if (t->dtype == OGI_FLOAT32) {
-        const float *src = (const float *)t->data + off;
-        for (int64_t k = 0; k < n; k++)
-            dst[k] = src[k];
-        return;
-    }
-    for (int64_t k = 0; k < n; k++)
-        dst[k] = dtype_get_f64(t->data, t->dtype, off + k);
-}
-
-static void act_store(ogi_tensor *t, int64_t off, int64_t n, const double *src)
-{
-    if (t->dtype == OGI_FLOAT32) {
-        float *dst = (float *)t->data + off;
-        for (int64_t k = 0; k < n; k++)
-            dst[k] = (float)src[k];
-        return;
-    }
-    for (int64_t k = 0; k < n; k++)
-        dtype_set_f64(t->data, t->dtype, off + k, src[k]);
-}
-
 static void act_range(void *arg, int64_t begin, int64_t end)
 {
     const act_job *j = arg;
     double buf[ACT_BLOCK];
     for (int64_t start = begin; start < end; start += ACT_BLOCK) {
         int64_t n = end - start < ACT_BLOCK ? end - start : ACT_BLOCK;
-        act_load(j->x, start, n, buf);
+        tensor_load_f64(j->x, start, n, buf);
         j->fn(buf, n, &j->p);
-        act_store(j->y, start, n, buf);
+        tensor_store_f64(j->y, start, n, buf);
     }
 }
 

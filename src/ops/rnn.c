@@ -46,35 +46,6 @@ static double *rnn_alloc_f64(int64_t n)
     return calloc((size_t)n + 1, sizeof(double));
 }
 
-/* dst[k] = element off + k of a float tensor, for k < n. */
-static void rnn_widen(const ogi_tensor *t, int64_t off, int64_t n, double *dst)
-{
-    if (t->dtype == OGI_FLOAT32) {
-        const float *src = (const float *)t->data + off;
-        for (int64_t k = 0; k < n; k++)
-            dst[k] = src[k];
-        return;
-    }
-    if (t->dtype == OGI_FLOAT64) {
-        memcpy(dst, (const double *)t->data + off, (size_t)n * sizeof(double));
-        return;
-    }
-    for (int64_t k = 0; k < n; k++)
-        dst[k] = dtype_get_f64(t->data, t->dtype, off + k);
-}
-
-static void rnn_store(ogi_tensor *t, int64_t off, int64_t n, const double *src)
-{
-    if (t->dtype == OGI_FLOAT32) {
-        float *dst = (float *)t->data + off;
-        for (int64_t k = 0; k < n; k++)
-            dst[k] = (float)src[k];
-        return;
-    }
-    for (int64_t k = 0; k < n; k++)
-        dtype_set_f64(t->data, t->dtype, off + k, src[k]);
-}
-
 /* y[m, n] (rows ldy apart) = a[m, k] @ op(b), where op(b) is b[n, k]^T when
  * trans_b and b[k, n] otherwise; with accumulate y keeps its old value and
  * adds the product. */
@@ -425,13 +396,13 @@ static ogi_status rnn_read_x(op_ctx *c, rnn_layer *L)
     if (L->x == NULL)
         return op_error(c, OGI_ERR_OUT_OF_MEMORY, "out of memory");
     if (L->layout == 0) {
-        rnn_widen(x, 0, tensor_numel(x), L->x);
+        tensor_load_f64(x, 0, tensor_numel(x), L->x);
         return OGI_OK;
     }
     for (int64_t t = 0; t < L->seq; t++)
         for (int64_t b = 0; b < L->batch; b++)
-            rnn_widen(x, (b * L->seq + t) * L->input, L->input,
-                      L->x + (t * L->batch + b) * L->input);
+            tensor_load_f64(x, (b * L->seq + t) * L->input, L->input,
+                            L->x + (t * L->batch + b) * L->input);
     return OGI_OK;
 }
 
@@ -494,13 +465,13 @@ static ogi_status rnn_dir_alloc(op_ctx *c, const rnn_layer *L, rnn_dir *D)
 static void rnn_dir_load(const op_ctx *c, const rnn_layer *L, int d, rnn_dir *D)
 {
     int64_t H = L->hidden, gh = L->gates * H;
-    rnn_widen(c->in[RNN_IN_W], d * gh * L->input, gh * L->input, D->w);
-    rnn_widen(c->in[RNN_IN_R], d * gh * H, gh * H, D->r);
+    tensor_load_f64(c->in[RNN_IN_W], d * gh * L->input, gh * L->input, D->w);
+    tensor_load_f64(c->in[RNN_IN_R], d * gh * H, gh * H, D->r);
     if (op_has_input(c, RNN_IN_B)) {
         const ogi_tensor *b = c->in[RNN_IN_B];
-        rnn_widen(b, d * 2 * gh, gh, D->bias_x);
+        tensor_load_f64(b, d * 2 * gh, gh, D->bias_x);
         double *rb = D->bias_r;
-        rnn_widen(b, d * 2 * gh + gh, gh, rb);
+        tensor_load_f64(b, d * 2 * gh + gh, gh, rb);
         bool split_rh = L->cell == RNN_CELL_GRU && L->linear_before_reset;
         for (int64_t j = 0; j < gh; j++)
             if (!split_rh || j < 2 * H)
@@ -509,12 +480,12 @@ static void rnn_dir_load(const op_ctx *c, const rnn_layer *L, int d, rnn_dir *D)
             memcpy(D->bias_rh, rb + 2 * H, (size_t)H * sizeof(double));
     }
     if (L->cell == RNN_CELL_LSTM && op_has_input(c, RNN_IN_P))
-        rnn_widen(c->in[RNN_IN_P], d * 3 * H, 3 * H, D->p);
+        tensor_load_f64(c->in[RNN_IN_P], d * 3 * H, 3 * H, D->p);
     for (int64_t b = 0; b < L->batch; b++) {
         if (op_has_input(c, RNN_IN_H0))
-            rnn_widen(c->in[RNN_IN_H0], rnn_state_offset(L, d, b), H, D->h + b * H);
+            tensor_load_f64(c->in[RNN_IN_H0], rnn_state_offset(L, d, b), H, D->h + b * H);
         if (L->cell == RNN_CELL_LSTM && op_has_input(c, RNN_IN_C0))
-            rnn_widen(c->in[RNN_IN_C0], rnn_state_offset(L, d, b), H, D->cst + b * H);
+            tensor_load_f64(c->in[RNN_IN_C0], rnn_state_offset(L, d, b), H, D->cst + b * H);
     }
 }
 
@@ -651,14 +622,14 @@ static ogi_status rnn_run_direction(op_ctx *c, const rnn_layer *L, int d)
         for (int64_t b = 0; y != NULL && b < L->batch; b++) {
             int64_t t = rnn_time(L, reverse, b, s);
             if (t >= 0)
-                rnn_store(y, rnn_y_offset(L, t, d, b), H, D.h + b * H);
+                tensor_store_f64(y, rnn_y_offset(L, t, d, b), H, D.h + b * H);
         }
     }
     for (int64_t b = 0; b < L->batch; b++) {
         if (op_output_used(c, RNN_OUT_H))
-            rnn_store(c->out[RNN_OUT_H], rnn_state_offset(L, d, b), H, D.h + b * H);
+            tensor_store_f64(c->out[RNN_OUT_H], rnn_state_offset(L, d, b), H, D.h + b * H);
         if (L->cell == RNN_CELL_LSTM && op_output_used(c, RNN_OUT_C))
-            rnn_store(c->out[RNN_OUT_C], rnn_state_offset(L, d, b), H, D.cst + b * H);
+            tensor_store_f64(c->out[RNN_OUT_C], rnn_state_offset(L, d, b), H, D.cst + b * H);
     }
     free(D.block);
     return OGI_OK;
@@ -734,11 +705,11 @@ static void swiglu_range(void *arg, int64_t begin, int64_t end)
     double a[SWIGLU_BLOCK], b[SWIGLU_BLOCK];
     for (int64_t start = begin; start < end; start += SWIGLU_BLOCK) {
         int64_t n = end - start < SWIGLU_BLOCK ? end - start : SWIGLU_BLOCK;
-        rnn_widen(j->a, start, n, a);
-        rnn_widen(j->b, start, n, b);
+        tensor_load_f64(j->a, start, n, a);
+        tensor_load_f64(j->b, start, n, b);
         for (int64_t k = 0; k < n; k++)
             a[k] = a[k] / (1.0 + exp(-j->alpha * a[k])) * b[k];
-        rnn_store(j->y, start, n, a);
+        tensor_store_f64(j->y, start, n, a);
     }
 }
 
@@ -1014,7 +985,7 @@ static double *deform_widen_input(const op_ctx *c, int i)
         return NULL;
     double *d = rnn_alloc_f64(tensor_numel(c->in[i]));
     if (d != NULL)
-        rnn_widen(c->in[i], 0, tensor_numel(c->in[i]), d);
+        tensor_load_f64(c->in[i], 0, tensor_numel(c->in[i]), d);
     return d;
 }
 
@@ -1045,7 +1016,7 @@ static void deform_image(const deform_geom *g, deform_data *d, int64_t nb, ogi_t
     for (int64_t m = 0; d->bias != NULL && m < g->out_ch; m++)
         for (int64_t p = 0; p < P; p++)
             d->y[m * P + p] += d->bias[m];
-    rnn_store(y, nb * g->out_ch * P, g->out_ch * P, d->y);
+    tensor_store_f64(y, nb * g->out_ch * P, g->out_ch * P, d->y);
 }
 
 static ogi_status deform_conv(op_ctx *c)
