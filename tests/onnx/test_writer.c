@@ -347,7 +347,8 @@ static void read_pbs(const char *set, const char *prefix, run_io *io, ogi_sessio
         ogi_tensor *t = NULL;
         char *name = NULL;
         if (ogi_tensor_read_pb(path, &t, &name) != OGI_OK) {
-            io->n = -1; /* a sequence or optional: not a tensor the API can feed */
+            run_io_free(io); /* a sequence or optional: not a tensor the API can feed */
+            io->n = -1;
             return;
         }
         const char *fallback = inputs ? ogi_session_input_name(names_from, (size_t)i)
@@ -356,6 +357,7 @@ static void read_pbs(const char *set, const char *prefix, run_io *io, ogi_sessio
         io->names[io->n] = name ? name : fallback;
         io->tensors[io->n++] = t;
         if (io->names[io->n - 1] == NULL) {
+            run_io_free(io);
             io->n = -1;
             return;
         }
