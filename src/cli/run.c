@@ -417,7 +417,7 @@ int cli_chat(int argc, char **argv)
 static void ppl_usage(FILE *f)
 {
     fprintf(f, "usage: ogi perplexity MODEL_DIR FILE [--window N] [--stride N] [--start N]\n"
-               "                       [--windows K] [--json]\n\n"
+               "                       [--windows K] [--backend NAME] [--json]\n\n"
                "Tokenizes FILE as one text (no special tokens) and slides windows of N\n"
                "tokens (default: the model's context + 1) every stride tokens (default N),\n"
                "from token `start`; each window predicts its tokens 1..N-1 from the ones\n"
@@ -427,7 +427,7 @@ static void ppl_usage(FILE *f)
 
 int cli_perplexity(int argc, char **argv)
 {
-    const char *dir = NULL, *file = NULL;
+    const char *dir = NULL, *file = NULL, *backend = "native";
     long window = 0, stride = 0, start = 0, max_windows = -1;
     bool json = false;
     for (int i = 1; i < argc; i++) {
@@ -441,6 +441,8 @@ int cli_perplexity(int argc, char **argv)
             return 0;
         } else if (strcmp(argv[i], "--json") == 0) {
             json = true;
+        } else if (strcmp(argv[i], "--backend") == 0 && i + 1 < argc) {
+            backend = argv[++i];
         } else if (target != NULL && i + 1 < argc) {
             *target = strtol(argv[++i], NULL, 10);
         } else if (argv[i][0] != '-' && dir == NULL) {
@@ -457,6 +459,7 @@ int cli_perplexity(int argc, char **argv)
         return 2;
     }
     ogi_pipeline_options po = ogi_pipeline_default_options();
+    po.backend = backend;
     ogi_pipeline *pipe;
     if (ogi_pipeline_open(dir, &po, &pipe) != OGI_OK) {
         fprintf(stderr, "ogi perplexity: %s\n", ogi_last_error());

@@ -34,5 +34,18 @@ for export in onnx-dynamo-op23 onnx-legacy-op17; do
         check "$export prompt $i text" "$want_text" "$got_text"
     done
 done
+# ogi perplexity: every window of perplexity_golden.json within 1e-3, and the
+# token count of the whole file
+golden="$shared/models/docstring-llama/perplexity_golden.json"
+text="$shared/models/docstring-llama/heldout_docstrings.txt"
+for export in onnx-dynamo-op23 onnx-legacy-op17; do
+    dir="$shared/models/docstring-llama/$export"
+    for w in 0 1 2; do
+        read -r start length want < <($py -c "import json,sys; w=json.load(open(sys.argv[1]))['windows'][int(sys.argv[2])]; print(w['start'], w['length'], w['mean_cross_entropy'])" "$golden" $w)
+        out=$("$ogi" perplexity "$dir" "$text" --backend "$backend" --start "$start" --window "$length" --windows 1 --json 2>/dev/null)
+        verdict=$($py -c "import json,sys; d=json.loads(sys.argv[1]); g=json.load(open(sys.argv[3])); ok=abs(d['windows'][0]['mean_ce']-float(sys.argv[2]))<=1e-3 and d['tokens']==g['tokenizer_ids_count']; print('ok' if ok else 'mismatch %s' % d['windows'][0]['mean_ce'])" "$out" "$want" "$golden" 2>&1)
+        check "$export perplexity window $start+$length" "ok" "$verdict"
+    done
+done
 echo "run_goldens ($backend): $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
