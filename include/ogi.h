@@ -194,6 +194,7 @@ typedef struct ogi_generation_config {
     float length_penalty;        /* beam search: score / length^length_penalty */
     int num_return_sequences;    /* <= num_beams */
     int logprobs;                /* top log-probabilities to report per token (0 = none) */
+    int prefill_chunk;           /* prompt tokens per model run; 0 = the whole prompt at once */
     ogi_logits_processor processor; /* optional, runs first in the chain */
     void *processor_user;
 } ogi_generation_config;

@@ -49,6 +49,7 @@ static const struct {
     {"--seed S", "random seed (same seed, same text)"},
     {"--num-beams N", "beam search width"},
     {"--logprobs N", "report the top N log-probabilities (--json)"},
+    {"--prefill-chunk N", "run the prompt N tokens at a time (0: all at once)"},
     {"--backend NAME", "execution backend: native (default) or ort"},
     {"--ort-library PATH", "ONNX Runtime library for --backend ort"},
     {"--providers LIST", "ONNX Runtime execution providers, e.g. cuda,cpu"},
@@ -149,6 +150,8 @@ static int run_parse_option(run_args *a, int argc, char **argv, int *i)
         a->cfg.num_beams = (int)x;
     else if (strcmp(opt, "--logprobs") == 0)
         a->cfg.logprobs = (int)x;
+    else if (strcmp(opt, "--prefill-chunk") == 0)
+        a->cfg.prefill_chunk = (int)x;
     else if (strcmp(opt, "--threads") == 0)
         a->pipe.threads = (int)x;
     else if (strcmp(opt, "--graph-optimization") == 0)
@@ -191,6 +194,7 @@ static void run_merge(const ogi_generation_config *set, const ogi_generation_con
         {offsetof(ogi_generation_config, seed), sizeof(cfg->seed)},
         {offsetof(ogi_generation_config, num_beams), sizeof(cfg->num_beams)},
         {offsetof(ogi_generation_config, logprobs), sizeof(cfg->logprobs)},
+        {offsetof(ogi_generation_config, prefill_chunk), sizeof(cfg->prefill_chunk)},
     };
     for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
         run_merge_field((char *)cfg + fields[i][0], (const char *)set + fields[i][0],
@@ -297,18 +301,18 @@ static void run_print_json(const ogi_result *r)
         json_t *alts = json_array();
         for (int k = 0; k < r->n_top; k++) {
             const ogi_top_logprob *t = &r->top_logprobs[i * (size_t)r->n_top + (size_t)k];
-            json_array_append_new(alts, json_pack("{s:i, s:f}", "id", t->token, "logprob",
-                                                  (double)t->logprob));
+            json_array_append_new(
+                alts, json_pack("{s:i, s:f}", "id", t->token, "logprob", (double)t->logprob));
         }
         json_array_append_new(tops, alts);
     }
-    json_t *o = json_pack(
-        "{s:s, s:o, s:o, s:o, s:s, s:{s:f, s:f, s:f, s:f, s:I, s:I}}", "text", r->text, "ids",
-        ids, "logprobs", lps, "top_logprobs", tops, "finish_reason", ogi_finish_reason_name(r->finish), "metrics", "load_s",
-        r->metrics.load_s, "ttft_s", r->metrics.ttft_s, "tpot_s", r->metrics.tpot_s,
-        "tokens_per_s", r->metrics.tokens_per_s, "prompt_tokens",
-        (json_int_t)r->metrics.prompt_tokens, "generated_tokens",
-        (json_int_t)r->metrics.generated_tokens);
+    json_t *o =
+        json_pack("{s:s, s:o, s:o, s:o, s:s, s:{s:f, s:f, s:f, s:f, s:I, s:I}}", "text", r->text,
+                  "ids", ids, "logprobs", lps, "top_logprobs", tops, "finish_reason",
+                  ogi_finish_reason_name(r->finish), "metrics", "load_s", r->metrics.load_s,
+                  "ttft_s", r->metrics.ttft_s, "tpot_s", r->metrics.tpot_s, "tokens_per_s",
+                  r->metrics.tokens_per_s, "prompt_tokens", (json_int_t)r->metrics.prompt_tokens,
+                  "generated_tokens", (json_int_t)r->metrics.generated_tokens);
     char *s = o ? json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
     if (s != NULL)
         printf("%s\n", s);
@@ -382,8 +386,7 @@ int cli_chat(int argc, char **argv)
     ogi_pipeline *pipe;
     ogi_generation_config cfg;
     ogi_chat *chat = NULL;
-    if (run_open(&a, &pipe, &cfg) != OGI_OK ||
-        ogi_chat_create(pipe, a.system, &chat) != OGI_OK) {
+    if (run_open(&a, &pipe, &cfg) != OGI_OK || ogi_chat_create(pipe, a.system, &chat) != OGI_OK) {
         fprintf(stderr, "ogi chat: %s\n", ogi_last_error());
         return 1;
     }
@@ -483,7 +486,8 @@ int cli_perplexity(int argc, char **argv)
     if (text == NULL) {
         fprintf(stderr, "ogi perplexity: cannot read %s\n", file);
     } else if (tok == NULL || ogi_tokenizer_encode(tok, text, len, 0, &ids, &n) != OGI_OK) {
-        fprintf(stderr, "ogi perplexity: %s\n", tok ? ogi_last_error() : "the model has no tokenizer");
+        fprintf(stderr, "ogi perplexity: %s\n",
+                tok ? ogi_last_error() : "the model has no tokenizer");
     } else {
         if (window == 0)
             window = (long)ogi_pipeline_context_length(pipe) + 1;
@@ -493,7 +497,8 @@ int cli_perplexity(int argc, char **argv)
         long count = 0;
         json_t *wins = json_array();
         rc = 0;
-        for (long s = start; s + 1 < (long)n && (max_windows < 0 || count < max_windows); s += stride) {
+        for (long s = start; s + 1 < (long)n && (max_windows < 0 || count < max_windows);
+             s += stride) {
             long len_w = (long)n - s < window ? (long)n - s : window;
             double ce;
             if (ogi_pipeline_score(pipe, ids + s, (size_t)len_w, &ce) != OGI_OK) {

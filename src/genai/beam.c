@@ -21,9 +21,9 @@ typedef struct beam_hyp {
 } beam_hyp;
 
 typedef struct beam_state {
-    int k;                 /* num_beams */
-    double *sum;           /* summed log-probabilities of each live beam */
-    beam_hyp *hyps;        /* finished hypotheses, at most k, best first */
+    int k;          /* num_beams */
+    double *sum;    /* summed log-probabilities of each live beam */
+    beam_hyp *hyps; /* finished hypotheses, at most k, best first */
     int n_hyps;
     bool started;
 } beam_state;
@@ -140,8 +140,8 @@ static void beam_offer(beam_cand *cand, int *n, int want, beam_cand c)
     int at = *n;
     if (*n == want) {
         const beam_cand *w = &cand[want - 1];
-        if (c.total < w->total ||
-            (c.total == w->total && (c.beam > w->beam || (c.beam == w->beam && c.token > w->token))))
+        if (c.total < w->total || (c.total == w->total &&
+                                   (c.beam > w->beam || (c.beam == w->beam && c.token > w->token))))
             return;
         at = want - 1;
     } else {
@@ -157,11 +157,14 @@ static void beam_offer(beam_cand *cand, int *n, int want, beam_cand c)
     cand[at] = c;
 }
 
-/* Reorders the KV cache along the batch: beam i takes old beam src[i]. */
+/* Reorders the KV cache and the recurrent states along the batch: beam i
+ * takes old beam src[i]. */
 static ogi_status beam_reorder_cache(ogi_generator *g, const int *src)
 {
-    for (int t = 0; t < 2 * g->pipe->io.n_layers; t++) {
-        ogi_tensor *old = g->past[t];
+    int n_kv = 2 * g->pipe->io.n_layers;
+    for (int t = 0; t < n_kv + g->pipe->io.n_states; t++) {
+        ogi_tensor **slot = t < n_kv ? &g->past[t] : &g->state[t - n_kv];
+        ogi_tensor *old = *slot;
         if (old == NULL)
             continue;
         ogi_tensor *fresh;
@@ -174,7 +177,7 @@ static ogi_status beam_reorder_cache(ogi_generator *g, const int *src)
             memcpy((char *)ogi_tensor_data(fresh) + i * row,
                    (const char *)ogi_tensor_data(old) + (size_t)src[i] * row, row);
         ogi_tensor_free(old);
-        g->past[t] = fresh;
+        *slot = fresh;
     }
     return OGI_OK;
 }
@@ -316,8 +319,8 @@ ogi_status beam_step(ogi_generator *g)
         double best = beam_normalise(g, sums[0], g->seqs[0].generated);
         done = b->hyps[k - 1].score >= best;
     }
-    if (st == OGI_OK && ((int)g->seqs[0].generated >= g->cfg.max_new_tokens ||
-                         g->seqs[0].n >= g->pipe->context))
+    if (st == OGI_OK &&
+        ((int)g->seqs[0].generated >= g->cfg.max_new_tokens || g->seqs[0].n >= g->pipe->context))
         done = true;
     if (st == OGI_OK && done)
         st = beam_finish(g, b);

@@ -20,7 +20,9 @@ typedef struct genai_io {
     int *present_key, *present_value; /* output index per layer */
     int64_t kv_heads, head_dim;       /* from the past inputs' declared shapes */
     ogi_dtype kv_dtype;
-    bool static_kv; /* past inputs are fixed-size caches updated in place */
+    bool static_kv;            /* past inputs are fixed-size caches updated in place */
+    int n_states;              /* recurrent states (conv, linear attention) */
+    int *state_in, *state_out; /* input / output index per state */
 } genai_io;
 
 struct ogi_pipeline {

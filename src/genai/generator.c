@@ -1,14 +1,22 @@
 /* The generator: the decode loop over a decoder graph with a KV cache.
  *
  * Sequences of a batch advance together. Each step feeds every sequence's
- * pending tokens (left-padded to the longest), with the attention mask and
- * position ids transformers would build (positions = cumulative mask - 1),
- * samples one token per unfinished sequence, and keeps the model's present
- * tensors as the next step's past. The present tensors are moved, never
- * copied, by the generator. */
+ * pending tokens (left-padded to the longest, in chunks of prefill_chunk
+ * when set), with the attention mask and position ids transformers would
+ * build (positions = cumulative mask - 1), samples one token per unfinished
+ * sequence, and keeps the model's present tensors as the next step's past.
+ * The present tensors are moved, never copied, by the generator.
+ *
+ * Recurrent state (SSM and hybrid models) is carried the same way but does
+ * not grow: two buffers per state, allocated once, read and written
+ * alternately. It cannot be cut back like a KV cache, so rewind restores
+ * the snapshot taken after the last multi-token run (or the zero state)
+ * and the tokens after it are run again at the next step. */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/dtype.h"
 #include "core/error.h"
 #include "core/tensor.h"
 #include "genai/genai.h"
@@ -67,7 +75,13 @@ ogi_status ogi_generator_create(ogi_pipeline *pipe, const ogi_generation_config 
     g->batch = batch;
     g->seqs = calloc(batch, sizeof(gen_seq));
     g->past = calloc((size_t)pipe->io.n_layers * 2 + 1, sizeof(ogi_tensor *));
-    if (g->seqs == NULL || g->past == NULL) {
+    size_t n_states = (size_t)pipe->io.n_states + 1;
+    g->state = calloc(n_states, sizeof(ogi_tensor *));
+    g->state_next = calloc(n_states, sizeof(ogi_tensor *));
+    g->snap = calloc(n_states, sizeof(ogi_tensor *));
+    g->snap_len = SIZE_MAX;
+    if (g->seqs == NULL || g->past == NULL || g->state == NULL || g->state_next == NULL ||
+        g->snap == NULL) {
         ogi_generator_free(g);
         return gen_oom();
     }
@@ -107,6 +121,14 @@ void ogi_generator_free(ogi_generator *g)
     }
     if (g->past != NULL)
         gen_free_past(g);
+    for (int i = 0; i < g->pipe->io.n_states; i++) {
+        ogi_tensor_free(g->state ? g->state[i] : NULL);
+        ogi_tensor_free(g->state_next ? g->state_next[i] : NULL);
+        ogi_tensor_free(g->snap ? g->snap[i] : NULL);
+    }
+    free(g->state);
+    free(g->state_next);
+    free(g->snap);
     beam_free(g->beams);
     free(g->past);
     free(g->seqs);
@@ -151,10 +173,10 @@ static ogi_status gen_append_one(ogi_generator *g, size_t seq, const int32_t *id
 
 typedef struct gen_inputs {
     size_t n;
-    const char *names[16 + 2 * 512];
+    const char **names;
     ogi_tensor *owned[8];
     size_t n_owned;
-    const ogi_tensor *tensors[16 + 2 * 512];
+    const ogi_tensor **tensors;
 } gen_inputs;
 
 static const char *gen_input_name(const ogi_pipeline *p, int index)
@@ -187,9 +209,19 @@ static ogi_status gen_new_i64(int rank, const int64_t *dims, ogi_tensor **out)
     return ogi_tensor_create(OGI_INT64, rank, dims, out);
 }
 
+/* A step's pending tokens are right-aligned in a window, pads on the left,
+ * and run in chunks from the left. Of a chunk followed by `after` more
+ * positions, the tokens that belong to sequence q. */
+static size_t gen_chunk_tokens(const gen_seq *q, size_t after)
+{
+    size_t pending = q->n - q->in_cache; /* the chunks before consumed theirs */
+    return pending > after ? pending - after : 0;
+}
+
 /* Builds input_ids, attention_mask, position_ids for a chunk of `len` new
- * positions: each sequence's pending tokens right-aligned, pads on the left. */
-static ogi_status gen_build_chunk(ogi_generator *g, size_t len, bool all_logits, gen_inputs *in)
+ * positions (`after` more follow in later chunks). */
+static ogi_status gen_build_chunk(ogi_generator *g, size_t len, size_t after, bool all_logits,
+                                  gen_inputs *in)
 {
     const genai_io *io = &g->pipe->io;
     const ogi_pipeline *s = g->pipe;
@@ -208,8 +240,7 @@ static ogi_status gen_build_chunk(ogi_generator *g, size_t len, bool all_logits,
     int64_t *idv = ogi_tensor_data(ids), *mv = ogi_tensor_data(mask), *pv = ogi_tensor_data(pos);
     for (size_t b = 0; b < g->batch; b++) {
         gen_seq *q = &g->seqs[b];
-        size_t pending = q->n - q->in_cache;
-        size_t pad = len - pending;
+        size_t pad = len - gen_chunk_tokens(q, after);
         for (size_t t = 0; t < g->cache_len; t++)
             mv[(int64_t)b * T + (int64_t)t] = q->mask[t];
         int64_t ones = 0;
@@ -219,7 +250,8 @@ static ogi_status gen_build_chunk(ogi_generator *g, size_t len, bool all_logits,
             bool real = j >= pad;
             int64_t *m = &mv[(int64_t)b * T + (int64_t)(g->cache_len + j)];
             *m = real ? 1 : 0;
-            idv[(int64_t)b * L + (int64_t)j] = real ? q->ids[q->in_cache + j - pad] : g->pipe->pad_id;
+            idv[(int64_t)b * L + (int64_t)j] =
+                real ? q->ids[q->in_cache + j - pad] : g->pipe->pad_id;
             ones += *m;
             /* transformers: cumsum(mask) - 1, and 1 where the mask is 0 */
             pv[(int64_t)b * L + (int64_t)j] = real ? ones - 1 : 1;
@@ -288,6 +320,38 @@ static ogi_status gen_static_caches(ogi_generator *g, size_t len)
     return OGI_OK;
 }
 
+/* A zeroed [batch, dims of the declared state input after the first]. */
+static ogi_status gen_new_state(const ogi_generator *g, int i, ogi_tensor **out)
+{
+    const ogi_pipeline *p = g->pipe;
+    int64_t dims[OGI_MAX_RANK];
+    int rank;
+    ogi_dtype dtype;
+    p->backend->input_info(p->session, (size_t)p->io.state_in[i], &dtype, &rank, dims);
+    dims[0] = (int64_t)g->batch;
+    ogi_status st = ogi_tensor_create(dtype, rank, dims, out);
+    if (st == OGI_OK)
+        memset(ogi_tensor_data(*out), 0, ogi_tensor_nbytes(*out));
+    return st;
+}
+
+static ogi_status gen_build_states(ogi_generator *g, gen_inputs *in)
+{
+    const genai_io *io = &g->pipe->io;
+    for (int i = 0; i < io->n_states; i++) {
+        ogi_status st = OGI_OK;
+        if (g->state[i] == NULL)
+            st = gen_new_state(g, i, &g->state[i]);
+        if (st == OGI_OK && g->state_next[i] == NULL)
+            st = gen_new_state(g, i, &g->state_next[i]);
+        if (st != OGI_OK)
+            return st;
+        in->names[in->n] = gen_input_name(g->pipe, io->state_in[i]);
+        in->tensors[in->n++] = g->state[i];
+    }
+    return OGI_OK;
+}
+
 static ogi_status gen_build_past(ogi_generator *g, gen_inputs *in, size_t len)
 {
     const genai_io *io = &g->pipe->io;
@@ -321,12 +385,31 @@ static ogi_status gen_build_past(ogi_generator *g, gen_inputs *in, size_t len)
     return OGI_OK;
 }
 
+/* Bytes of one copy of every recurrent state. */
+static double gen_state_bytes(const ogi_generator *g)
+{
+    const ogi_pipeline *p = g->pipe;
+    double bytes = 0;
+    for (int i = 0; i < p->io.n_states; i++) {
+        int64_t dims[OGI_MAX_RANK];
+        int rank;
+        ogi_dtype dtype;
+        p->backend->input_info(p->session, (size_t)p->io.state_in[i], &dtype, &rank, dims);
+        double n = (double)g->batch * (double)dtype_size(dtype);
+        for (int d = 1; d < rank; d++)
+            n *= (double)dims[d];
+        bytes += n;
+    }
+    return bytes;
+}
+
 static ogi_status gen_check_budget(const ogi_generator *g, size_t len)
 {
     const genai_io *io = &g->pipe->io;
     size_t positions = io->static_kv ? gen_static_capacity(g, len) : g->cache_len + len;
     double bytes = 2.0 * io->n_layers * (double)g->batch * (double)io->kv_heads *
                    (double)positions * (double)io->head_dim * 4.0;
+    bytes += 3.0 * gen_state_bytes(g); /* two to run, one snapshot */
     if (bytes > (double)g->pipe->kv_budget)
         return ogi_error(OGI_ERR_OUT_OF_MEMORY,
                          "the KV cache would need %.0f MB for %zu positions, over the budget of "
@@ -335,29 +418,80 @@ static ogi_status gen_check_budget(const ogi_generator *g, size_t len)
     return OGI_OK;
 }
 
-/* Runs the model on every sequence's pending tokens; keeps the presents as
- * the new past and each sequence's last logits. full_logits (may be NULL)
+/* Copies every state tensor of from into to (same shapes). */
+static void gen_copy_states(const ogi_generator *g, ogi_tensor *const *from, ogi_tensor **to)
+{
+    for (int i = 0; i < g->pipe->io.n_states; i++)
+        memcpy(ogi_tensor_data(to[i]), ogi_tensor_data(from[i]), ogi_tensor_nbytes(from[i]));
+}
+
+/* Keeps the states after this run as the rewind snapshot. */
+static ogi_status gen_snapshot(ogi_generator *g)
+{
+    for (int i = 0; i < g->pipe->io.n_states; i++)
+        if (g->snap[i] == NULL) {
+            ogi_status st = gen_new_state(g, i, &g->snap[i]);
+            if (st != OGI_OK)
+                return st;
+        }
+    gen_copy_states(g, g->state, g->snap);
+    g->snap_len = g->cache_len;
+    return OGI_OK;
+}
+
+/* A state can only take the positions a run appends at its end: a pad
+ * after a sequence's first tokens would enter its recurrence. */
+static ogi_status gen_check_state_pads(const ogi_generator *g, size_t len, size_t after)
+{
+    for (size_t b = 0; g->pipe->io.n_states > 0 && b < g->batch; b++) {
+        const gen_seq *q = &g->seqs[b];
+        bool started = g->cache_len > 0 && q->in_cache > 0;
+        if (started && !q->done && gen_chunk_tokens(q, after) != len)
+            return ogi_error(OGI_ERR_UNSUPPORTED,
+                             "a model with recurrent state takes, after the first step, the same "
+                             "number of new tokens for every sequence of the batch");
+    }
+    return OGI_OK;
+}
+
+/* Runs the model on a chunk of len positions of every sequence's pending
+ * tokens (`after` more follow in later chunks); keeps the presents as the
+ * new past and each sequence's last logits. full_logits (may be NULL)
  * receives the whole logits tensor. */
-static ogi_status gen_run(ogi_generator *g, size_t len, ogi_tensor **full_logits)
+static ogi_status gen_run(ogi_generator *g, size_t len, size_t after, ogi_tensor **full_logits)
 {
     const genai_io *io = &g->pipe->io;
     const ogi_pipeline *p = g->pipe;
-    ogi_status st = gen_check_budget(g, len);
+    ogi_status st = gen_check_budget(g, len + after);
+    if (st == OGI_OK)
+        st = gen_check_state_pads(g, len, after);
     if (st != OGI_OK)
         return st;
     gen_inputs *in = calloc(1, sizeof(*in));
-    int n_out = 1 + 2 * io->n_layers;
+    int n_kv = 2 * io->n_layers, n_out = 1 + n_kv + io->n_states;
+    size_t n_in = 8 + (size_t)n_kv + (size_t)io->n_states;
     const char **out_names = calloc((size_t)n_out, sizeof(char *));
     ogi_tensor **outs = calloc((size_t)n_out, sizeof(ogi_tensor *));
-    if (in == NULL || out_names == NULL || outs == NULL) {
+    if (in != NULL) {
+        in->names = calloc(n_in, sizeof(char *));
+        in->tensors = calloc(n_in, sizeof(ogi_tensor *));
+    }
+    if (in == NULL || in->names == NULL || in->tensors == NULL || out_names == NULL ||
+        outs == NULL) {
+        if (in != NULL) {
+            free(in->names);
+            free(in->tensors);
+        }
         free(in);
         free(out_names);
         free(outs);
         return gen_oom();
     }
-    st = gen_build_chunk(g, len, full_logits != NULL, in);
+    st = gen_build_chunk(g, len, after, full_logits != NULL, in);
     if (st == OGI_OK)
-        st = gen_build_past(g, in, len);
+        st = gen_build_past(g, in, len + after);
+    if (st == OGI_OK)
+        st = gen_build_states(g, in);
     /* static caches: each present is computed into its own past tensor;
      * otherwise into a tensor of the known grown size, which becomes the
      * next past without a copy out of the backend */
@@ -375,6 +509,10 @@ static ogi_status gen_run(ogi_generator *g, size_t len, ogi_tensor **full_logits
         out_names[1 + 2 * l] = p->backend->output_name(p->session, (size_t)io->present_key[l]);
         out_names[2 + 2 * l] = p->backend->output_name(p->session, (size_t)io->present_value[l]);
     }
+    for (int i = 0; st == OGI_OK && i < io->n_states; i++) {
+        out_names[1 + n_kv + i] = p->backend->output_name(p->session, (size_t)io->state_out[i]);
+        outs[1 + n_kv + i] = g->state_next[i];
+    }
     if (st == OGI_OK)
         st = p->backend->run(p->session, in->n, in->names, in->tensors, (size_t)n_out, out_names,
                              outs);
@@ -383,8 +521,9 @@ static ogi_status gen_run(ogi_generator *g, size_t len, ogi_tensor **full_logits
         g->tokens_computed += len;
     }
     const ogi_tensor *logits = outs[0];
-    if (st == OGI_OK && (ogi_tensor_rank(logits) != 3 || ogi_tensor_dims(logits)[0] != (int64_t)g->batch ||
-                         ogi_tensor_dtype(logits) != OGI_FLOAT32))
+    if (st == OGI_OK &&
+        (ogi_tensor_rank(logits) != 3 || ogi_tensor_dims(logits)[0] != (int64_t)g->batch ||
+         ogi_tensor_dtype(logits) != OGI_FLOAT32))
         st = ogi_error(OGI_ERR_INVALID_MODEL, "logits must be float32 [batch, seq, vocab]");
     if (st == OGI_OK) {
         int64_t rows = ogi_tensor_dims(logits)[1];
@@ -400,16 +539,17 @@ static ogi_status gen_run(ogi_generator *g, size_t len, ogi_tensor **full_logits
             q->logits = copy;
             memcpy(copy, lv + ((int64_t)b * rows + rows - 1) * (int64_t)g->vocab,
                    g->vocab * sizeof(float));
+            size_t mine = gen_chunk_tokens(q, after);
             uint8_t *mask = realloc(q->mask, g->cache_len + len);
             if (mask == NULL) {
                 st = gen_oom();
                 break;
             }
             q->mask = mask;
-            size_t pad = len - (q->n - q->in_cache);
+            size_t pad = len - mine;
             for (size_t j = 0; j < len; j++)
                 mask[g->cache_len + j] = j >= pad;
-            q->in_cache = q->n;
+            q->in_cache += mine;
         }
     }
     if (st == OGI_OK && !io->static_kv) {
@@ -419,6 +559,15 @@ static ogi_status gen_run(ogi_generator *g, size_t len, ogi_tensor **full_logits
     }
     if (st == OGI_OK)
         g->cache_len += len;
+    for (int i = 0; st == OGI_OK && i < io->n_states; i++) {
+        ogi_tensor *t = g->state[i];
+        g->state[i] = g->state_next[i];
+        g->state_next[i] = t;
+    }
+    if (st == OGI_OK && io->n_states > 0 && len > 1)
+        st = gen_snapshot(g);
+    for (int i = 0; i < io->n_states; i++)
+        outs[1 + n_kv + i] = NULL; /* the generator's own buffers */
     /* the presents are now the cache (or are the static cache itself); after
      * a failure the grown ones are freed below with the logits */
     for (int i = 0; (st == OGI_OK || io->static_kv) && i < 2 * io->n_layers; i++)
@@ -431,6 +580,8 @@ static ogi_status gen_run(ogi_generator *g, size_t len, ogi_tensor **full_logits
         ogi_tensor_free(outs[i]);
     for (size_t i = 0; i < in->n_owned; i++)
         ogi_tensor_free(in->owned[i]);
+    free(in->names);
+    free(in->tensors);
     free(in);
     free(out_names);
     free(outs);
@@ -461,7 +612,13 @@ ogi_status ogi_generator_step(ogi_generator *g)
         return ogi_error(OGI_ERR_INVALID_ARGUMENT, "nothing to run: append tokens first");
     if (ogi_generator_done(g))
         return ogi_error(OGI_ERR_INVALID_ARGUMENT, "the generator is done");
-    ogi_status st = gen_run(g, len, NULL);
+    size_t chunk = g->cfg.prefill_chunk > 0 ? (size_t)g->cfg.prefill_chunk : len;
+    ogi_status st = OGI_OK;
+    for (size_t after = len; st == OGI_OK && after > 0;) {
+        size_t n = after < chunk ? after : chunk;
+        after -= n;
+        st = gen_run(g, n, after, NULL);
+    }
     if (st == OGI_OK && g->beams != NULL)
         return beam_step(g);
     for (size_t b = 0; b < g->batch && st == OGI_OK; b++) {
@@ -570,7 +727,7 @@ ogi_status genai_forward(ogi_generator *g, ogi_tensor **logits)
     gen_seq *q = &g->seqs[0];
     if (q->n == q->in_cache)
         return ogi_error(OGI_ERR_INVALID_ARGUMENT, "nothing to run: append tokens first");
-    return gen_run(g, q->n - q->in_cache, logits);
+    return gen_run(g, q->n - q->in_cache, 0, logits);
 }
 
 /* Keeps the first `keep` positions of a [B, H, T, D] cache tensor. */
@@ -602,6 +759,18 @@ ogi_status ogi_generator_rewind(ogi_generator *g, size_t n)
     /* the last kept token is run again to give the logits of the next step:
      * the cache keeps the n - 1 tokens before it */
     size_t keep = n - 1 < g->cache_len ? n - 1 : g->cache_len;
+    if (g->pipe->io.n_states > 0 && keep < g->cache_len && g->state[0] != NULL) {
+        /* back to the snapshot, or to the zero state, and run forward again */
+        if (g->snap_len != SIZE_MAX && g->snap_len <= keep) {
+            gen_copy_states(g, g->snap, g->state);
+            keep = g->snap_len;
+        } else {
+            for (int i = 0; i < g->pipe->io.n_states; i++)
+                memset(ogi_tensor_data(g->state[i]), 0, ogi_tensor_nbytes(g->state[i]));
+            keep = 0;
+            g->snap_len = SIZE_MAX;
+        }
+    }
     /* a static cache keeps its buffers: positions past `keep` are rewritten */
     for (int i = 0; !g->pipe->io.static_kv && i < 2 * g->pipe->io.n_layers && g->past[i] != NULL;
          i++) {

@@ -12,18 +12,18 @@
 struct beam_state;
 
 typedef struct gen_seq {
-    int32_t *ids;      /* prompt, appended and generated tokens */
+    int32_t *ids; /* prompt, appended and generated tokens */
     size_t n, cap;
-    size_t in_cache;   /* tokens of ids already in the KV cache */
-    size_t n_prompt;   /* tokens before the first generated one */
+    size_t in_cache; /* tokens of ids already in the KV cache */
+    size_t n_prompt; /* tokens before the first generated one */
     size_t generated;
-    float *logprobs;   /* one per generated token */
+    float *logprobs;      /* one per generated token */
     ogi_top_logprob *top; /* top_per_token per generated token, when asked for */
     int top_per_token;
-    uint8_t *mask;     /* attention mask of every cache position (pads are 0) */
+    uint8_t *mask; /* attention mask of every cache position (pads are 0) */
     bool done;
     sampler *sampler;
-    float *logits;     /* last step's logits, before sampling */
+    float *logits; /* last step's logits, before sampling */
 } gen_seq;
 
 struct ogi_generator {
@@ -32,11 +32,17 @@ struct ogi_generator {
     size_t batch;
     gen_seq *seqs;
     ogi_tensor **past; /* 2 per layer: key, value; NULL before the first step */
-    size_t cache_len;  /* positions in the cache, padding included */
+    /* Recurrent states, allocated at the first step: a run reads state[i]
+     * and writes state_next[i], then the two swap, so a step neither
+     * allocates nor copies. snap[i] holds the states after snap_len
+     * positions (the end of the last multi-token run), for rewind. */
+    ogi_tensor **state, **state_next, **snap;
+    size_t snap_len;  /* SIZE_MAX: no snapshot */
+    size_t cache_len; /* positions in the cache, padding included */
     size_t vocab;
     size_t runs;
     size_t tokens_computed;
-    bool score_only; /* a scoring window may reach one past the context */
+    bool score_only;          /* a scoring window may reach one past the context */
     struct beam_state *beams; /* beam search: the batch holds the beams */
 };
 

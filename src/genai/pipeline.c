@@ -141,10 +141,14 @@ static void pipeline_names_from(const json_t *genai, pipeline_names *n)
         const char *key;
         char *dst;
     } map[] = {
-        {in, "input_ids", n->input_ids},         {in, "attention_mask", n->attention_mask},
-        {in, "position_ids", n->position_ids},   {in, "past_key_names", n->past_key},
-        {in, "past_value_names", n->past_value}, {out, "logits", n->logits},
-        {out, "present_key_names", n->present_key}, {out, "present_value_names", n->present_value},
+        {in, "input_ids", n->input_ids},
+        {in, "attention_mask", n->attention_mask},
+        {in, "position_ids", n->position_ids},
+        {in, "past_key_names", n->past_key},
+        {in, "past_value_names", n->past_value},
+        {out, "logits", n->logits},
+        {out, "present_key_names", n->present_key},
+        {out, "present_value_names", n->present_value},
     };
     for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++) {
         const json_t *v = json_object_get(map[i].obj, map[i].key);
@@ -163,6 +167,138 @@ static bool pipeline_layer_name(const char *pattern, int layer, char *out, size_
     return true;
 }
 
+/* The layer number when name is pattern with its %d filled in; -1 if not. */
+static int pipeline_layer_of(const char *pattern, const char *name)
+{
+    const char *d = strstr(pattern, "%d");
+    if (d == NULL)
+        return -1;
+    size_t pre = (size_t)(d - pattern), post = strlen(d + 2), len = strlen(name);
+    if (len <= pre + post || strncmp(name, pattern, pre) != 0 ||
+        strcmp(name + len - post, d + 2) != 0 || len - pre - post > 4)
+        return -1;
+    int layer = 0;
+    for (size_t i = pre; i < len - post; i++) {
+        if (name[i] < '0' || name[i] > '9')
+            return -1;
+        layer = layer * 10 + (name[i] - '0');
+    }
+    return layer;
+}
+
+/* The KV layers: every layer number for which the graph has a past key
+ * input. Hybrid models number their attention layers among recurrent ones,
+ * so the numbers need not be contiguous. */
+static ogi_status pipeline_detect_kv(ogi_pipeline *p, const pipeline_names *names)
+{
+    genai_io *io = &p->io;
+    size_t n_in = p->backend->input_count(p->session);
+    bool *seen = calloc(10000, sizeof(bool));
+    if (seen == NULL)
+        return ogi_error(OGI_ERR_OUT_OF_MEMORY, "out of memory");
+    int layers = 0;
+    for (size_t i = 0; i < n_in; i++) {
+        int l = pipeline_layer_of(names->past_key, p->backend->input_name(p->session, i));
+        if (l >= 0 && !seen[l]) {
+            seen[l] = true;
+            layers++;
+        }
+    }
+    io->n_layers = layers;
+    io->past_key = calloc((size_t)layers + 1, sizeof(int));
+    io->past_value = calloc((size_t)layers + 1, sizeof(int));
+    io->present_key = calloc((size_t)layers + 1, sizeof(int));
+    io->present_value = calloc((size_t)layers + 1, sizeof(int));
+    ogi_status st = OGI_OK;
+    if (!io->past_key || !io->past_value || !io->present_key || !io->present_value)
+        st = ogi_error(OGI_ERR_OUT_OF_MEMORY, "out of memory");
+    char name[256];
+    for (int l = 0, k = 0; st == OGI_OK && l < 10000; l++) {
+        if (!seen[l])
+            continue;
+        const struct {
+            const char *pattern;
+            bool output;
+            int *dst;
+        } parts[4] = {{names->past_key, false, &io->past_key[k]},
+                      {names->past_value, false, &io->past_value[k]},
+                      {names->present_key, true, &io->present_key[k]},
+                      {names->present_value, true, &io->present_value[k]}};
+        for (int j = 0; j < 4 && st == OGI_OK; j++) {
+            if (!pipeline_layer_name(parts[j].pattern, l, name, sizeof(name)) ||
+                (*parts[j].dst = pipeline_find(p, parts[j].output, name)) < 0)
+                st = ogi_error(OGI_ERR_INVALID_MODEL, "%s: layer %d has no %s '%s'", p->dir, l,
+                               parts[j].output ? "output" : "input", name);
+        }
+        k++;
+    }
+    free(seen);
+    return st;
+}
+
+/* The output a recurrent-state input is carried to: the past key pattern's
+ * prefix becomes the present one's ("past_key_values.3.conv_state" ->
+ * "present.3.conv_state"), else the first "past" becomes "present"
+ * ("past_ssm_state.0" -> "present_ssm_state.0"). */
+static int pipeline_state_output(const ogi_pipeline *p, const pipeline_names *names, const char *in)
+{
+    char out[512];
+    const char *pd = strstr(names->past_key, "%d"), *qd = strstr(names->present_key, "%d");
+    size_t pre = pd ? (size_t)(pd - names->past_key) : 0;
+    if (pd != NULL && qd != NULL && pre > 0 && strncmp(in, names->past_key, pre) == 0) {
+        snprintf(out, sizeof(out), "%.*s%s", (int)(qd - names->present_key), names->present_key,
+                 in + pre);
+        return pipeline_find(p, true, out);
+    }
+    const char *past = strstr(in, "past");
+    if (past == NULL)
+        return -1;
+    snprintf(out, sizeof(out), "%.*spresent%s", (int)(past - in), in, past + 4);
+    return pipeline_find(p, true, out);
+}
+
+/* Recurrent state (the conv and linear-attention states of SSM and hybrid
+ * models): an input no other role claims, with an output named as above,
+ * of a fixed shape [batch, ...]. The generator carries it like the KV
+ * cache, but it does not grow. */
+static ogi_status pipeline_detect_states(ogi_pipeline *p, const pipeline_names *names)
+{
+    genai_io *io = &p->io;
+    size_t n_in = p->backend->input_count(p->session);
+    io->state_in = calloc(n_in + 1, sizeof(int));
+    io->state_out = calloc(n_in + 1, sizeof(int));
+    if (io->state_in == NULL || io->state_out == NULL)
+        return ogi_error(OGI_ERR_OUT_OF_MEMORY, "out of memory");
+    for (size_t i = 0; i < n_in; i++) {
+        int used[] = {io->input_ids, io->attention_mask, io->position_ids, io->use_cache_branch,
+                      io->logits_from};
+        bool claimed = false;
+        for (size_t u = 0; u < sizeof(used) / sizeof(used[0]); u++)
+            claimed |= used[u] == (int)i;
+        for (int l = 0; l < io->n_layers; l++)
+            claimed |= io->past_key[l] == (int)i || io->past_value[l] == (int)i;
+        const char *name = p->backend->input_name(p->session, i);
+        int out = claimed ? -1 : pipeline_state_output(p, names, name);
+        if (out < 0)
+            continue;
+        int64_t dims[OGI_MAX_RANK];
+        int rank;
+        ogi_dtype dtype;
+        p->backend->input_info(p->session, i, &dtype, &rank, dims);
+        bool fixed = rank >= 1 && (dtype == OGI_FLOAT32 || dtype == OGI_FLOAT16);
+        for (int d = 1; d < rank; d++)
+            fixed &= dims[d] > 0;
+        if (!fixed)
+            return ogi_error(OGI_ERR_UNSUPPORTED,
+                             "%s: state input '%s' must be float32 or float16 [batch, ...] with "
+                             "every other dimension known",
+                             p->dir, name);
+        io->state_in[io->n_states] = (int)i;
+        io->state_out[io->n_states++] = out;
+    }
+    return OGI_OK;
+}
+
 static ogi_status pipeline_detect_io(ogi_pipeline *p, const pipeline_names *names)
 {
     const ogi_pipeline *s = p;
@@ -178,35 +314,10 @@ static ogi_status pipeline_detect_io(ogi_pipeline *p, const pipeline_names *name
                          "%s: not a decoder model: the graph needs an input '%s' and an output "
                          "'%s'",
                          p->dir, names->input_ids, names->logits);
-    int layers = 0;
-    char name[256];
-    while (layers < 4096 && pipeline_layer_name(names->past_key, layers, name, sizeof(name)) &&
-           pipeline_find(s, false, name) >= 0)
-        layers++;
-    io->n_layers = layers;
-    io->past_key = calloc((size_t)layers + 1, sizeof(int));
-    io->past_value = calloc((size_t)layers + 1, sizeof(int));
-    io->present_key = calloc((size_t)layers + 1, sizeof(int));
-    io->present_value = calloc((size_t)layers + 1, sizeof(int));
-    if (!io->past_key || !io->past_value || !io->present_key || !io->present_value)
-        return ogi_error(OGI_ERR_OUT_OF_MEMORY, "out of memory");
-    for (int l = 0; l < layers; l++) {
-        const struct {
-            const char *pattern;
-            bool output;
-            int *dst;
-        } parts[4] = {{names->past_key, false, &io->past_key[l]},
-                      {names->past_value, false, &io->past_value[l]},
-                      {names->present_key, true, &io->present_key[l]},
-                      {names->present_value, true, &io->present_value[l]}};
-        for (int k = 0; k < 4; k++) {
-            if (!pipeline_layer_name(parts[k].pattern, l, name, sizeof(name)) ||
-                (*parts[k].dst = pipeline_find(s, parts[k].output, name)) < 0)
-                return ogi_error(OGI_ERR_INVALID_MODEL, "%s: layer %d has no %s '%s'", p->dir, l,
-                                 parts[k].output ? "output" : "input", name);
-        }
-    }
-    if (layers > 0) {
+    ogi_status st = pipeline_detect_kv(p, names);
+    if (st == OGI_OK)
+        st = pipeline_detect_states(p, names);
+    if (st == OGI_OK && io->n_layers > 0) {
         int64_t dims[OGI_MAX_RANK];
         int rank;
         p->backend->input_info(p->session, (size_t)io->past_key[0], &io->kv_dtype, &rank, dims);
@@ -221,7 +332,7 @@ static ogi_status pipeline_detect_io(ogi_pipeline *p, const pipeline_names *name
             return ogi_error(OGI_ERR_UNSUPPORTED, "%s: KV cache of dtype %s is not supported yet",
                              p->dir, ogi_dtype_name(io->kv_dtype));
     }
-    return OGI_OK;
+    return st;
 }
 
 static void pipeline_progress(const ogi_pipeline_options *o, const char *what)
@@ -272,7 +383,8 @@ static ogi_status pipeline_open_parts(ogi_pipeline *p, const ogi_pipeline_option
     pipeline_read_generation(json_object_get(genai, "search"), &p->defaults);
     p->context = (size_t)pipeline_json_int(config, "max_position_embeddings",
                                            pipeline_json_int(config, "n_positions", 4096));
-    int64_t pad = pipeline_json_int(gen, "pad_token_id", pipeline_json_int(config, "pad_token_id", 0));
+    int64_t pad =
+        pipeline_json_int(gen, "pad_token_id", pipeline_json_int(config, "pad_token_id", 0));
     p->pad_id = pad >= 0 && pad <= INT32_MAX ? (int32_t)pad : 0;
     if (st == OGI_OK && p->tokenizer != NULL && p->defaults.n_eos_token_ids == 0) {
         int32_t eos = ogi_tokenizer_special_id(p->tokenizer, "eos");
@@ -297,8 +409,7 @@ ogi_status ogi_pipeline_open(const char *model_dir, const ogi_pipeline_options *
     const backend_vtable *backend = backend_find(o.backend ? o.backend : "native");
     backend_options bo = {.threads = o.threads, .library_path = o.ort_library};
     if (backend == NULL)
-        return ogi_error(OGI_ERR_NOT_FOUND, "unknown backend '%s' (known: native, ort)",
-                         o.backend);
+        return ogi_error(OGI_ERR_NOT_FOUND, "unknown backend '%s' (known: native, ort)", o.backend);
     if (!backend->available(&bo))
         return ogi_error_prefix(OGI_ERR_NOT_FOUND, "backend '%s' is not available here",
                                 backend->name);
@@ -334,6 +445,8 @@ void ogi_pipeline_free(ogi_pipeline *p)
     free(p->io.past_value);
     free(p->io.present_key);
     free(p->io.present_value);
+    free(p->io.state_in);
+    free(p->io.state_out);
     free(p->dir);
     free(p);
 }

@@ -108,6 +108,9 @@ static ogi_status sampler_check_search(const ogi_generation_config *cfg)
     if (cfg->logprobs < 0 || cfg->logprobs > SAMPLER_MAX_LOGPROBS)
         return ogi_error(OGI_ERR_INVALID_ARGUMENT, "logprobs must be in [0, %d], got %d",
                          SAMPLER_MAX_LOGPROBS, cfg->logprobs);
+    if (cfg->prefill_chunk < 0)
+        return ogi_error(OGI_ERR_INVALID_ARGUMENT, "prefill_chunk must be >= 0, got %d",
+                         cfg->prefill_chunk);
     return OGI_OK;
 }
 
