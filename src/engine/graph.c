@@ -201,8 +201,11 @@ static ogi_status graph_add_sources(graph *g, const onnx_graph *p)
         return graph_oom();
     for (int i = 0; i < p->n_inputs; i++) {
         const onnx_value_info *in = &p->inputs[i];
+        /* a subgraph input may omit its type: it takes the type of the value
+         * its op binds to it (Scan's state and slices, Loop's carried values) */
+        bool untyped_ok = g->parent != NULL && in->kind == ONNX_VALUE_UNKNOWN;
         if (in->kind != ONNX_VALUE_TENSOR && in->kind != ONNX_VALUE_SEQUENCE &&
-            in->kind != ONNX_VALUE_OPTIONAL)
+            in->kind != ONNX_VALUE_OPTIONAL && !untyped_ok)
             return ogi_error(OGI_ERR_UNSUPPORTED,
                              "input '%s': only tensor, sequence and optional inputs are "
                              "supported (not map or sparse)",
