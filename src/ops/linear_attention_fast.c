@@ -1,0 +1,420 @@
+/* LinearAttention's fast paths (see linear_attention.h): the fused recurrent
+ * step (decode) and the chunk-parallel prefill, one (batch, KV head) state at
+ * a time. The loops are written so that the compiler vectorises them without
+ * reassociating float sums (every inner loop is y[j] += a * x[j] over a
+ * contiguous row); one generic body is compiled for AVX-512, AVX2 + FMA and
+ * baseline x86-64, and the CPU picks at run time.
+ *
+ * Chunked form, for a chunk of n tokens starting from state S0 (G_t: the
+ * log-decay summed from the chunk start through token t, per key channel or
+ * per head; all products below are masked to s <= t or s < t):
+ *
+ *   decay(t, s)  = exp(G_t - G_s)
+ *   W            = V                                          (no delta rule)
+ *   W            : W_t = beta_t (V_t - exp(G_t) k_t^T S0
+ *                        - sum_{s<t} (k_t . k_s decay(t, s)) W_s)   (delta)
+ *   O_t          = scale (exp(G_t) q_t^T S0 + sum_{s<=t} (q_t . k_s decay(t, s)) W_s)
+ *   S_n          = exp(G_n) S0 + sum_s exp(G_n - G_s) k_s W_s^T
+ *
+ * With a per-head decay the masked dot products are computed raw and scaled
+ * by exp(G_t - G_s) <= 1. With a per-key decay they factor as (q_t exp(G_t))
+ * . (k_s exp(-G_s)), which stays in range only while |G| is moderate; a chunk
+ * whose |G| exceeds LA_FACTOR_LIMIT runs the recurrent step instead. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "ops/linear_attention.h"
+#include "ops/linear_attention_internal.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#define LA_X86 1
+#endif
+
+/* Largest |G| (natural log) a factored per-key chunk may reach: exp(60) is
+ * 1e26, far from float overflow even after the dot products. */
+#define LA_FACTOR_LIMIT 60.0f
+
+#define LA_INLINE static inline __attribute__((always_inline))
+
+/* ---- vector helpers (inlined into each instruction-set body) -------------- */
+
+LA_INLINE void la_axpy(float *restrict y, float a, const float *restrict x, int64_t n)
+{
+    for (int64_t j = 0; j < n; j++)
+        y[j] += a * x[j];
+}
+
+LA_INLINE void la_scal(float *restrict y, float a, int64_t n)
+{
+    for (int64_t j = 0; j < n; j++)
+        y[j] *= a;
+}
+
+/* Y[m, n] += A[m, k] B[k, n], row-major with leading dims; four rows of Y
+ * share each row of B. */
+LA_INLINE void la_gemm(int64_t m, int64_t n, int64_t k, const float *a, int64_t lda, const float *b,
+                       int64_t ldb, float *y, int64_t ldy)
+{
+    int64_t i = 0;
+    for (; i + 4 <= m; i += 4) {
+        float *restrict y0 = y + i * ldy, *restrict y1 = y0 + ldy, *restrict y2 = y1 + ldy,
+                        *restrict y3 = y2 + ldy;
+        const float *a0 = a + i * lda;
+        for (int64_t p = 0; p < k; p++) {
+            const float *restrict bp = b + p * ldb;
+            const float c0 = a0[p], c1 = a0[lda + p], c2 = a0[2 * lda + p], c3 = a0[3 * lda + p];
+            for (int64_t j = 0; j < n; j++) {
+                const float x = bp[j];
+                y0[j] += c0 * x;
+                y1[j] += c1 * x;
+                y2[j] += c2 * x;
+                y3[j] += c3 * x;
+            }
+        }
+    }
+    for (; i < m; i++)
+        for (int64_t p = 0; p < k; p++)
+            la_axpy(y + i * ldy, a[i * lda + p], b + p * ldb, n);
+}
+
+/* ---- the recurrent step ----------------------------------------------------- */
+
+/* One token t of head h: two passes over S (decay fused with the read-back
+ * S^T k, then the write fused with the query reads). scratch: 2 * v_dim +
+ * k_dim floats. */
+LA_INLINE void la_step_body(const la_head *h, int64_t t, float *S, float *scratch)
+{
+    const linear_attention_params *p = h->p;
+    const int64_t dk = p->k_dim, dv = p->v_dim;
+    const bool gated = linear_attention_gated(p->rule), delta = linear_attention_delta(p->rule);
+    float *r = scratch, *w = scratch + dv, *dexp = scratch + 2 * dv;
+    const float *k = la_k(h, t), *v = la_v(h, t);
+    if (gated) {
+        if (p->decay_per_key) {
+            const float *g = la_decay(h, t);
+            for (int64_t i = 0; i < dk; i++)
+                dexp[i] = expf(g[i]);
+        } else {
+            const float e = expf(*la_decay(h, t));
+            for (int64_t i = 0; i < dk; i++)
+                dexp[i] = e;
+        }
+    }
+    if (delta) {
+        memset(r, 0, sizeof(float) * (size_t)dv);
+        for (int64_t i = 0; i < dk; i++) {
+            float *row = S + i * dv;
+            if (gated)
+                la_scal(row, dexp[i], dv);
+            la_axpy(r, k[i], row, dv);
+        }
+        const float beta = la_beta(h, t);
+        for (int64_t j = 0; j < dv; j++)
+            w[j] = beta * (v[j] - r[j]);
+    } else {
+        if (gated)
+            for (int64_t i = 0; i < dk; i++)
+                la_scal(S + i * dv, dexp[i], dv);
+        memcpy(w, v, sizeof(float) * (size_t)dv);
+    }
+    const int64_t group = p->q_heads / p->kv_heads;
+    for (int64_t g = 0; g < group; g++)
+        memset(la_out(h, g, t), 0, sizeof(float) * (size_t)dv);
+    for (int64_t i = 0; i < dk; i++) {
+        float *row = S + i * dv;
+        la_axpy(row, k[i], w, dv);
+        for (int64_t g = 0; g < group; g++)
+            la_axpy(la_out(h, g, t), la_q(h, g, t)[i], row, dv);
+    }
+    for (int64_t g = 0; g < group; g++)
+        la_scal(la_out(h, g, t), p->scale, dv);
+}
+
+/* ---- the chunked prefill ---------------------------------------------------- */
+
+/* Scratch of one chunk (c: the chunk capacity). */
+typedef struct la_chunk_buf {
+    float *gam;  /* [c, k_dim] (per-key decay) or [c]: cumulative log decay G */
+    float *egam; /* exp(G), same layout */
+    float *khat; /* [c, k_dim]: k_t exp(G_t) */
+    float *qhat; /* [c, k_dim]: q_t exp(G_t) */
+    float *rt;   /* [k_dim, c]: k_s (exp(-G_s) for a per-key decay), transposed */
+    float *ktil; /* [k_dim, c]: k_s exp(G_n - G_s), transposed */
+    float *edec; /* [c, c]: exp(G_t - G_s) for a per-head decay */
+    float *m;    /* [c, c]: masked k_t . k_s decay(t, s) */
+    float *a;    /* [c, c]: masked q_t . k_s decay(t, s) */
+    float *w;    /* [c, v_dim]: the values written */
+    float *step; /* recurrent step scratch */
+} la_chunk_buf;
+
+/* Cumulative decays of tokens t0..t0+n-1; false when a per-key chunk would
+ * leave the factorable range. */
+LA_INLINE bool la_chunk_decay(const la_head *h, int64_t t0, int64_t n, la_chunk_buf *b)
+{
+    const int64_t dk = h->p->k_dim;
+    if (!h->p->decay_per_key) {
+        float acc = 0.0f;
+        for (int64_t t = 0; t < n; t++) {
+            b->gam[t] = acc += *la_decay(h, t0 + t);
+            b->egam[t] = expf(acc);
+        }
+        return true;
+    }
+    float worst = 0.0f;
+    for (int64_t t = 0; t < n; t++) {
+        const float *g = la_decay(h, t0 + t);
+        float *row = b->gam + t * dk;
+        for (int64_t i = 0; i < dk; i++) {
+            row[i] = (t > 0 ? row[i - dk] : 0.0f) + g[i];
+            worst = fmaxf(worst, fabsf(row[i]));
+        }
+    }
+    if (worst > LA_FACTOR_LIMIT)
+        return false;
+    for (int64_t j = 0; j < n * dk; j++)
+        b->egam[j] = expf(b->gam[j]);
+    return true;
+}
+
+/* exp(G_t) for channel i (1 without gating). */
+LA_INLINE float la_gexp(const la_head *h, const la_chunk_buf *b, bool gated, int64_t t, int64_t i)
+{
+    if (!gated)
+        return 1.0f;
+    return h->p->decay_per_key ? b->egam[t * h->p->k_dim + i] : b->egam[t];
+}
+
+/* rows[t, :] = x_t exp(G_t) for t < n (x: q of query head qh, or k when qh < 0). */
+LA_INLINE void la_chunk_scaled(const la_head *h, const la_chunk_buf *b, bool gated, int64_t t0,
+                               int64_t n, int64_t qh, float *rows)
+{
+    const int64_t dk = h->p->k_dim;
+    for (int64_t t = 0; t < n; t++) {
+        const float *x = qh < 0 ? la_k(h, t0 + t) : la_q(h, qh, t0 + t);
+        float *row = rows + t * dk;
+        if (!gated) {
+            memcpy(row, x, sizeof(float) * (size_t)dk);
+        } else if (h->p->decay_per_key) {
+            for (int64_t i = 0; i < dk; i++)
+                row[i] = x[i] * b->egam[t * dk + i];
+        } else {
+            const float e = b->egam[t];
+            for (int64_t i = 0; i < dk; i++)
+                row[i] = x[i] * e;
+        }
+    }
+}
+
+/* out[t, s] (s <= t, or s < t when strict) = left[t, :] . rt[:, s], times
+ * edec[t, s] for a per-head decay; entries above the mask are zeroed. */
+LA_INLINE void la_chunk_scores(const la_head *h, const la_chunk_buf *b, bool gated, int64_t n,
+                               int64_t c, const float *left, int64_t ldl, bool strict, float *out)
+{
+    const int64_t dk = h->p->k_dim;
+    for (int64_t t = 0; t < n; t++) {
+        float *row = out + t * c;
+        const int64_t len = strict ? t : t + 1;
+        memset(row, 0, sizeof(float) * (size_t)c);
+        for (int64_t i = 0; i < dk; i++)
+            la_axpy(row, left[t * ldl + i], b->rt + i * c, len);
+        if (gated && !h->p->decay_per_key)
+            for (int64_t s = 0; s < len; s++)
+                row[s] *= b->edec[t * c + s];
+    }
+}
+
+/* One chunk of n tokens from t0, S updated. */
+LA_INLINE void la_chunk_body(const la_head *h, int64_t t0, int64_t n, float *S, la_chunk_buf *b)
+{
+    const linear_attention_params *p = h->p;
+    const int64_t dk = p->k_dim, dv = p->v_dim, c = p->chunk;
+    const bool gated = linear_attention_gated(p->rule), delta = linear_attention_delta(p->rule);
+    if (gated && !la_chunk_decay(h, t0, n, b)) {
+        for (int64_t t = 0; t < n; t++)
+            la_step_body(h, t0 + t, S, b->step);
+        return;
+    }
+    /* the right factors, transposed: rt for the masked products, ktil for
+     * the state update */
+    const bool per_key = gated && p->decay_per_key;
+    for (int64_t s = 0; s < n; s++) {
+        const float *k = la_k(h, t0 + s);
+        /* per head: exp(G_n - G_s) directly, as exp(G_s) may underflow */
+        const float tail = gated && !per_key ? expf(b->gam[n - 1] - b->gam[s]) : 1.0f;
+        for (int64_t i = 0; i < dk; i++) {
+            if (per_key) {
+                const float es = b->egam[s * dk + i];
+                b->rt[i * c + s] = k[i] / es;
+                b->ktil[i * c + s] = k[i] * (b->egam[(n - 1) * dk + i] / es);
+            } else {
+                b->rt[i * c + s] = k[i];
+                b->ktil[i * c + s] = k[i] * tail;
+            }
+        }
+    }
+    if (gated && !p->decay_per_key)
+        for (int64_t t = 0; t < n; t++)
+            for (int64_t s = 0; s <= t; s++)
+                b->edec[t * c + s] = expf(b->gam[t] - b->gam[s]);
+
+    /* W: the values written */
+    for (int64_t t = 0; t < n; t++)
+        memcpy(b->w + t * dv, la_v(h, t0 + t), sizeof(float) * (size_t)dv);
+    if (delta) {
+        la_chunk_scaled(h, b, gated, t0, n, -1, b->khat);
+        /* raw keys on the left when the decay is applied afterwards (edec) */
+        const bool raw_left = !per_key;
+        if (raw_left)
+            for (int64_t t = 0; t < n; t++)
+                memcpy(b->qhat + t * dk, la_k(h, t0 + t), sizeof(float) * (size_t)dk);
+        la_chunk_scores(h, b, gated, n, c, raw_left ? b->qhat : b->khat, dk, true, b->m);
+        /* R = V - K̂ S0, then forward substitution W_t = beta_t (R_t - sum M_ts W_s) */
+        for (int64_t t = 0; t < n; t++)
+            for (int64_t i = 0; i < dk; i++)
+                la_axpy(b->w + t * dv, -b->khat[t * dk + i], S + i * dv, dv);
+        for (int64_t t = 0; t < n; t++) {
+            float *wt = b->w + t * dv;
+            for (int64_t s = 0; s < t; s++)
+                la_axpy(wt, -b->m[t * c + s], b->w + s * dv, dv);
+            la_scal(wt, la_beta(h, t0 + t), dv);
+        }
+    }
+
+    /* outputs of every query head of the group */
+    const int64_t group = p->q_heads / p->kv_heads;
+    for (int64_t g = 0; g < group; g++) {
+        la_chunk_scaled(h, b, gated, t0, n, g, b->qhat);
+        for (int64_t t = 0; t < n; t++)
+            memset(la_out(h, g, t0 + t), 0, sizeof(float) * (size_t)dv);
+        if (gated && !p->decay_per_key) {
+            /* raw queries against raw keys, decay from edec */
+            float *raw = b->khat; /* free again once W is known */
+            for (int64_t t = 0; t < n; t++)
+                memcpy(raw + t * dk, la_q(h, g, t0 + t), sizeof(float) * (size_t)dk);
+            la_chunk_scores(h, b, gated, n, c, raw, dk, false, b->a);
+        } else {
+            la_chunk_scores(h, b, gated, n, c, b->qhat, dk, false, b->a);
+        }
+        for (int64_t t = 0; t < n; t++) {
+            float *o = la_out(h, g, t0 + t);
+            for (int64_t i = 0; i < dk; i++)
+                la_axpy(o, b->qhat[t * dk + i], S + i * dv, dv);
+            for (int64_t s = 0; s <= t; s++)
+                la_axpy(o, b->a[t * c + s], b->w + s * dv, dv);
+            la_scal(o, p->scale, dv);
+        }
+    }
+
+    /* S_n = exp(G_n) S0 + ktil W */
+    if (gated)
+        for (int64_t i = 0; i < dk; i++)
+            la_scal(S + i * dv, la_gexp(h, b, gated, n - 1, i), dv);
+    la_gemm(dk, dv, n, b->ktil, c, b->w, dv, S, dv);
+}
+
+LA_INLINE void la_head_body(const la_head *h, bool chunked, la_chunk_buf *b)
+{
+    const linear_attention_params *p = h->p;
+    float *S = la_state(h);
+    if (!chunked) {
+        for (int64_t t = 0; t < p->seq_len; t++)
+            la_step_body(h, t, S, b->step);
+        return;
+    }
+    for (int64_t t0 = 0; t0 < p->seq_len; t0 += p->chunk) {
+        const int64_t n = p->seq_len - t0 < p->chunk ? p->seq_len - t0 : p->chunk;
+        la_chunk_body(h, t0, n, S, b);
+    }
+}
+
+/* ---- one body per instruction set ------------------------------------------ */
+
+static void la_head_generic(const la_head *h, bool chunked, la_chunk_buf *b)
+{
+    la_head_body(h, chunked, b);
+}
+
+#ifdef LA_X86
+__attribute__((target("avx2,fma"))) static void la_head_avx2(const la_head *h, bool chunked,
+                                                             la_chunk_buf *b)
+{
+    la_head_body(h, chunked, b);
+}
+
+__attribute__((target("avx512f"))) static void la_head_avx512(const la_head *h, bool chunked,
+                                                              la_chunk_buf *b)
+{
+    la_head_body(h, chunked, b);
+}
+#endif
+
+typedef void (*la_head_fn)(const la_head *, bool, la_chunk_buf *);
+
+static la_head_fn la_pick_body(void)
+{
+#ifdef LA_X86
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f"))
+        return la_head_avx512;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        return la_head_avx2;
+#endif
+    return la_head_generic;
+}
+
+/* ---- threads ---------------------------------------------------------------- */
+
+typedef struct la_fast_job {
+    const linear_attention_params *p;
+    const linear_attention_data *d;
+    bool chunked;
+    la_head_fn body;
+    int failed;
+} la_fast_job;
+
+static void la_fast_range(void *arg, int64_t begin, int64_t end)
+{
+    la_fast_job *job = arg;
+    const linear_attention_params *p = job->p;
+    const int64_t dk = p->k_dim, dv = p->v_dim, c = p->chunk;
+    size_t floats = (size_t)(2 * dv + dk);
+    if (job->chunked)
+        floats += (size_t)(c * dk * 6 + dk * c * 2 + c * c * 3 + c * dv);
+    float *mem = malloc(sizeof(float) * floats);
+    if (mem == NULL) {
+        __atomic_store_n(&job->failed, 1, __ATOMIC_RELAXED);
+        return;
+    }
+    la_chunk_buf b = {0};
+    b.step = mem;
+    if (job->chunked) {
+        float *q = mem + 2 * dv + dk;
+        b.khat = q, q += c * dk;
+        b.qhat = q, q += c * dk;
+        b.gam = q, q += c * dk;
+        b.egam = q, q += c * dk;
+        b.rt = q, q += dk * c;
+        b.ktil = q, q += dk * c;
+        b.edec = q, q += c * c;
+        b.m = q, q += c * c;
+        b.a = q, q += c * c;
+        b.w = q;
+    }
+    for (int64_t u = begin; u < end; u++) {
+        const la_head h = {p, job->d, u / p->kv_heads, u % p->kv_heads};
+        job->body(&h, job->chunked, &b);
+    }
+    free(mem);
+}
+
+ogi_status linear_attention_fast(threadpool *pool, const linear_attention_params *p,
+                                 const linear_attention_data *d, bool chunked)
+{
+    la_fast_job job = {p, d, chunked, la_pick_body(), 0};
+    threadpool_parallel_for(pool, p->batch * p->kv_heads, 1, la_fast_range, &job);
+    return job.failed
+               ? ogi_error(OGI_ERR_OUT_OF_MEMORY, "LinearAttention: out of memory for scratch")
+               : OGI_OK;
+}
