@@ -33,6 +33,7 @@ extern const op_kernel op_kernels_linalg[];         /* linalg.c: Det */
 extern const op_kernel op_kernels_sequence[];       /* sequence.c: Sequence*, Optional* */
 extern const op_kernel op_kernels_linear_attention[]; /* linear_attention.c */
 extern const op_kernel op_kernels_causal_conv[];      /* causal_conv.c: CausalConvWithState */
+extern const op_kernel op_kernels_flex[];           /* flex_attention.c: FlexAttention */
 
 extern const op_kernel op_kernels_rnn[];      /* rnn.c: RNN, GRU, LSTM, SwiGLU, DeformConv */
 extern const op_kernel op_kernels_training[]; /* training.c: optimizers, Bernoulli, ... */
