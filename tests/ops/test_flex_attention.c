@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/dtype.h"
@@ -627,6 +628,127 @@ static void test_fixed_cases(void)
     test_run_case(&mixed);
 }
 
+/* ---- timing ------------------------------------------------------------------------------- */
+
+static double test_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Prints one larger problem's time on each path (informational: no check
+ * depends on it). */
+static void test_timing(void)
+{
+    test_model tm = {OGI_FLOAT32, OGI_FLOAT32, OGI_FLOAT32, false, 0,
+                     MOD_SOFTCAP, MOD_CAUSAL,  PROB_NONE,   8,     0};
+    char path[600];
+    snprintf(path, sizeof(path), "%s/timing.onnx", test_dir);
+    test_write_model(&tm, path);
+    const int64_t qd[4] = {1, 8, 256, 64}, kd[4] = {1, 2, 256, 64};
+    double *vals = test_random_values(8 * 256 * 64, -1, 1);
+    ogi_tensor *in[3] = {test_tensor(OGI_FLOAT32, qd, vals), test_tensor(OGI_FLOAT32, kd, vals),
+                         test_tensor(OGI_FLOAT32, kd, vals)};
+    double ms[2] = {0, 0};
+    ogi_session *s = NULL;
+    const char *names[3] = {"Q", "K", "V"}, *out = "Y";
+    ogi_status st = ogi_session_open(path, NULL, &s);
+    for (int general = 0; general < 2 && st == OGI_OK; general++) {
+        if (general)
+            setenv("OGI_FLEX_ATTENTION", "general", 1);
+        for (int rep = 0; rep < 3 && st == OGI_OK; rep++) {
+            ogi_tensor *y = NULL;
+            double t0 = test_now();
+            st = ogi_session_run(s, 3, names, (const ogi_tensor *const *)in, 1, &out, &y);
+            double t = 1e3 * (test_now() - t0);
+            ms[general] = rep == 0 || t < ms[general] ? t : ms[general];
+            ogi_tensor_free(y);
+        }
+        unsetenv("OGI_FLEX_ATTENTION");
+    }
+    checks++;
+    TEST_CHECK(st == OGI_OK, "timing run: %s", ogi_last_error());
+    printf("softcap + causal, Q [1,8,256,64], K/V [1,2,256,64]: fast %.2f ms, general %.2f ms "
+           "(best of 3)\n",
+           ms[0], ms[1]);
+    ogi_session_free(s);
+    for (int i = 0; i < 3; i++)
+        ogi_tensor_free(in[i]);
+    free(vals);
+    remove(path);
+}
+
+/* ---- the ONNX node tests' models take the fast path ----------------------------------- */
+
+/* Each non-expanded test_flexattention* model runs on its test data with
+ * the fast path (none of them needs a subgraph run), and the general path
+ * gives the same output. */
+static void test_onnx_models(void)
+{
+    static const char *const names[] = {
+        "test_flexattention",
+        "test_flexattention_causal_mask",
+        "test_flexattention_diff_head_sizes",
+        "test_flexattention_double",
+        "test_flexattention_fp16",
+        "test_flexattention_gqa",
+        "test_flexattention_prob_mod",
+        "test_flexattention_relative_positional",
+        "test_flexattention_scaled",
+        "test_flexattention_score_mod",
+        "test_flexattention_soft_cap",
+    };
+    for (size_t m = 0; m < sizeof(names) / sizeof(names[0]); m++) {
+        char dir[600], path[700];
+        snprintf(dir, sizeof(dir), "%s/onnx-backend-tests/node/%s", test_shared_dir(), names[m]);
+        ogi_tensor *in[3] = {NULL, NULL, NULL}, *expected = NULL, *y[2] = {NULL, NULL};
+        bool ok = true;
+        for (int i = 0; i < 3 && ok; i++) {
+            snprintf(path, sizeof(path), "%s/test_data_set_0/input_%d.pb", dir, i);
+            ok = ogi_tensor_read_pb(path, &in[i], NULL) == OGI_OK;
+        }
+        snprintf(path, sizeof(path), "%s/test_data_set_0/output_0.pb", dir);
+        ok = ok && ogi_tensor_read_pb(path, &expected, NULL) == OGI_OK;
+        checks++;
+        TEST_CHECK(ok, "%s: cannot read its test data: %s", names[m], ogi_last_error());
+        snprintf(path, sizeof(path), "%s/model.onnx", dir);
+        for (int general = 0; general < 2 && ok; general++) {
+            if (general)
+                setenv("OGI_FLEX_ATTENTION", "general", 1);
+            flex_attention_counts before = flex_attention_get_counts();
+            ogi_status st = test_run(path, in, &y[general]);
+            flex_attention_counts after = flex_attention_get_counts();
+            unsetenv("OGI_FLEX_ATTENTION");
+            checks++;
+            TEST_CHECK(st == OGI_OK, "%s: %s", names[m], ogi_last_error());
+            checks++;
+            TEST_CHECK(general ? after.general == before.general + 1
+                               : after.fast == before.fast + 1 && after.general == before.general,
+                       "%s: did not take the %s path", names[m], general ? "general" : "fast");
+        }
+        if (ok && y[0] != NULL && y[1] != NULL) {
+            int64_t n = tensor_numel(expected);
+            double worst = 0;
+            for (int64_t i = 0; i < n; i++)
+                for (int k = 0; k < 2; k++) {
+                    double want = dtype_get_f64(expected->data, expected->dtype, i);
+                    double got = dtype_get_f64(y[k]->data, y[k]->dtype, i);
+                    double err = fabs(got - want) / (1.0 + fabs(want));
+                    worst = err > worst || isnan(err) ? err : worst;
+                }
+            checks++;
+            TEST_CHECK(worst <= (expected->dtype == OGI_FLOAT16 ? 2e-3 : 1e-5),
+                       "%s: error %g against output_0.pb", names[m], worst);
+        }
+        for (int i = 0; i < 3; i++)
+            ogi_tensor_free(in[i]);
+        ogi_tensor_free(expected);
+        ogi_tensor_free(y[0]);
+        ogi_tensor_free(y[1]);
+    }
+}
+
 /* ---- bad inputs and bad subgraphs ----------------------------------------------------- */
 
 static void test_expect_error(const char *what, const test_model *tm, const int64_t *qd,
@@ -706,8 +828,10 @@ int main(void)
     if (mkdtemp(test_dir) == NULL)
         return 1;
     test_fixed_cases();
+    test_onnx_models();
     test_random_cases(200);
     test_bad_inputs();
+    test_timing();
     rmdir(test_dir);
     return test_finish("test_flex_attention", checks);
 }
