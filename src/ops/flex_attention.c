@@ -273,11 +273,11 @@ static ogi_status flex_run_modifier(op_ctx *c, const char *name, const graph *g,
     ogi_tensor_free(in);
     if (st != OGI_OK)
         return st;
-    char want[128], got[128];
     bool same_shape = out->rank == 4;
     for (int a = 0; a < 4 && same_shape; a++)
         same_shape = out->dims[a] == dims[a];
     if (out->kind != TENSOR_KIND_TENSOR || out->dtype != dtype || !same_shape) {
+        char want[128], got[128];
         st = op_error(
             c, OGI_ERR_INVALID_MODEL, "%s gave a %s tensor of shape %s; it must give %s %s", name,
             ogi_dtype_name(out->dtype), tensor_shape_str(out->rank, out->dims, got, sizeof(got)),
