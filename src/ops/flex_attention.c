@@ -10,7 +10,13 @@
  * function body runs its Softmax in), or in the float dtype a subgraph
  * declares for its input. Each subgraph takes that one tensor, of shape
  * [batch, q_heads, q_len, kv_len], and must give one of the same dtype and
- * shape.
+ * shape (the form the ONNX node tests use). The index form of a later
+ * draft of the spec is served as well, vectorised: score_mod and prob_mod
+ * take (tensor, batch, head, q_idx, kv_idx) and mask_mod (batch, head,
+ * q_idx, kv_idx), the indices as int64 tensors [B,1,1,1], [1,H,1,1],
+ * [1,1,L,1], [1,1,1,S]; they give a tensor that broadcasts to the scores
+ * (mask_mod: bool, false masks the score to -inf). Always on the general
+ * path.
  *
  * Two paths compute it:
  *  - general: S materialised in double, each subgraph run once over the
@@ -115,33 +121,45 @@ static ogi_status flex_read_dims(const op_ctx *c, flex_dims *d)
     return OGI_OK;
 }
 
+/* Whether g takes the index form: (scores or probabilities, batch, head,
+ * q_idx, kv_idx) for score_mod and prob_mod, (batch, head, q_idx, kv_idx)
+ * giving a bool keep-mask for mask_mod. */
+static bool flex_index_form(const char *name, const graph *g)
+{
+    return g->n_inputs == (strcmp(name, "mask_mod") == 0 ? 4 : 5);
+}
+
 /* The subgraph of attribute name (NULL when absent) after checking its
- * signature: one input, one output. */
+ * signature: one tensor in, or the index form; one out. */
 static ogi_status flex_modifier(const op_ctx *c, const char *name, const graph **out)
 {
     const graph *g = op_subgraph(c, name);
     *out = g;
     if (g == NULL)
         return OGI_OK;
-    if (g->n_inputs != 1 || g->n_outputs != 1)
+    bool mask = strcmp(name, "mask_mod") == 0;
+    if ((g->n_inputs != 1 && !flex_index_form(name, g)) || g->n_outputs != 1)
         return op_error(c, OGI_ERR_INVALID_MODEL,
-                        "%s takes %d inputs and gives %d outputs; it must take one tensor (the "
-                        "%s) and give one",
+                        "%s takes %d inputs and gives %d outputs; it must take the %s (or %s) "
+                        "and give one tensor",
                         name, g->n_inputs, g->n_outputs,
-                        strcmp(name, "prob_mod") == 0 ? "probabilities" : "scores");
+                        strcmp(name, "prob_mod") == 0 ? "probabilities" : "scores",
+                        mask ? "batch, head, q_idx, kv_idx" : "them, batch, head, q_idx, kv_idx");
     const graph_value *in = &g->values[g->inputs[0]];
-    if (in->dtype != OGI_DTYPE_UNDEFINED && !dtype_is_float(in->dtype))
+    if (!(mask && g->n_inputs == 4) && in->dtype != OGI_DTYPE_UNDEFINED &&
+        !dtype_is_float(in->dtype))
         return op_error(c, OGI_ERR_INVALID_MODEL,
                         "%s: input '%s' is declared %s, but it receives float scores", name,
                         in->name, ogi_dtype_name(in->dtype));
     return OGI_OK;
 }
 
-/* The dtype subgraph g receives: what it declares, else the softmax's. */
+/* The dtype subgraph g receives the scores in: what it declares, else the
+ * softmax's (a mask_mod of the index form receives none). */
 static ogi_dtype flex_modifier_dtype(const graph *g, ogi_dtype scores_dtype)
 {
     ogi_dtype declared = g->values[g->inputs[0]].dtype;
-    return declared == OGI_DTYPE_UNDEFINED ? scores_dtype : declared;
+    return declared == OGI_DTYPE_UNDEFINED || !dtype_is_float(declared) ? scores_dtype : declared;
 }
 
 /* ---- loading and storing ------------------------------------------------------ */
@@ -255,35 +273,101 @@ static void flex_pv_rows(void *arg, int64_t begin, int64_t end)
     }
 }
 
+/* The index form's inputs: int64 batch [B,1,1,1], head [1,H,1,1], q_idx
+ * [1,1,L,1] and kv_idx [1,1,1,S], each broadcasting over the scores. */
+static ogi_status flex_index_tensors(const op_ctx *c, const flex_dims *d, ogi_tensor *idx[4])
+{
+    const int64_t sizes[4] = {d->batch, d->q_heads, d->q_len, d->kv_len};
+    for (int a = 0; a < 4; a++) {
+        int64_t dims[4] = {1, 1, 1, 1};
+        dims[a] = sizes[a];
+        if (ogi_tensor_create(OGI_INT64, 4, dims, &idx[a]) != OGI_OK)
+            return op_error(c, OGI_ERR_OUT_OF_MEMORY, "out of memory");
+        for (int64_t i = 0; i < sizes[a]; i++)
+            ((int64_t *)idx[a]->data)[i] = i;
+    }
+    return OGI_OK;
+}
+
+/* Strides over the scores' dims of a subgraph output t that must
+ * broadcast to them (rank <= 4, each dim equal or 1). */
+static bool flex_broadcast_strides(const ogi_tensor *t, const int64_t *dims, int64_t *strides)
+{
+    if (t->kind != TENSOR_KIND_TENSOR || t->rank > 4)
+        return false;
+    int64_t stride = 1;
+    for (int a = 3; a >= 0; a--) {
+        int ta = a - (4 - t->rank);
+        int64_t n = ta >= 0 ? t->dims[ta] : 1;
+        if (n != dims[a] && n != 1)
+            return false;
+        strides[a] = n == 1 ? 0 : stride;
+        stride *= n;
+    }
+    return true;
+}
+
+/* s = out (keep: s where out is true, -inf elsewhere), out broadcast over
+ * the scores at strides. */
+static void flex_take_output(const ogi_tensor *out, const int64_t *dims, const int64_t *strides,
+                             bool keep, double *s)
+{
+    int64_t e = 0;
+    for (int64_t b = 0; b < dims[0]; b++)
+        for (int64_t h = 0; h < dims[1]; h++)
+            for (int64_t i = 0; i < dims[2]; i++)
+                for (int64_t j = 0; j < dims[3]; j++, e++) {
+                    int64_t o = b * strides[0] + h * strides[1] + i * strides[2] + j * strides[3];
+                    if (!keep)
+                        s[e] = dtype_get_f64(out->data, out->dtype, o);
+                    else if (((const uint8_t *)out->data)[o] == 0)
+                        s[e] = -INFINITY;
+                }
+}
+
 /* Runs modifier g (attribute name) over the n values in s, in place: they
  * travel to it as a [batch, q_heads, q_len, kv_len] tensor of the dtype it
- * receives, and its output, checked, comes back. */
+ * receives (with the index tensors in the index form), and its output,
+ * checked, comes back. */
 static ogi_status flex_run_modifier(op_ctx *c, const char *name, const graph *g, const flex_dims *d,
                                     double *s)
 {
     int64_t dims[4] = {d->batch, d->q_heads, d->q_len, d->kv_len};
     int64_t n = tensor_shape_numel(4, dims);
     ogi_dtype dtype = flex_modifier_dtype(g, d->scores_dtype);
-    ogi_tensor *in = NULL, *out = NULL;
-    ogi_status st = ogi_tensor_create(dtype, 4, dims, &in);
-    if (st != OGI_OK)
-        return op_error(c, st, "%s: cannot create its input: %s", name, ogi_last_error());
-    tensor_store_f64(in, 0, n, s);
-    st = op_run_subgraph(c, g, 1, (const ogi_tensor *const *)&in, 1, &out);
-    ogi_tensor_free(in);
+    bool keep = g->n_inputs == 4; /* mask_mod's index form gives a keep-mask */
+    ogi_tensor *in[5] = {NULL}, *out = NULL;
+    ogi_status st = OGI_OK;
+    if (!keep && ogi_tensor_create(dtype, 4, dims, &in[0]) != OGI_OK)
+        st = op_error(c, OGI_ERR_OUT_OF_MEMORY, "%s: cannot create its input", name);
+    if (st == OGI_OK && g->n_inputs > 1)
+        st = flex_index_tensors(c, d, keep ? in : in + 1);
+    if (st == OGI_OK) {
+        if (!keep)
+            tensor_store_f64(in[0], 0, n, s);
+        st = op_run_subgraph(c, g, g->n_inputs, (const ogi_tensor *const *)in, 1, &out);
+    }
+    for (int i = 0; i < 5; i++)
+        ogi_tensor_free(in[i]);
     if (st != OGI_OK)
         return st;
-    bool same_shape = out->rank == 4;
-    for (int a = 0; a < 4 && same_shape; a++)
-        same_shape = out->dims[a] == dims[a];
-    if (out->kind != TENSOR_KIND_TENSOR || out->dtype != dtype || !same_shape) {
+    int64_t strides[4];
+    ogi_dtype want_dtype = keep ? OGI_BOOL : dtype;
+    /* the one-tensor form gives the scores' own shape; the index form may
+     * give any shape that broadcasts to it */
+    bool shape_ok =
+        flex_broadcast_strides(out, dims, strides) && (g->n_inputs > 1 || out->rank == 4);
+    for (int a = 0; a < 4 && shape_ok && g->n_inputs == 1; a++)
+        shape_ok = out->dims[a] == dims[a];
+    if (out->dtype != want_dtype || !shape_ok) {
         char want[128], got[128];
         st = op_error(
-            c, OGI_ERR_INVALID_MODEL, "%s gave a %s tensor of shape %s; it must give %s %s", name,
+            c, OGI_ERR_INVALID_MODEL, "%s gave a %s tensor of shape %s; it must give %s %s%s", name,
             ogi_dtype_name(out->dtype), tensor_shape_str(out->rank, out->dims, got, sizeof(got)),
-            ogi_dtype_name(dtype), tensor_shape_str(4, dims, want, sizeof(want)));
+            ogi_dtype_name(want_dtype), tensor_shape_str(4, dims, want, sizeof(want)),
+            g->n_inputs > 1 ? " (or a shape that broadcasts to it)" : "");
     } else {
-        tensor_load_f64(out, 0, n, s);
+        flex_take_output(out, dims, strides, keep, s);
     }
     ogi_tensor_free(out);
     return st;

@@ -3,6 +3,7 @@
  *
  *   S = scale * Q K^T                 [batch, q_heads, q_len, kv_len]
  *   S = mask_mod(score_mod(S))        each subgraph: one tensor in, one out
+ *                                     (or the index form: flex_attention.c)
  *   P = prob_mod(softmax(S))
  *   Y = P V                           K/V heads shared by groups of Q heads
  *

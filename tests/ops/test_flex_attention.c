@@ -276,6 +276,9 @@ typedef struct test_model {
     test_prob prob_mod;
     int64_t heads;    /* for MOD_HEAD_BIAS */
     int bad_subgraph; /* 0: none; else which malformed score_mod (test_bad_subgraphs) */
+    /* 1: the subgraphs take the index form (MOD_REL, MOD_CAUSAL, PROB_HALF
+     * only); 2: the same with a mask_mod giving float32, not bool */
+    int index_form;
 } test_model;
 
 static void test_bad_score_mod(pbw *g, int kind, ogi_dtype dtype)
@@ -307,6 +310,38 @@ static void test_bad_score_mod(pbw *g, int kind, ogi_dtype dtype)
     }
 }
 
+/* Subgraph k (score_mod, mask_mod, prob_mod) in the index form:
+ * (x, batch, head, q_idx, kv_idx), or (batch, head, q_idx, kv_idx) giving
+ * a bool keep-mask for mask_mod. */
+static void test_index_form_graph(pbw *g, int k, const test_model *tm)
+{
+    if (k == 0) {
+        test_init_scalar_float(g, "alpha", tm->scores_dtype, test_rel_alpha);
+        test_node(g, "Sub", "qi", "ki", NULL, "rel", NULL, 0);
+        test_node(g, "Cast", "rel", NULL, NULL, "relf", "to", tm->scores_dtype);
+        test_node(g, "Mul", "relf", "alpha", NULL, "bias", NULL, 0);
+        test_node(g, "Add", "x", "bias", NULL, "y", NULL, 0);
+    } else if (k == 1) {
+        const char *keep = tm->index_form == 2 ? "keep" : "y";
+        test_node(g, "GreaterOrEqual", "qi", "ki", NULL, keep, NULL, 0);
+        if (tm->index_form == 2)
+            test_node(g, "Cast", "keep", NULL, NULL, "y", "to", OGI_FLOAT32);
+    } else {
+        test_init_scalar_float(g, "half", tm->scores_dtype, 0.5);
+        test_node(g, "Mul", "x", "half", NULL, "y", NULL, 0);
+    }
+    if (k != 1)
+        pbw_value_info(g, 11, "x", tm->scores_dtype, -1, NULL);
+    const char *idx[4] = {"b", "h", "qi", "ki"};
+    for (int i = 0; i < 4; i++)
+        pbw_value_info(g, 11, idx[i], OGI_INT64, -1, NULL);
+    pbw_value_info(g, 12, "y",
+                   k != 1                ? tm->scores_dtype
+                   : tm->index_form == 2 ? OGI_FLOAT32
+                                         : OGI_BOOL,
+                   -1, NULL);
+}
+
 static void test_write_model(const test_model *tm, const char *path)
 {
     pbw node = {0}, g = {0}, m = {0};
@@ -333,6 +368,11 @@ static void test_write_model(const test_model *tm, const char *path)
             continue;
         pbw sub = {0};
         pbw_string(&sub, 2, names[k]);
+        if (tm->index_form && !(k == 0 && tm->bad_subgraph)) {
+            test_index_form_graph(&sub, k, tm);
+            test_graph_attr(&node, names[k], &sub);
+            continue;
+        }
         if (k == 0 && tm->bad_subgraph)
             test_bad_score_mod(&sub, tm->bad_subgraph, tm->scores_dtype);
         else if (k == 2)
@@ -515,7 +555,7 @@ static void test_run_case(const test_case *c)
     test_reference(c, q, k, v, ref);
     ogi_tensor *in[3] = {test_tensor(c->m.qk_dtype, qd, q), test_tensor(c->m.qk_dtype, kd, k),
                          test_tensor(c->m.v_dtype, vd, v)};
-    bool fast = test_mod_recognised(c->m.score_mod, c->q_heads) &&
+    bool fast = !c->m.index_form && test_mod_recognised(c->m.score_mod, c->q_heads) &&
                 test_mod_recognised(c->m.mask_mod, c->q_heads) && c->m.prob_mod != PROB_SQUARE;
     for (int general = 0; general < 2; general++) {
         if (general)
@@ -626,6 +666,19 @@ static void test_fixed_cases(void)
     mixed.m.score_mod = MOD_REL;
     mixed.m.mask_mod = MOD_CAUSAL;
     test_run_case(&mixed);
+    /* the index form of the subgraphs, on the general path; GQA */
+    static const int64_t shapes[][7] = {
+        {2, 4, 2, 5, 5, 8, 4}, {1, 3, 1, 1, 9, 16, 16}, {1, 2, 2, 7, 3, 5, 3}};
+    for (int k = 0; k < 3; k++) {
+        test_case c = {shapes[k][0], shapes[k][1], shapes[k][2], shapes[k][3],
+                       shapes[k][4], shapes[k][5], shapes[k][6], {0}};
+        c.m.qk_dtype = c.m.v_dtype = c.m.scores_dtype = k == 2 ? OGI_FLOAT64 : OGI_FLOAT32;
+        c.m.index_form = 1;
+        c.m.score_mod = k == 1 ? MOD_NONE : MOD_REL;
+        c.m.mask_mod = MOD_CAUSAL;
+        c.m.prob_mod = k == 0 ? PROB_HALF : PROB_NONE;
+        test_run_case(&c);
+    }
 }
 
 /* ---- timing ------------------------------------------------------------------------------- */
@@ -641,8 +694,8 @@ static double test_now(void)
  * depends on it). */
 static void test_timing(void)
 {
-    test_model tm = {OGI_FLOAT32, OGI_FLOAT32, OGI_FLOAT32, false, 0,
-                     MOD_SOFTCAP, MOD_CAUSAL,  PROB_NONE,   8,     0};
+    test_model tm = {OGI_FLOAT32, OGI_FLOAT32, OGI_FLOAT32, false, 0, MOD_SOFTCAP,
+                     MOD_CAUSAL,  PROB_NONE,   8,           0,     0};
     char path[600];
     snprintf(path, sizeof(path), "%s/timing.onnx", test_dir);
     test_write_model(&tm, path);
@@ -786,8 +839,8 @@ static void test_expect_error(const char *what, const test_model *tm, const int6
 
 static void test_bad_inputs(void)
 {
-    test_model tm = {OGI_FLOAT32, OGI_FLOAT32, OGI_FLOAT32, false, 0,
-                     MOD_NONE,    MOD_NONE,    PROB_NONE,   2,     0};
+    test_model tm = {OGI_FLOAT32, OGI_FLOAT32, OGI_FLOAT32, false, 0, MOD_NONE,
+                     MOD_NONE,    PROB_NONE,   2,           0,     0};
     /* dims[4] is the rank (0: 4) */
     const int64_t q[5] = {1, 2, 3, 8, 0}, k[5] = {1, 2, 4, 8, 0}, v[5] = {1, 2, 4, 5, 0};
     const int64_t q3[5] = {2, 3, 8, 1, 3};
@@ -813,11 +866,17 @@ static void test_bad_inputs(void)
         {2, "score_mod of the wrong shape", "score_mod gave a float32 tensor of shape [8,3,2,1]"},
         {3, "score_mod of the wrong dtype", "score_mod gave a float64 tensor"},
         {4, "score_mod with two inputs", "score_mod takes 2 inputs and gives 1 outputs"},
+        {6, "index-form mask_mod giving float32",
+         "mask_mod gave a float32 tensor of shape [1,1,3,8]; it must give bool"},
         {5, "score_mod whose Reshape fails", "in subgraph of node 'flex'"},
     };
     for (size_t s = 0; s < sizeof(subs) / sizeof(subs[0]); s++) {
         test_model bad = tm;
-        bad.bad_subgraph = subs[s].kind;
+        bad.bad_subgraph = subs[s].kind == 6 ? 0 : subs[s].kind;
+        if (subs[s].kind == 6) {
+            bad.index_form = 2;
+            bad.mask_mod = MOD_CAUSAL;
+        }
         const int64_t kb[5] = {1, 2, 8, 8, 0}, vb[5] = {1, 2, 8, 5, 0};
         test_expect_error(subs[s].what, &bad, q, kb, vb, subs[s].needle);
     }
