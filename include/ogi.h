@@ -111,10 +111,23 @@ void *ogi_tensor_data(ogi_tensor *tensor);
 
 /* ---- Sessions: one ONNX graph, run many times ----------------------------- */
 
+/* How the native engine computes the Attention op (opset 23+). INT8
+ * quantizes Q and K to int8 (SageAttention-style: K smoothed by its mean,
+ * per-block scales) for Q K^T and keeps softmax and P V in float32; it is
+ * used where it is expected to be faster (prefill-sized query blocks) and
+ * where qk_matmul_output is not requested, EXACT everywhere else. Results
+ * differ from EXACT by about 1e-3 relative (see docs/int8-attention.md).
+ * Decomposed attention (MatMul / Softmax graphs) always runs exact. */
+typedef enum ogi_attention_precision {
+    OGI_ATTENTION_EXACT = 0, /* float32 throughout (default) */
+    OGI_ATTENTION_INT8 = 1,
+} ogi_attention_precision;
+
 typedef struct ogi_session_options {
     int threads;          /* worker threads; 0 = one per core */
     int fold_constants;   /* run constant-only subgraphs once at load (default 1) */
     size_t max_tensor_bytes; /* refuse to create a larger tensor; 0 = no limit */
+    ogi_attention_precision attention; /* default OGI_ATTENTION_EXACT */
 } ogi_session_options;
 
 ogi_session_options ogi_session_default_options(void);
@@ -222,6 +235,9 @@ typedef struct ogi_pipeline_options {
      * into fixed buffers allocated once per generator and updated in place
      * (1, the default), or feed each run's presents back as past (0). */
     int static_kv_cache;
+    /* Native backend: Attention precision (see ogi_attention_precision);
+     * ONNX Runtime ignores it. */
+    ogi_attention_precision attention;
     /* ONNX Runtime only: */
     const char *ort_library;   /* libonnxruntime.so path; NULL: $OGI_ORT_LIBRARY, then deps/ */
     int graph_optimization;    /* 0 disable, 1 basic, 2 extended, 99 all (default 99) */

@@ -17,6 +17,7 @@ typedef struct backend_options {
     const char *library_path;   /* ONNX Runtime shared library; NULL: search */
     const char *providers;      /* execution providers, comma-separated ("cuda,cpu") */
     int static_kv;              /* ask for a static, in-place KV cache (native only) */
+    int attention;              /* ogi_attention_precision (native only) */
 } backend_options;
 
 typedef struct backend_vtable {

@@ -364,6 +364,7 @@ static ogi_status exec_node(exec_frame *f, int index)
         .out_used = used_small,
         .pool = f->env->pool,
         .frame = f,
+        .attention = f->env->attention,
     };
     ogi_status st = exec_check_strings(n, in_small);
     if (st == OGI_OK)

@@ -31,6 +31,7 @@ typedef struct exec_env {
     exec_arena *arena;
     size_t max_tensor_bytes; /* 0 = no limit */
     exec_profile *profile;   /* NULL: not profiling */
+    int attention;           /* ogi_attention_precision, for Attention kernels */
 } exec_env;
 
 /* Runs g. inputs[i] binds g->inputs[i] (NULL: use the initializer default,

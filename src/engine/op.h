@@ -26,6 +26,7 @@ typedef struct op_ctx {
     const bool *out_used; /* false: the graph omitted or never reads output i */
     threadpool *pool;
     struct exec_frame *frame; /* for op_alloc and subgraphs; owned by the executor */
+    int attention;            /* ogi_attention_precision of the session */
 } op_ctx;
 
 typedef ogi_status (*op_fn)(op_ctx *c);

@@ -21,6 +21,7 @@ struct ogi_session {
     exec_arena *arena;
     exec_profile *profile; /* OGI_PROFILE=1: per-op times, printed when the session is freed */
     size_t max_tensor_bytes;
+    ogi_attention_precision attention;
     pthread_mutex_t lock;
 };
 
@@ -38,11 +39,15 @@ static ogi_status session_open(const char *model_path, const ogi_session_options
     if (model_path == NULL || out == NULL)
         return ogi_error(OGI_ERR_INVALID_ARGUMENT, "ogi_session_open: NULL argument");
     ogi_session_options opts = options ? *options : ogi_session_default_options();
+    if (opts.attention != OGI_ATTENTION_EXACT && opts.attention != OGI_ATTENTION_INT8)
+        return ogi_error(OGI_ERR_INVALID_ARGUMENT,
+                         "ogi_session_open: unknown attention precision %d", (int)opts.attention);
     ogi_session *s = calloc(1, sizeof(*s));
     if (s == NULL)
         return ogi_error(OGI_ERR_OUT_OF_MEMORY, "out of memory");
     pthread_mutex_init(&s->lock, NULL);
     s->max_tensor_bytes = opts.max_tensor_bytes;
+    s->attention = opts.attention;
     ogi_status st = onnx_model_load(model_path, &s->model);
     const onnx_model *graph_model = s->model;
     if (st == OGI_OK && static_kv) {
@@ -229,7 +234,8 @@ static ogi_status session_run_locked(ogi_session *s, size_t n_in, const char *co
         exec_env env = {.pool = s->pool,
                         .arena = s->arena,
                         .max_tensor_bytes = s->max_tensor_bytes,
-                        .profile = s->profile};
+                        .profile = s->profile,
+                        .attention = (int)s->attention};
         st = exec_run(g, &env, bound_in, all_out);
     }
     for (size_t i = 0; i < n_out && st == OGI_OK; i++) {

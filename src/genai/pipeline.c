@@ -363,7 +363,8 @@ static ogi_status pipeline_open_parts(ogi_pipeline *p, const ogi_pipeline_option
                               .graph_optimization = o->graph_optimization,
                               .library_path = o->ort_library,
                               .providers = o->providers,
-                              .static_kv = o->static_kv_cache};
+                              .static_kv = o->static_kv_cache,
+                              .attention = (int)o->attention};
         st = p->backend->open(path, &bo, &p->session);
         if (st == OGI_OK && p->backend->static_kv != NULL)
             p->io.static_kv = p->backend->static_kv(p->session) != 0;

@@ -13,7 +13,9 @@
  * Two kernels (attention.h): the double-precision reference, which serves
  * every mode and is what the fast kernel is tested against, and the fast
  * float32 kernel (attention_fast.c), used whenever qk_matmul_output is not
- * wanted and no float16 / bfloat16 softmax rounding is asked for. */
+ * wanted and no float16 / bfloat16 softmax rounding is asked for. A session
+ * with int8 attention runs the int8 kernel (attention_int8.c) instead of the
+ * fast one where it pays. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -929,7 +931,10 @@ static ogi_status attention_fast_compute(op_ctx *c, const attention_layout *l, a
         return st;
     if (l->past_len == 0)
         d.split = p->total_len;
-    st = attention_fast(c->pool, p, &d, ATTENTION_ISA_AUTO);
+    if (c->attention == OGI_ATTENTION_INT8 && attention_int8_supports(p) && attention_int8_pays(p))
+        st = attention_int8(c->pool, p, &d, ATTENTION_INT8_AUTO);
+    else
+        st = attention_fast(c->pool, p, &d, ATTENTION_ISA_AUTO);
     if (st == OGI_ERR_OUT_OF_MEMORY)
         return op_error(c, st, "out of memory for attention scratch");
     if (st != OGI_OK)

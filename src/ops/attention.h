@@ -124,4 +124,60 @@ bool attention_fast_supports(const attention_params *p);
 ogi_status attention_fast(threadpool *pool, const attention_params *p, const attention_fast_data *d,
                           attention_isa isa);
 
+/* The tiled kernel with the scores of each K tile computed by someone else
+ * (the int8 kernel): every unit first calls start() with its query rows
+ * (scale * Q, qk_dim each; rows = group * qn, query head g's qn positions
+ * together from row g * qn), then tile() for each K tile it needs, which
+ * must write the scores of its rows against keys j0 .. j0 + n of (b,
+ * kv_head) into s (row r at s + r * s_stride). Softmax, P V and threading
+ * stay the fast kernel's. NULL scorer: attention_fast. */
+typedef struct attention_scorer {
+    const void *ctx;
+    /* bytes of one worker's scratch for units of up to rows_max rows */
+    size_t (*scratch_bytes)(const void *ctx, int64_t rows_max);
+    void (*start)(const void *ctx, void *scratch, int64_t b, int64_t kv_head, const float *q,
+                  int64_t rows, int64_t qn);
+    void (*tile)(const void *ctx, void *scratch, int64_t b, int64_t kv_head, int64_t j0, int64_t n,
+                 int64_t rows, float *s, int64_t s_stride);
+} attention_scorer;
+
+ogi_status attention_fast_scored(threadpool *pool, const attention_params *p,
+                                 const attention_fast_data *d, attention_isa isa,
+                                 const attention_scorer *scorer);
+
+/* ---- the int8 kernel (attention_int8.c) ------------------------------------- */
+
+/* SageAttention-style: K is smoothed (each (batch, KV head) loses its mean
+ * over the valid keys, which changes every score of a query row by the same
+ * amount, added back in float) and quantized to symmetric int8 per block of
+ * ATTENTION_INT8_K_BLOCK keys; scale * Q is quantized per query head and
+ * block of query positions (the fast kernel's query block). Q K^T runs in
+ * int32 and is dequantized with the two scales; softmax and P V stay the
+ * fast kernel's float32. */
+#define ATTENTION_INT8_K_BLOCK 64
+
+/* Instruction sets of the int8 dot products. */
+typedef enum attention_int8_isa {
+    ATTENTION_INT8_AUTO = 0,   /* the best this CPU runs */
+    ATTENTION_INT8_SCALAR,     /* plain C (with the scalar float loops) */
+    ATTENTION_INT8_AVX_VNNI,   /* 256-bit VPDPBUSD (AVX-VNNI) */
+    ATTENTION_INT8_AVX512_VNNI /* 512-bit VPDPBUSD (AVX512-VNNI) */
+} attention_int8_isa;
+
+bool attention_int8_isa_supported(attention_int8_isa isa);
+const char *attention_int8_isa_name(attention_int8_isa isa);
+
+/* Whether the int8 kernel serves p (what attention_fast serves, head sizes
+ * up to 4096). */
+bool attention_int8_supports(const attention_params *p);
+
+/* Whether the int8 kernel is expected to be faster than the fast kernel on
+ * p: quantizing K costs a pass over it per call, which only query blocks of
+ * many rows repay. The Attention op runs the fast kernel otherwise. */
+bool attention_int8_pays(const attention_params *p);
+
+/* The int8 kernel; the same contract as attention_fast. */
+ogi_status attention_int8(threadpool *pool, const attention_params *p, const attention_fast_data *d,
+                          attention_int8_isa isa);
+
 #endif

@@ -782,16 +782,17 @@ typedef struct attention_plan {
     const attention_params *p;
     const attention_fast_data *d;
     const attention_ops *ops;
-    int64_t group;      /* query heads per KV head */
-    int64_t q_block;    /* query positions per unit */
-    int64_t q_blocks;   /* ceil(q_len / q_block) */
-    int64_t rows_max;   /* group * q_block */
-    int64_t key_tile;   /* keys per tile */
-    int64_t items;      /* batch * kv_heads * q_blocks */
-    int64_t splits;     /* key ranges per item */
-    int64_t split_len;  /* keys per range (a multiple of key_tile) */
-    float *partial;     /* splits > 1: per unit, rows_max x (v_dim + 2): O, m, l */
-    atomic_bool failed; /* a worker could not allocate its scratch */
+    const attention_scorer *scorer; /* NULL: float32 scores from ops->qk */
+    int64_t group;                  /* query heads per KV head */
+    int64_t q_block;                /* query positions per unit */
+    int64_t q_blocks;               /* ceil(q_len / q_block) */
+    int64_t rows_max;               /* group * q_block */
+    int64_t key_tile;               /* keys per tile */
+    int64_t items;                  /* batch * kv_heads * q_blocks */
+    int64_t splits;                 /* key ranges per item */
+    int64_t split_len;              /* keys per range (a multiple of key_tile) */
+    float *partial;                 /* splits > 1: per unit, rows_max x (v_dim + 2): O, m, l */
+    atomic_bool failed;             /* a worker could not allocate its scratch */
 } attention_plan;
 
 /* One worker's buffers, each rows_max rows. */
@@ -801,6 +802,7 @@ typedef struct attention_scratch {
     float *o; /* unnormalised output rows, v_dim each */
     float *m, *l;
     int64_t *lo, *hi; /* each row's key range [lo, hi) */
+    void *extra;      /* the scorer's scratch, or NULL */
 } attention_scratch;
 
 /* Where one unit works. */
@@ -817,6 +819,7 @@ static size_t attention_round64(size_t n)
 static void attention_scratch_free(attention_scratch *w)
 {
     free(w->q);
+    free(w->extra);
 }
 
 /* One block of memory cut into the buffers; false when out of memory. */
@@ -831,6 +834,14 @@ static bool attention_scratch_alloc(const attention_plan *plan, attention_scratc
     char *block = aligned_alloc(64, nq + ns + no + 2 * nr + 2 * ni + 64);
     if (block == NULL)
         return false;
+    w->extra = NULL;
+    if (plan->scorer != NULL) {
+        const size_t n = plan->scorer->scratch_bytes(plan->scorer->ctx, plan->rows_max);
+        if ((w->extra = aligned_alloc(64, attention_round64(n > 0 ? n : 1))) == NULL) {
+            free(block);
+            return false;
+        }
+    }
     w->q = (void *)block;
     w->s = (void *)(block + nq);
     w->o = (void *)(block + nq + ns);
@@ -896,6 +907,8 @@ static void attention_unit_start(const attention_plan *plan, const attention_uni
         w->l[r] = 0.0f;
     }
     memset(w->o, 0, sizeof(float) * (size_t)(u->rows * p->v_dim));
+    if (plan->scorer != NULL)
+        plan->scorer->start(plan->scorer->ctx, w->extra, u->b, u->kv_head, w->q, u->rows, u->qn);
 }
 
 /* Adds row r's mask values for keys [j0 + a, j0 + z) to x[a..z). */
@@ -971,8 +984,12 @@ static void attention_tile(const attention_plan *plan, const attention_unit *u,
     const int piece = j0 < d->split ? 0 : 1;
     const float *k = attention_kv_row(d->k, d->split, u->b, u->kv_head, j0);
     const float *v = attention_kv_row(d->v, d->split, u->b, u->kv_head, j0);
-    plan->ops->qk(w->q, p->qk_dim, u->rows, k, d->k[piece].seq_stride, n, p->qk_dim, w->s,
-                  plan->key_tile);
+    if (plan->scorer != NULL)
+        plan->scorer->tile(plan->scorer->ctx, w->extra, u->b, u->kv_head, j0, n, u->rows, w->s,
+                           plan->key_tile);
+    else
+        plan->ops->qk(w->q, p->qk_dim, u->rows, k, d->k[piece].seq_stride, n, p->qk_dim, w->s,
+                      plan->key_tile);
     for (int64_t r = 0; r < u->rows; r++)
         attention_row_softmax(plan, u, w, r, j0, n);
     plan->ops->pv(w->s, plan->key_tile, u->rows, v, d->v[piece].seq_stride, n, p->v_dim, w->o,
@@ -1162,6 +1179,13 @@ static bool attention_fast_valid(const attention_params *p, const attention_fast
 ogi_status attention_fast(threadpool *pool, const attention_params *p, const attention_fast_data *d,
                           attention_isa isa)
 {
+    return attention_fast_scored(pool, p, d, isa, NULL);
+}
+
+ogi_status attention_fast_scored(threadpool *pool, const attention_params *p,
+                                 const attention_fast_data *d, attention_isa isa,
+                                 const attention_scorer *scorer)
+{
     const attention_ops *ops = attention_ops_for(isa);
     if (ops == NULL || !attention_fast_valid(p, d))
         return OGI_ERR_INVALID_ARGUMENT;
@@ -1175,7 +1199,7 @@ ogi_status attention_fast(threadpool *pool, const attention_params *p, const att
                         (double)(p->qk_dim + p->v_dim);
     if (work < (double)(1 << 23))
         pool = NULL;
-    attention_plan plan = {.p = p, .d = d, .ops = ops};
+    attention_plan plan = {.p = p, .d = d, .ops = ops, .scorer = scorer};
     atomic_init(&plan.failed, false);
     attention_plan_sizes(&plan, threadpool_size(pool));
     const int64_t units = plan.items * plan.splits;

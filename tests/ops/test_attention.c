@@ -280,6 +280,75 @@ static const attention_isa test_isas[] = {ATTENTION_ISA_SCALAR, ATTENTION_ISA_AV
                                           ATTENTION_ISA_AVX512};
 static double test_worst[3]; /* the largest error seen per instruction set */
 
+static const attention_int8_isa test_int8_isas[] = {ATTENTION_INT8_SCALAR, ATTENTION_INT8_AVX_VNNI,
+                                                    ATTENTION_INT8_AVX512_VNNI};
+static double test_int8_worst[3];  /* largest |int8 - scalar int8| per instruction set */
+static double test_int8_cos = 1.0; /* smallest cosine of int8 against the reference */
+
+/* Cosine similarity of the output against the reference (1 when both are
+ * zero: rows that see no key). */
+static double test_cosine(const test_case *c, const test_problem *t)
+{
+    double dot = 0.0, n1 = 0.0, n2 = 0.0;
+    for (int64_t b = 0; b < c->batch; b++)
+        for (int64_t h = 0; h < c->q_heads; h++)
+            for (int64_t i = 0; i < c->q_len; i++)
+                for (int64_t e = 0; e < c->v_dim; e++) {
+                    double ref =
+                        t->y_ref[test_at(false, c->q_heads, c->q_len, c->v_dim, b, h, i, e)];
+                    double got =
+                        t->yf[test_at(c->seq_major, c->q_heads, c->q_len, c->v_dim, b, h, i, e)];
+                    dot += ref * got;
+                    n1 += ref * ref;
+                    n2 += got * got;
+                }
+    if (n1 == 0.0 && n2 == 0.0)
+        return 1.0;
+    return dot / sqrt(n1 * n2);
+}
+
+/* The int8 kernel for each instruction set, inline and on pool: the same
+ * quantization everywhere, so every run must match the scalar one within
+ * float rounding; against the exact reference, a cosine of 0.999. */
+static void test_run_int8(const test_case *c, test_problem *t, threadpool *pool)
+{
+    char desc[256];
+    const int64_t n = c->batch * c->q_heads * c->q_len * c->v_dim;
+    attention_fast_data fd = test_fast_data(c, t);
+    float *scalar = test_alloc(n, sizeof(float));
+    for (size_t k = 0; k < sizeof(test_int8_isas) / sizeof(test_int8_isas[0]); k++) {
+        if (!attention_int8_isa_supported(test_int8_isas[k]))
+            continue;
+        for (int threaded = 0; threaded < 2; threaded++) {
+            for (int64_t e = 0; e < n; e++)
+                t->yf[e] = NAN;
+            ogi_status st = attention_int8(threaded ? pool : NULL, &t->p, &fd, test_int8_isas[k]);
+            const double cos = test_cosine(c, t);
+            test_int8_cos = cos < test_int8_cos ? cos : test_int8_cos;
+            checks++;
+            TEST_CHECK(st == OGI_OK && cos >= 0.999, "int8 %s %s: status %d, cosine %.6f",
+                       attention_int8_isa_name(test_int8_isas[k]),
+                       test_case_str(c, desc, sizeof(desc)), (int)st, cos);
+            if (k == 0 && threaded == 0) {
+                memcpy(scalar, t->yf, sizeof(float) * (size_t)n);
+                continue;
+            }
+            double err = 0.0; /* both in the case's layout */
+            for (int64_t e = 0; e < n; e++) {
+                const double d = fabs((double)t->yf[e] - (double)scalar[e]);
+                if (!(d <= err))
+                    err = isnan(d) ? INFINITY : d;
+            }
+            test_int8_worst[k] = err > test_int8_worst[k] ? err : test_int8_worst[k];
+            checks++;
+            TEST_CHECK(err <= 1e-5, "int8 %s %s: max difference from scalar int8 %.3g",
+                       attention_int8_isa_name(test_int8_isas[k]),
+                       test_case_str(c, desc, sizeof(desc)), err);
+        }
+    }
+    free(scalar);
+}
+
 /* Runs c through the reference and, for each instruction set, the fast
  * kernel inline and on pool. */
 static void test_run_case(const test_case *c, threadpool *pool)
@@ -307,6 +376,7 @@ static void test_run_case(const test_case *c, threadpool *pool)
                        (int)st, err);
         }
     }
+    test_run_int8(c, &t, pool);
     test_problem_free(&t);
 }
 
@@ -660,6 +730,12 @@ int main(void)
     threadpool_free(pool);
     for (size_t k = 0; k < sizeof(test_isas) / sizeof(test_isas[0]); k++)
         printf("isa %s: largest error %.2g\n", attention_isa_name(test_isas[k]), test_worst[k]);
+    for (size_t k = 0; k < sizeof(test_int8_isas) / sizeof(test_int8_isas[0]); k++)
+        printf("int8 %s: %s, largest difference from scalar int8 %.2g\n",
+               attention_int8_isa_name(test_int8_isas[k]),
+               attention_int8_isa_supported(test_int8_isas[k]) ? "tested" : "not supported here",
+               test_int8_worst[k]);
+    printf("int8: smallest cosine against the reference %.6f\n", test_int8_cos);
     char dir[] = "/tmp/ogi_test_attention_XXXXXX";
     if (mkdtemp(dir) == NULL)
         return 1;

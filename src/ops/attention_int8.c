@@ -1,0 +1,526 @@
+/* The int8 Attention kernel (see attention.h): SageAttention's quantization
+ * on the fast kernel's tiles.
+ *
+ * Before the tiles, each (batch b, KV head) gets its keys smoothed and
+ * quantized: mu = the mean of K over the valid keys, then per block of
+ * ATTENTION_INT8_K_BLOCK keys, scale_k = max |K - mu| / 127 and
+ * K8 = round((K - mu) / scale_k). Each unit quantizes its rows of scale * Q
+ * per query head (scale_q over the head's rows of the unit) and keeps
+ * q . mu, so that a score is
+ *
+ *   s = scale_q scale_k (Q8 . K8) + q . mu
+ *
+ * (q . mu is the same for every key of a row: softmax would not need it, but
+ * softcap does). Q8 . K8 comes from VPDPBUSD, which multiplies unsigned by
+ * signed bytes: the keys are stored as K8 + 128 and Q8 . K8 =
+ * (K8 + 128) . Q8 - 128 sum(Q8).
+ *
+ * Keys are packed per head in blocks of 16: for each group of 4 elements,
+ * the 16 keys' 4 bytes side by side (64 bytes), so one 512-bit load holds 4
+ * elements of 16 keys and VPDPBUSD against a broadcast of 4 bytes of a
+ * query row adds them into the row's 16 scores, with no horizontal sums. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ops/attention.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define INT8_X86 1
+#endif
+
+/* Keys per packed block: the lanes of one 512-bit vector of int32 scores. */
+#define INT8_KEYS 16
+
+/* The quantized keys of one call, shared by the workers. */
+typedef struct int8_plan {
+    const attention_params *p;
+    const attention_fast_data *d;
+    attention_int8_isa isa;
+    int64_t dim4;   /* qk_dim rounded up to a multiple of 4 */
+    int64_t blocks; /* packed blocks per head: ceil(total_len / 16) */
+    uint8_t *k;     /* [batch * kv_heads][blocks][dim4 / 4][16][4]: K8 + 128 */
+    float *k_scale; /* [batch * kv_heads][blocks * 16]: each key's scale_k, 0 past the valid keys */
+    float *mean;    /* [batch * kv_heads][qk_dim]: mu */
+} int8_plan;
+
+/* One worker's quantized query rows (rows_max of each). */
+typedef struct int8_rows {
+    int8_t *q;     /* Q8, dim4 each, zero-padded */
+    float *scale;  /* scale_q */
+    int32_t *corr; /* 128 sum(Q8) */
+    float *mean;   /* q . mu */
+} int8_rows;
+
+/* The scores of `rows` query rows against one packed block of 16 keys
+ * (lanes [a, z) of it), written to dst[r * stride + lane - a]. */
+typedef void (*int8_dots_fn)(const uint8_t *k, const float *k_scale, int64_t dim4,
+                             const int8_rows *q, int64_t rows, int64_t a, int64_t z, float *dst,
+                             int64_t stride);
+
+static int64_t int8_min(int64_t a, int64_t b)
+{
+    return a < b ? a : b;
+}
+
+static int64_t int8_max(int64_t a, int64_t b)
+{
+    return a > b ? a : b;
+}
+
+static int64_t int8_round4(int64_t n)
+{
+    return (n + 3) / 4 * 4;
+}
+
+/* Bytes 4 g .. 4 g + 3 of a quantized query row, as one int32 to broadcast. */
+static inline int32_t int8_quad(const int8_t *row, int64_t g)
+{
+    int32_t v;
+    memcpy(&v, row + 4 * g, sizeof(v));
+    return v;
+}
+
+/* ---- plain C ------------------------------------------------------------------ */
+
+static void int8_dots_scalar(const uint8_t *k, const float *k_scale, int64_t dim4,
+                             const int8_rows *q, int64_t rows, int64_t a, int64_t z, float *dst,
+                             int64_t stride)
+{
+    for (int64_t r = 0; r < rows; r++) {
+        const int8_t *x = q->q + r * dim4;
+        for (int64_t c = a; c < z; c++) {
+            int32_t acc = 0;
+            for (int64_t e = 0; e < dim4; e++)
+                acc += (int32_t)k[(e / 4) * 64 + c * 4 + e % 4] * x[e];
+            const float t = k_scale[c] * q->scale[r];
+            dst[r * stride + c - a] = (float)(acc - q->corr[r]) * t + q->mean[r];
+        }
+    }
+}
+
+#ifdef INT8_X86
+
+/* ---- AVX512-VNNI -------------------------------------------------------------- */
+
+#define INT8_AVX512 __attribute__((target("avx512f,avx512vnni")))
+#define INT8_AVX512_INLINE                                                                         \
+    static inline __attribute__((always_inline, target("avx512f,avx512vnni")))
+
+/* rows (1..8) rows starting at row r0 against one packed block. */
+INT8_AVX512_INLINE void int8_dots_rows_avx512(int rows, const uint8_t *k, const float *k_scale,
+                                              int64_t dim4, const int8_rows *q, int64_t r0,
+                                              int64_t a, int64_t z, float *dst, int64_t stride)
+{
+    __m512i acc[8];
+    for (int i = 0; i < rows; i++)
+        acc[i] = _mm512_setzero_si512();
+    const int8_t *x = q->q + r0 * dim4;
+    const int64_t groups = dim4 / 4;
+    for (int64_t g = 0; g < groups; g++) {
+        const __m512i kv = _mm512_loadu_si512(k + g * 64);
+        for (int i = 0; i < rows; i++)
+            acc[i] = _mm512_dpbusd_epi32(acc[i], kv, _mm512_set1_epi32(int8_quad(x + i * dim4, g)));
+    }
+    const __m512 ks = _mm512_loadu_ps(k_scale);
+    const __mmask16 lanes = (__mmask16)(((1u << z) - 1) & ~((1u << a) - 1));
+    for (int i = 0; i < rows; i++) {
+        const int64_t r = r0 + i;
+        const __m512 t = _mm512_mul_ps(ks, _mm512_set1_ps(q->scale[r]));
+        const __m512 dot =
+            _mm512_cvtepi32_ps(_mm512_sub_epi32(acc[i], _mm512_set1_epi32(q->corr[r])));
+        const __m512 s = _mm512_fmadd_ps(dot, t, _mm512_set1_ps(q->mean[r]));
+        if (a == 0 && z == INT8_KEYS)
+            _mm512_storeu_ps(dst + r * stride, s);
+        else
+            _mm512_mask_storeu_ps(dst + r * stride, (__mmask16)((1u << (z - a)) - 1),
+                                  _mm512_maskz_compress_ps(lanes, s));
+    }
+}
+
+static INT8_AVX512 void int8_dots_avx512(const uint8_t *k, const float *k_scale, int64_t dim4,
+                                         const int8_rows *q, int64_t rows, int64_t a, int64_t z,
+                                         float *dst, int64_t stride)
+{
+    int64_t r = 0;
+    for (; r + 8 <= rows; r += 8)
+        int8_dots_rows_avx512(8, k, k_scale, dim4, q, r, a, z, dst, stride);
+    switch (rows - r) {
+    case 0:
+        break;
+    case 1:
+        int8_dots_rows_avx512(1, k, k_scale, dim4, q, r, a, z, dst, stride);
+        break;
+    case 2:
+        int8_dots_rows_avx512(2, k, k_scale, dim4, q, r, a, z, dst, stride);
+        break;
+    case 3:
+        int8_dots_rows_avx512(3, k, k_scale, dim4, q, r, a, z, dst, stride);
+        break;
+    case 4:
+        int8_dots_rows_avx512(4, k, k_scale, dim4, q, r, a, z, dst, stride);
+        break;
+    case 5:
+        int8_dots_rows_avx512(5, k, k_scale, dim4, q, r, a, z, dst, stride);
+        break;
+    case 6:
+        int8_dots_rows_avx512(6, k, k_scale, dim4, q, r, a, z, dst, stride);
+        break;
+    default:
+        int8_dots_rows_avx512(7, k, k_scale, dim4, q, r, a, z, dst, stride);
+        break;
+    }
+}
+
+/* ---- AVX-VNNI ------------------------------------------------------------------- */
+
+#define INT8_AVX2 __attribute__((target("avx2,fma,avxvnni")))
+#define INT8_AVX2_INLINE static inline __attribute__((always_inline, target("avx2,fma,avxvnni")))
+
+/* rows (1..4) rows starting at row r0: both 8-key halves of the block. */
+INT8_AVX2_INLINE void int8_dots_rows_avx2(int rows, const uint8_t *k, const float *k_scale,
+                                          int64_t dim4, const int8_rows *q, int64_t r0, int64_t a,
+                                          int64_t z, float *dst, int64_t stride)
+{
+    __m256i acc[4][2];
+    for (int i = 0; i < rows; i++)
+        acc[i][0] = acc[i][1] = _mm256_setzero_si256();
+    const int8_t *x = q->q + r0 * dim4;
+    const int64_t groups = dim4 / 4;
+    for (int64_t g = 0; g < groups; g++) {
+        const __m256i k0 = _mm256_loadu_si256((const __m256i *)(const void *)(k + g * 64));
+        const __m256i k1 = _mm256_loadu_si256((const __m256i *)(const void *)(k + g * 64 + 32));
+        for (int i = 0; i < rows; i++) {
+            const __m256i b = _mm256_set1_epi32(int8_quad(x + i * dim4, g));
+            acc[i][0] = _mm256_dpbusd_avx_epi32(acc[i][0], k0, b);
+            acc[i][1] = _mm256_dpbusd_avx_epi32(acc[i][1], k1, b);
+        }
+    }
+    for (int i = 0; i < rows; i++) {
+        const int64_t r = r0 + i;
+        float s[INT8_KEYS];
+        for (int h = 0; h < 2; h++) {
+            const __m256 t =
+                _mm256_mul_ps(_mm256_loadu_ps(k_scale + 8 * h), _mm256_set1_ps(q->scale[r]));
+            const __m256 dot =
+                _mm256_cvtepi32_ps(_mm256_sub_epi32(acc[i][h], _mm256_set1_epi32(q->corr[r])));
+            _mm256_storeu_ps(s + 8 * h, _mm256_fmadd_ps(dot, t, _mm256_set1_ps(q->mean[r])));
+        }
+        memcpy(dst + r * stride, s + a, sizeof(float) * (size_t)(z - a));
+    }
+}
+
+static INT8_AVX2 void int8_dots_avx2(const uint8_t *k, const float *k_scale, int64_t dim4,
+                                     const int8_rows *q, int64_t rows, int64_t a, int64_t z,
+                                     float *dst, int64_t stride)
+{
+    int64_t r = 0;
+    for (; r + 4 <= rows; r += 4)
+        int8_dots_rows_avx2(4, k, k_scale, dim4, q, r, a, z, dst, stride);
+    switch (rows - r) {
+    case 0:
+        break;
+    case 1:
+        int8_dots_rows_avx2(1, k, k_scale, dim4, q, r, a, z, dst, stride);
+        break;
+    case 2:
+        int8_dots_rows_avx2(2, k, k_scale, dim4, q, r, a, z, dst, stride);
+        break;
+    default:
+        int8_dots_rows_avx2(3, k, k_scale, dim4, q, r, a, z, dst, stride);
+        break;
+    }
+}
+
+#endif /* INT8_X86 */
+
+/* ---- choosing an instruction set ---------------------------------------------- */
+
+bool attention_int8_isa_supported(attention_int8_isa isa)
+{
+    switch (isa) {
+    case ATTENTION_INT8_AUTO:
+    case ATTENTION_INT8_SCALAR:
+        return true;
+#ifdef INT8_X86
+    case ATTENTION_INT8_AVX_VNNI:
+        __builtin_cpu_init();
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+               __builtin_cpu_supports("avxvnni");
+    case ATTENTION_INT8_AVX512_VNNI:
+        __builtin_cpu_init();
+        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vnni");
+#endif
+    default:
+        return false;
+    }
+}
+
+const char *attention_int8_isa_name(attention_int8_isa isa)
+{
+    switch (isa) {
+    case ATTENTION_INT8_AUTO:
+        return "auto";
+    case ATTENTION_INT8_SCALAR:
+        return "scalar";
+    case ATTENTION_INT8_AVX_VNNI:
+        return "avx-vnni";
+    case ATTENTION_INT8_AVX512_VNNI:
+        return "avx512-vnni";
+    }
+    return "unknown";
+}
+
+/* The concrete instruction set AUTO stands for. */
+static attention_int8_isa int8_resolve(attention_int8_isa isa)
+{
+    if (isa != ATTENTION_INT8_AUTO)
+        return isa;
+    if (attention_int8_isa_supported(ATTENTION_INT8_AVX512_VNNI))
+        return ATTENTION_INT8_AVX512_VNNI;
+    if (attention_int8_isa_supported(ATTENTION_INT8_AVX_VNNI))
+        return ATTENTION_INT8_AVX_VNNI;
+    return ATTENTION_INT8_SCALAR;
+}
+
+static int8_dots_fn int8_dots_for(attention_int8_isa isa)
+{
+#ifdef INT8_X86
+    if (isa == ATTENTION_INT8_AVX512_VNNI)
+        return int8_dots_avx512;
+    if (isa == ATTENTION_INT8_AVX_VNNI)
+        return int8_dots_avx2;
+#endif
+    (void)isa;
+    return int8_dots_scalar;
+}
+
+/* The float loops (softmax, P V) that go with the int8 ones. */
+static attention_isa int8_float_isa(attention_int8_isa isa)
+{
+    switch (isa) {
+    case ATTENTION_INT8_AVX512_VNNI:
+        return ATTENTION_ISA_AVX512;
+    case ATTENTION_INT8_AVX_VNNI:
+        return ATTENTION_ISA_AVX2;
+    default:
+        return ATTENTION_ISA_SCALAR;
+    }
+}
+
+/* ---- quantizing K ----------------------------------------------------------------- */
+
+/* The keys of batch b that any query may see (the rest are never read). */
+static int64_t int8_valid_keys(const attention_params *p, const attention_fast_data *d, int64_t b)
+{
+    int64_t n = p->total_len;
+    if (d->mask != NULL)
+        n = int8_min(n, d->mask_len);
+    if (p->kv_valid_len != NULL)
+        n = int8_min(n, p->kv_valid_len[b]);
+    return int8_max(n, 0);
+}
+
+/* Row j of K for (b, h), from whichever piece holds it. */
+static const float *int8_key(const attention_fast_data *d, int64_t b, int64_t h, int64_t j)
+{
+    const attention_view *t = j < d->split ? &d->k[0] : &d->k[1];
+    const int64_t at = j < d->split ? j : j - d->split;
+    return t->data + b * t->batch_stride + h * t->head_stride + at * t->seq_stride;
+}
+
+/* mu of (b, h) over its first n keys. */
+static void int8_key_mean(const int8_plan *plan, int64_t b, int64_t h, int64_t n, float *mean)
+{
+    const int64_t dim = plan->p->qk_dim;
+    for (int64_t e = 0; e < dim; e++)
+        mean[e] = 0.0f;
+    if (n == 0)
+        return;
+    /* float sums per block of keys, added up in double: cheap and accurate
+     * enough for a shift that the scores add back exactly */
+    double *sum = calloc((size_t)int8_max(dim, 1), sizeof(double));
+    float *part = calloc((size_t)int8_max(dim, 1), sizeof(float));
+    if (sum == NULL || part == NULL) {
+        free(sum);
+        free(part);
+        return; /* mu = 0 is still correct, only less accurate */
+    }
+    for (int64_t j0 = 0; j0 < n; j0 += ATTENTION_INT8_K_BLOCK) {
+        const int64_t j1 = int8_min(j0 + ATTENTION_INT8_K_BLOCK, n);
+        memset(part, 0, sizeof(float) * (size_t)dim);
+        for (int64_t j = j0; j < j1; j++) {
+            const float *k = int8_key(plan->d, b, h, j);
+            for (int64_t e = 0; e < dim; e++)
+                part[e] += k[e];
+        }
+        for (int64_t e = 0; e < dim; e++)
+            sum[e] += part[e];
+    }
+    for (int64_t e = 0; e < dim; e++)
+        mean[e] = (float)(sum[e] / (double)n);
+    free(sum);
+    free(part);
+}
+
+/* Quantizes keys [j0, j1) of (b, h), one scale block, into the packed
+ * buffer of the head. */
+static void int8_key_block(const int8_plan *plan, int64_t b, int64_t h, int64_t j0, int64_t j1,
+                           const float *mean, uint8_t *packed, float *k_scale)
+{
+    const int64_t dim = plan->p->qk_dim, dim4 = plan->dim4;
+    float amax = 0.0f;
+    for (int64_t j = j0; j < j1; j++) {
+        const float *k = int8_key(plan->d, b, h, j);
+        for (int64_t e = 0; e < dim; e++)
+            amax = fmaxf(amax, fabsf(k[e] - mean[e]));
+    }
+    const float inv = amax > 0.0f ? 127.0f / amax : 0.0f, scale = amax / 127.0f;
+    for (int64_t j = j0; j < j1; j++) {
+        const float *k = int8_key(plan->d, b, h, j);
+        uint8_t *dst = packed + (j / INT8_KEYS) * dim4 * INT8_KEYS + (j % INT8_KEYS) * 4;
+        for (int64_t e = 0; e < dim; e++) {
+            float x = nearbyintf((k[e] - mean[e]) * inv);
+            x = fminf(fmaxf(x, -127.0f), 127.0f);
+            dst[(e / 4) * 64 + e % 4] = (uint8_t)((int)x + 128);
+        }
+        k_scale[j] = scale;
+    }
+}
+
+/* Smooths and quantizes the keys of heads [begin, end) (b * kv_heads + h). */
+static void int8_quantize_keys(void *arg, int64_t begin, int64_t end)
+{
+    const int8_plan *plan = arg;
+    const attention_params *p = plan->p;
+    const int64_t span = plan->blocks * INT8_KEYS;
+    for (int64_t head = begin; head < end; head++) {
+        const int64_t b = head / p->kv_heads, h = head % p->kv_heads;
+        uint8_t *packed = plan->k + head * span * plan->dim4;
+        float *k_scale = plan->k_scale + head * span;
+        float *mean = plan->mean + head * p->qk_dim;
+        const int64_t n = int8_valid_keys(p, plan->d, b);
+        /* padding (elements past qk_dim, keys past n) reads as K8 = 0 */
+        memset(packed, 128, (size_t)(span * plan->dim4));
+        memset(k_scale, 0, sizeof(float) * (size_t)span);
+        int8_key_mean(plan, b, h, n, mean);
+        for (int64_t j0 = 0; j0 < n; j0 += ATTENTION_INT8_K_BLOCK)
+            int8_key_block(plan, b, h, j0, int8_min(j0 + ATTENTION_INT8_K_BLOCK, n), mean, packed,
+                           k_scale);
+    }
+}
+
+/* ---- the scorer ------------------------------------------------------------------ */
+
+static size_t int8_scratch_bytes(const void *ctx, int64_t rows_max)
+{
+    const int8_plan *plan = ctx;
+    const size_t rows = (size_t)rows_max;
+    return (size_t)plan->dim4 * rows + 64 + 3 * 4 * rows + 3 * 64;
+}
+
+/* The int8_rows views of a worker's scratch. */
+static int8_rows int8_rows_of(const int8_plan *plan, void *scratch, int64_t rows_max)
+{
+    char *base = scratch;
+    const size_t rows = (size_t)rows_max;
+    const size_t nq = ((size_t)plan->dim4 * rows + 63) & ~(size_t)63;
+    const size_t nf = (4 * rows + 63) & ~(size_t)63;
+    int8_rows q = {(int8_t *)(void *)base, (float *)(void *)(base + nq),
+                   (int32_t *)(void *)(base + nq + nf), (float *)(void *)(base + nq + 2 * nf)};
+    return q;
+}
+
+/* Quantizes the unit's rows of scale * Q per query head (qn rows each) and
+ * computes q . mu. The scratch is laid out for the unit's own row count. */
+static void int8_start(const void *ctx, void *scratch, int64_t b, int64_t kv_head, const float *q,
+                       int64_t rows, int64_t qn)
+{
+    const int8_plan *plan = ctx;
+    const int64_t dim = plan->p->qk_dim, dim4 = plan->dim4;
+    const float *mean = plan->mean + (b * plan->p->kv_heads + kv_head) * dim;
+    int8_rows w = int8_rows_of(plan, scratch, rows);
+    for (int64_t r0 = 0; r0 < rows; r0 += qn) {
+        float amax = 0.0f;
+        for (int64_t e = 0; e < qn * dim; e++)
+            amax = fmaxf(amax, fabsf(q[r0 * dim + e]));
+        const float inv = amax > 0.0f ? 127.0f / amax : 0.0f, scale = amax / 127.0f;
+        for (int64_t r = r0; r < r0 + qn; r++) {
+            const float *x = q + r * dim;
+            int8_t *dst = w.q + r * dim4;
+            int32_t sum = 0;
+            float dot = 0.0f;
+            for (int64_t e = 0; e < dim; e++) {
+                const float v = fminf(fmaxf(nearbyintf(x[e] * inv), -127.0f), 127.0f);
+                dst[e] = (int8_t)v;
+                sum += dst[e];
+                dot += x[e] * mean[e];
+            }
+            for (int64_t e = dim; e < dim4; e++)
+                dst[e] = 0;
+            w.scale[r] = scale;
+            w.corr[r] = 128 * sum;
+            w.mean[r] = dot;
+        }
+    }
+}
+
+static void int8_tile(const void *ctx, void *scratch, int64_t b, int64_t kv_head, int64_t j0,
+                      int64_t n, int64_t rows, float *s, int64_t s_stride)
+{
+    const int8_plan *plan = ctx;
+    const int64_t head = b * plan->p->kv_heads + kv_head, span = plan->blocks * INT8_KEYS;
+    const uint8_t *packed = plan->k + head * span * plan->dim4;
+    const float *k_scale = plan->k_scale + head * span;
+    const int8_dots_fn dots = int8_dots_for(plan->isa);
+    const int8_rows w = int8_rows_of(plan, scratch, rows);
+    for (int64_t kb = j0 / INT8_KEYS * INT8_KEYS; kb < j0 + n; kb += INT8_KEYS) {
+        const int64_t a = int8_max(j0 - kb, 0), z = int8_min(j0 + n - kb, INT8_KEYS);
+        dots(packed + kb * plan->dim4, k_scale + kb, plan->dim4, &w, rows, a, z, s + (kb + a - j0),
+             s_stride);
+    }
+}
+
+/* ---- the entry point ---------------------------------------------------------------- */
+
+bool attention_int8_supports(const attention_params *p)
+{
+    return attention_fast_supports(p) && p->qk_dim <= 4096;
+}
+
+bool attention_int8_pays(const attention_params *p)
+{
+    const int64_t group = p->kv_heads > 0 ? p->q_heads / p->kv_heads : 0;
+    return p->q_len * group >= 16 && p->total_len >= 64;
+}
+
+ogi_status attention_int8(threadpool *pool, const attention_params *p, const attention_fast_data *d,
+                          attention_int8_isa isa)
+{
+    if (!attention_int8_isa_supported(isa) || !attention_int8_supports(p) || p->batch < 0 ||
+        p->kv_heads <= 0 || p->total_len < 0 || p->qk_dim < 0 || p->q_heads % p->kv_heads != 0 ||
+        d->split < 0 || d->split > p->total_len)
+        return OGI_ERR_INVALID_ARGUMENT;
+    if (p->batch == 0 || p->q_heads == 0 || p->q_len == 0)
+        return OGI_OK;
+    int8_plan plan = {.p = p, .d = d, .isa = int8_resolve(isa)};
+    plan.dim4 = int8_round4(int8_max(p->qk_dim, 1));
+    plan.blocks = (p->total_len + INT8_KEYS - 1) / INT8_KEYS;
+    const int64_t heads = p->batch * p->kv_heads, span = plan.blocks * INT8_KEYS;
+    plan.k = aligned_alloc(64, (size_t)((heads * span * plan.dim4 + 63) / 64 * 64 + 64));
+    plan.k_scale = malloc(sizeof(float) * (size_t)(heads * span + 1));
+    plan.mean = malloc(sizeof(float) * (size_t)(heads * int8_max(p->qk_dim, 1)));
+    ogi_status st = OGI_ERR_OUT_OF_MEMORY;
+    if (plan.k != NULL && plan.k_scale != NULL && plan.mean != NULL) {
+        const double work = (double)heads * (double)p->total_len * (double)p->qk_dim;
+        threadpool_parallel_for(work < (double)(1 << 18) ? NULL : pool, heads, 1,
+                                int8_quantize_keys, &plan);
+        const attention_scorer scorer = {&plan, int8_scratch_bytes, int8_start, int8_tile};
+        st = attention_fast_scored(pool, p, d, int8_float_isa(plan.isa), &scorer);
+    }
+    free(plan.k);
+    free(plan.k_scale);
+    free(plan.mean);
+    return st;
+}
