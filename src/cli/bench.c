@@ -29,6 +29,7 @@ typedef struct bench_opts {
     int repeats;
     int threads;
     int new_tokens;
+    ogi_attention_precision attention;
 } bench_opts;
 
 /* median, min, max of each metric */
@@ -137,6 +138,7 @@ static void bench_child(const bench_opts *o, const char *backend, bench_result *
     ogi_pipeline_options po = ogi_pipeline_default_options();
     po.backend = backend;
     po.threads = o->threads;
+    po.attention = o->attention;
     ogi_status st = OGI_OK;
     for (int rep = 0; rep < n && st == OGI_OK; rep++) {
         ogi_pipeline *p;
@@ -262,7 +264,7 @@ static double bench_weight_bytes(const char *dir)
 static void bench_usage(FILE *f)
 {
     fprintf(f, "usage: ogi bench MODEL_DIR [--backend native,ort] [--repeats N] [--threads N]\n"
-               "                 [--new-tokens N] [--json]\n\n"
+               "                 [--new-tokens N] [--attention exact|int8] [--json]\n\n"
                "Prints load time, prefill tokens/s (prompts of 128 and 512), decode tokens/s\n"
                "(batch 1 and 4, N new tokens after a 128-token prompt; default 128) and peak\n"
                "RSS as medians over repeats (default 3) with min-max, each backend side by\n"
@@ -289,6 +291,9 @@ int cli_bench(int argc, char **argv)
             o.threads = atoi(argv[++i]);
         } else if (strcmp(argv[i], "--new-tokens") == 0 && i + 1 < argc) {
             o.new_tokens = atoi(argv[++i]);
+        } else if (strcmp(argv[i], "--attention") == 0 && i + 1 < argc &&
+                   cli_parse_attention(argv[i + 1], &o.attention)) {
+            i++;
         } else if (argv[i][0] != '-' && o.dir == NULL) {
             o.dir = argv[i];
         } else {

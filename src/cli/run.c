@@ -56,6 +56,7 @@ static const struct {
     {"--graph-optimization N", "ONNX Runtime optimisation level (0, 1, 2, 99)"},
     {"--threads N", "worker threads (0: one per core)"},
     {"--kv-cache-mb N", "KV cache budget in MB"},
+    {"--attention exact|int8", "native Attention precision (int8: SageAttention-style Q K^T)"},
 };
 
 static void run_usage(FILE *f, const char *cmd)
@@ -118,7 +119,10 @@ static int run_parse_option(run_args *a, int argc, char **argv, int *i)
         a->pipe.ort_library = val;
     else if (strcmp(opt, "--providers") == 0)
         a->pipe.providers = val;
-    else if (strcmp(opt, "--stop") == 0) {
+    else if (strcmp(opt, "--attention") == 0) {
+        if (!cli_parse_attention(val, &a->pipe.attention))
+            return 2;
+    } else if (strcmp(opt, "--stop") == 0) {
         if (a->cfg.n_stop_strings == RUN_MAX_STOPS)
             return 2;
         a->stops[a->cfg.n_stop_strings++] = val;
@@ -415,12 +419,24 @@ int cli_chat(int argc, char **argv)
     return 0;
 }
 
+bool cli_parse_attention(const char *value, ogi_attention_precision *out)
+{
+    if (strcmp(value, "exact") == 0)
+        *out = OGI_ATTENTION_EXACT;
+    else if (strcmp(value, "int8") == 0)
+        *out = OGI_ATTENTION_INT8;
+    else
+        return false;
+    return true;
+}
+
 /* ---- perplexity --------------------------------------------------------------- */
 
 static void ppl_usage(FILE *f)
 {
     fprintf(f, "usage: ogi perplexity MODEL_DIR FILE [--window N] [--stride N] [--start N]\n"
-               "                       [--windows K] [--backend NAME] [--json]\n\n"
+               "                       [--windows K] [--backend NAME] [--attention exact|int8]\n"
+               "                       [--json]\n\n"
                "Tokenizes FILE as one text (no special tokens) and slides windows of N\n"
                "tokens (default: the model's context + 1) every stride tokens (default N),\n"
                "from token `start`; each window predicts its tokens 1..N-1 from the ones\n"
@@ -433,6 +449,7 @@ int cli_perplexity(int argc, char **argv)
     const char *dir = NULL, *file = NULL, *backend = "native";
     long window = 0, stride = 0, start = 0, max_windows = -1;
     bool json = false;
+    ogi_attention_precision attention = OGI_ATTENTION_EXACT;
     for (int i = 1; i < argc; i++) {
         long *target = strcmp(argv[i], "--window") == 0    ? &window
                        : strcmp(argv[i], "--stride") == 0  ? &stride
@@ -446,6 +463,9 @@ int cli_perplexity(int argc, char **argv)
             json = true;
         } else if (strcmp(argv[i], "--backend") == 0 && i + 1 < argc) {
             backend = argv[++i];
+        } else if (strcmp(argv[i], "--attention") == 0 && i + 1 < argc &&
+                   cli_parse_attention(argv[i + 1], &attention)) {
+            i++;
         } else if (target != NULL && i + 1 < argc) {
             *target = strtol(argv[++i], NULL, 10);
         } else if (argv[i][0] != '-' && dir == NULL) {
@@ -463,6 +483,7 @@ int cli_perplexity(int argc, char **argv)
     }
     ogi_pipeline_options po = ogi_pipeline_default_options();
     po.backend = backend;
+    po.attention = attention;
     ogi_pipeline *pipe;
     if (ogi_pipeline_open(dir, &po, &pipe) != OGI_OK) {
         fprintf(stderr, "ogi perplexity: %s\n", ogi_last_error());
