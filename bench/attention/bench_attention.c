@@ -15,7 +15,11 @@
  * Each figure is the best of the runs made in about a second. ogi and ORT
  * both use 2 threads (--threads N changes it; --row K runs one row).
  * fast/ORT compares the op column (session against session); |op-ORT| is the
- * largest output difference. */
+ * largest output difference.
+ *
+ * A second table puts the int8 kernel (attention_int8.c) beside the fast one
+ * on decode and causal prefill up to 8,192 keys, with the cosine similarity
+ * of their outputs (--int8 prints only that table). */
 #include <dlfcn.h>
 #include <math.h>
 #include <stdbool.h>
@@ -122,16 +126,19 @@ typedef struct bench_fast {
     attention_params p;
     attention_fast_data d;
     threadpool *pool;
+    bool int8; /* the int8 kernel instead */
 } bench_fast;
 
 static void bench_fast_run(void *arg)
 {
     bench_fast *f = arg;
-    if (attention_fast(f->pool, &f->p, &f->d, ATTENTION_ISA_AUTO) != OGI_OK)
+    ogi_status st = f->int8 ? attention_int8(f->pool, &f->p, &f->d, ATTENTION_INT8_AUTO)
+                            : attention_fast(f->pool, &f->p, &f->d, ATTENTION_ISA_AUTO);
+    if (st != OGI_OK)
         abort();
 }
 
-static double bench_fast_seconds(const bench_inputs *in, float *y)
+static double bench_kernel_seconds(const bench_inputs *in, float *y, bool int8)
 {
     const int64_t q = in->shape->q_len, t = in->shape->total, d = BENCH_DIM;
     bench_fast f = {.p = bench_params(in->shape, BENCH_Q_HEADS, BENCH_KV_HEADS), .pool = in->pool};
@@ -143,7 +150,13 @@ static double bench_fast_seconds(const bench_inputs *in, float *y)
     f.d.y_strides[0] = BENCH_Q_HEADS * q * d;
     f.d.y_strides[1] = q * d;
     f.d.y_strides[2] = d;
+    f.int8 = int8;
     return bench_time(bench_fast_run, &f, 1.0);
+}
+
+static double bench_fast_seconds(const bench_inputs *in, float *y)
+{
+    return bench_kernel_seconds(in, y, false);
 }
 
 typedef struct bench_ref {
@@ -456,23 +469,94 @@ static void bench_row(const bench_shape *s, threadpool *pool, int threads, const
     free(y_ort);
 }
 
+/* ---- int8 against the fast kernel --------------------------------------------------- */
+
+static const bench_shape bench_int8_shapes[] = {
+    {"decode", 1, 512, false},   {"decode", 1, 2048, false},    {"decode", 1, 8192, false},
+    {"prefill", 512, 512, true}, {"prefill", 2048, 2048, true}, {"prefill", 8192, 8192, true},
+};
+
+static double bench_cosine(const float *a, const float *b, int64_t n)
+{
+    double dot = 0.0, na = 0.0, nb = 0.0;
+    for (int64_t i = 0; i < n; i++) {
+        dot += (double)a[i] * b[i];
+        na += (double)a[i] * a[i];
+        nb += (double)b[i] * b[i];
+    }
+    return dot / sqrt(na * nb);
+}
+
+static void bench_int8_row(const bench_shape *s, threadpool *pool)
+{
+    uint64_t seed = 42;
+    const int64_t q = s->q_len, t = s->total, d = BENCH_DIM, ny = BENCH_Q_HEADS * q * d;
+    bench_inputs in = {s,   NULL, NULL, NULL, {1, BENCH_Q_HEADS, q, d}, {1, BENCH_KV_HEADS, t, d},
+                       pool};
+    in.q = bench_random(BENCH_Q_HEADS * q * d, &seed);
+    in.k = bench_random(BENCH_KV_HEADS * t * d, &seed);
+    in.v = bench_random(BENCH_KV_HEADS * t * d, &seed);
+    float *y_fast = calloc((size_t)ny, sizeof(float)), *y_int8 = calloc((size_t)ny, sizeof(float));
+    if (y_fast == NULL || y_int8 == NULL)
+        abort();
+    const double gflop = 4.0 * BENCH_Q_HEADS * (double)q * (double)t * d * 1e-9;
+    const double fast = gflop / bench_kernel_seconds(&in, y_fast, false);
+    const double int8 = gflop / bench_kernel_seconds(&in, y_int8, true);
+    const attention_params p = bench_params(s, BENCH_Q_HEADS, BENCH_KV_HEADS);
+    char label[64];
+    snprintf(label, sizeof(label), "%-7s q=%-4lld total=%-4lld%s", s->kind, (long long)q,
+             (long long)t, s->causal ? " causal" : "");
+    printf("%-34s %8.1f %8.1f %9.2fx %10.6f %6s\n", label, fast, int8, int8 / fast,
+           bench_cosine(y_fast, y_int8, ny), attention_int8_pays(&p) ? "int8" : "exact");
+    free(in.q);
+    free(in.k);
+    free(in.v);
+    free(y_fast);
+    free(y_int8);
+}
+
+static void bench_int8_table(threadpool *pool, int threads)
+{
+    attention_int8_isa isa = ATTENTION_INT8_SCALAR;
+    if (attention_int8_isa_supported(ATTENTION_INT8_AVX512_VNNI))
+        isa = ATTENTION_INT8_AVX512_VNNI;
+    else if (attention_int8_isa_supported(ATTENTION_INT8_AVX_VNNI))
+        isa = ATTENTION_INT8_AVX_VNNI;
+    printf("\nint8 kernel (%s) against the fast kernel, %d threads; `op` is what an\n"
+           "--attention int8 session runs for the shape\n",
+           attention_int8_isa_name(isa), threads);
+    printf("%-34s %8s %8s %10s %10s %6s\n", "GFLOP/s", "fast", "int8", "int8/fast", "cosine", "op");
+    const int n = (int)(sizeof(bench_int8_shapes) / sizeof(bench_int8_shapes[0]));
+    for (int i = 0; i < n; i++)
+        bench_int8_row(&bench_int8_shapes[i], pool);
+}
+
 int main(int argc, char **argv)
 {
     int threads = 2, only = -1;
+    bool int8_only = false;
     const int n_shapes = (int)(sizeof(bench_shapes) / sizeof(bench_shapes[0]));
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc)
             threads = atoi(argv[++i]);
         else if (strcmp(argv[i], "--row") == 0 && i + 1 < argc)
             only = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--int8") == 0)
+            int8_only = true;
         else {
-            fprintf(stderr, "usage: %s [--threads N] [--row 0..%d]\n", argv[0], n_shapes - 1);
+            fprintf(stderr, "usage: %s [--threads N] [--row 0..%d] [--int8]\n", argv[0],
+                    n_shapes - 1);
             return 2;
         }
     }
     threadpool *pool;
     if (threads < 1 || threadpool_create(threads, &pool) != OGI_OK)
         return 1;
+    if (int8_only) {
+        bench_int8_table(pool, threads);
+        threadpool_free(pool);
+        return 0;
+    }
     const void *ort_api = NULL;
 #ifdef OGI_BENCH_HAVE_ORT_HEADERS
     ort_api = bench_ort_api();
@@ -492,6 +576,8 @@ int main(int argc, char **argv)
             bench_row(&bench_shapes[i], pool, threads, ort_api);
     printf("* the reference timed on one KV group (4 of the 32 query heads)\n"
            "fast/ORT: the op column (an ogi session) against ORT's Run\n");
+    if (only < 0)
+        bench_int8_table(pool, threads);
     threadpool_free(pool);
     return 0;
 }

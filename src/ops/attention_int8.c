@@ -20,6 +20,7 @@
  * elements of 16 keys and VPDPBUSD against a broadcast of 4 bytes of a
  * query row adds them into the row's 16 scores, with no horizontal sums. */
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -43,6 +44,7 @@ typedef struct int8_plan {
     uint8_t *k;     /* [batch * kv_heads][blocks][dim4 / 4][16][4]: K8 + 128 */
     float *k_scale; /* [batch * kv_heads][blocks * 16]: each key's scale_k, 0 past the valid keys */
     float *mean;    /* [batch * kv_heads][qk_dim]: mu */
+    atomic_bool failed; /* a worker ran out of memory */
 } int8_plan;
 
 /* One worker's quantized query rows (rows_max of each). */
@@ -72,6 +74,23 @@ static int64_t int8_max(int64_t a, int64_t b)
 static int64_t int8_round4(int64_t n)
 {
     return (n + 3) / 4 * 4;
+}
+
+/* max(a, b) for the scales' maxima: a plain comparison (fmaxf's NaN rules
+ * keep it from vectorising); a NaN input then spoils only its own block. */
+static inline float int8_larger(float a, float b)
+{
+    return b > a ? b : a;
+}
+
+/* x rounded to the nearest integer (ties to even) and clamped to
+ * [-127, 127], for |x| <= 2^22: adding and subtracting 1.5 * 2^23 leaves no
+ * fraction bits (plain arithmetic, unlike nearbyintf, so it vectorises). */
+static inline float int8_round(float x)
+{
+    const float magic = 12582912.0f;
+    const float r = (x + magic) - magic;
+    return r < -127.0f ? -127.0f : r > 127.0f ? 127.0f : r;
 }
 
 /* Bytes 4 g .. 4 g + 3 of a quantized query row, as one int32 to broadcast. */
@@ -365,26 +384,25 @@ static void int8_key_mean(const int8_plan *plan, int64_t b, int64_t h, int64_t n
 }
 
 /* Quantizes keys [j0, j1) of (b, h), one scale block, into the packed
- * buffer of the head. */
+ * buffer of the head; row: room for dim4 bytes, all 128. */
 static void int8_key_block(const int8_plan *plan, int64_t b, int64_t h, int64_t j0, int64_t j1,
-                           const float *mean, uint8_t *packed, float *k_scale)
+                           const float *mean, uint8_t *row, uint8_t *packed, float *k_scale)
 {
     const int64_t dim = plan->p->qk_dim, dim4 = plan->dim4;
     float amax = 0.0f;
     for (int64_t j = j0; j < j1; j++) {
         const float *k = int8_key(plan->d, b, h, j);
         for (int64_t e = 0; e < dim; e++)
-            amax = fmaxf(amax, fabsf(k[e] - mean[e]));
+            amax = int8_larger(amax, fabsf(k[e] - mean[e]));
     }
     const float inv = amax > 0.0f ? 127.0f / amax : 0.0f, scale = amax / 127.0f;
     for (int64_t j = j0; j < j1; j++) {
         const float *k = int8_key(plan->d, b, h, j);
         uint8_t *dst = packed + (j / INT8_KEYS) * dim4 * INT8_KEYS + (j % INT8_KEYS) * 4;
-        for (int64_t e = 0; e < dim; e++) {
-            float x = nearbyintf((k[e] - mean[e]) * inv);
-            x = fminf(fmaxf(x, -127.0f), 127.0f);
-            dst[(e / 4) * 64 + e % 4] = (uint8_t)((int)x + 128);
-        }
+        for (int64_t e = 0; e < dim; e++)
+            row[e] = (uint8_t)((int)int8_round((k[e] - mean[e]) * inv) + 128);
+        for (int64_t g = 0; g < dim4 / 4; g++)
+            memcpy(dst + g * 64, row + 4 * g, 4);
         k_scale[j] = scale;
     }
 }
@@ -392,9 +410,15 @@ static void int8_key_block(const int8_plan *plan, int64_t b, int64_t h, int64_t 
 /* Smooths and quantizes the keys of heads [begin, end) (b * kv_heads + h). */
 static void int8_quantize_keys(void *arg, int64_t begin, int64_t end)
 {
-    const int8_plan *plan = arg;
+    int8_plan *plan = arg;
     const attention_params *p = plan->p;
     const int64_t span = plan->blocks * INT8_KEYS;
+    uint8_t *row = malloc((size_t)plan->dim4);
+    if (row == NULL) {
+        atomic_store(&plan->failed, true);
+        return;
+    }
+    memset(row, 128, (size_t)plan->dim4);
     for (int64_t head = begin; head < end; head++) {
         const int64_t b = head / p->kv_heads, h = head % p->kv_heads;
         uint8_t *packed = plan->k + head * span * plan->dim4;
@@ -406,9 +430,10 @@ static void int8_quantize_keys(void *arg, int64_t begin, int64_t end)
         memset(k_scale, 0, sizeof(float) * (size_t)span);
         int8_key_mean(plan, b, h, n, mean);
         for (int64_t j0 = 0; j0 < n; j0 += ATTENTION_INT8_K_BLOCK)
-            int8_key_block(plan, b, h, j0, int8_min(j0 + ATTENTION_INT8_K_BLOCK, n), mean, packed,
-                           k_scale);
+            int8_key_block(plan, b, h, j0, int8_min(j0 + ATTENTION_INT8_K_BLOCK, n), mean, row,
+                           packed, k_scale);
     }
+    free(row);
 }
 
 /* ---- the scorer ------------------------------------------------------------------ */
@@ -444,7 +469,7 @@ static void int8_start(const void *ctx, void *scratch, int64_t b, int64_t kv_hea
     for (int64_t r0 = 0; r0 < rows; r0 += qn) {
         float amax = 0.0f;
         for (int64_t e = 0; e < qn * dim; e++)
-            amax = fmaxf(amax, fabsf(q[r0 * dim + e]));
+            amax = int8_larger(amax, fabsf(q[r0 * dim + e]));
         const float inv = amax > 0.0f ? 127.0f / amax : 0.0f, scale = amax / 127.0f;
         for (int64_t r = r0; r < r0 + qn; r++) {
             const float *x = q + r * dim;
@@ -452,8 +477,7 @@ static void int8_start(const void *ctx, void *scratch, int64_t b, int64_t kv_hea
             int32_t sum = 0;
             float dot = 0.0f;
             for (int64_t e = 0; e < dim; e++) {
-                const float v = fminf(fmaxf(nearbyintf(x[e] * inv), -127.0f), 127.0f);
-                dst[e] = (int8_t)v;
+                dst[e] = (int8_t)int8_round(x[e] * inv);
                 sum += dst[e];
                 dot += x[e] * mean[e];
             }
@@ -505,6 +529,7 @@ ogi_status attention_int8(threadpool *pool, const attention_params *p, const att
     if (p->batch == 0 || p->q_heads == 0 || p->q_len == 0)
         return OGI_OK;
     int8_plan plan = {.p = p, .d = d, .isa = int8_resolve(isa)};
+    atomic_init(&plan.failed, false);
     plan.dim4 = int8_round4(int8_max(p->qk_dim, 1));
     plan.blocks = (p->total_len + INT8_KEYS - 1) / INT8_KEYS;
     const int64_t heads = p->batch * p->kv_heads, span = plan.blocks * INT8_KEYS;
@@ -517,7 +542,8 @@ ogi_status attention_int8(threadpool *pool, const attention_params *p, const att
         threadpool_parallel_for(work < (double)(1 << 18) ? NULL : pool, heads, 1,
                                 int8_quantize_keys, &plan);
         const attention_scorer scorer = {&plan, int8_scratch_bytes, int8_start, int8_tile};
-        st = attention_fast_scored(pool, p, d, int8_float_isa(plan.isa), &scorer);
+        if (!atomic_load(&plan.failed))
+            st = attention_fast_scored(pool, p, d, int8_float_isa(plan.isa), &scorer);
     }
     free(plan.k);
     free(plan.k_scale);
