@@ -516,7 +516,7 @@ bool attention_int8_supports(const attention_params *p)
 bool attention_int8_pays(const attention_params *p)
 {
     const int64_t group = p->kv_heads > 0 ? p->q_heads / p->kv_heads : 0;
-    return p->q_len * group >= 16 && p->total_len >= 64;
+    return p->q_len * group >= 16;
 }
 
 ogi_status attention_int8(threadpool *pool, const attention_params *p, const attention_fast_data *d,
