@@ -41,6 +41,7 @@ bool ort_runtime_built(void)
 #include <unistd.h>
 
 #include "core/error.h"
+#include "core/threadpool.h"
 
 #define ORT_DEPS_LIBRARY "deps/onnxruntime/lib/libonnxruntime.so.1"
 
@@ -193,6 +194,7 @@ static ogi_status ort_runtime_get_locked(const char *library_path, const ort_run
 
 ogi_status ort_runtime_get(const char *library_path, const ort_runtime **out)
 {
+    threadpool_blas_single_thread(); /* ogi links OpenBLAS: its idle threads go */
     pthread_mutex_lock(&ort_lock);
     ogi_status st = ort_runtime_get_locked(library_path, out);
     pthread_mutex_unlock(&ort_lock);

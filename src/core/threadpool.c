@@ -12,6 +12,7 @@
  * other than the one whose fields it read. */
 #include "core/threadpool.h"
 
+#include <cblas.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -194,4 +195,22 @@ void threadpool_parallel_for(threadpool *p, int64_t n, int64_t min_chunk, thread
     /* close the job: a worker that reads the job word from now on finds no
      * chunk, and one holding a stale copy fails its compare-and-swap */
     atomic_store_explicit(&p->job, id << 32 | THREADPOOL_CLOSED, memory_order_release);
+}
+
+/* blas_thread_shutdown_ is a weak reference: OpenBLAS builds without it
+ * (or without threads) leave it NULL. */
+extern int blas_thread_shutdown_(void) __attribute__((weak));
+
+static pthread_once_t threadpool_blas_once = PTHREAD_ONCE_INIT;
+
+static void threadpool_blas_quiet(void)
+{
+    openblas_set_num_threads(1);
+    if (blas_thread_shutdown_ != NULL)
+        blas_thread_shutdown_();
+}
+
+void threadpool_blas_single_thread(void)
+{
+    pthread_once(&threadpool_blas_once, threadpool_blas_quiet);
 }

@@ -23,4 +23,11 @@ int threadpool_size(const threadpool *pool);
 void threadpool_parallel_for(threadpool *pool, int64_t n, int64_t min_chunk, threadpool_fn fn,
                              void *arg);
 
+/* Makes OpenBLAS (the fallback of a few float kernels, called from inside
+ * pool jobs) single-threaded and stops the threads its pthreads build
+ * started at load, which otherwise spin for a good fraction of a second and
+ * compete for the cores with whatever runs first (a prefill, or ONNX
+ * Runtime). Idempotent; called when a session or runtime opens. */
+void threadpool_blas_single_thread(void);
+
 #endif

@@ -38,6 +38,7 @@ static ogi_status session_open(const char *model_path, const ogi_session_options
 {
     if (model_path == NULL || out == NULL)
         return ogi_error(OGI_ERR_INVALID_ARGUMENT, "ogi_session_open: NULL argument");
+    threadpool_blas_single_thread();
     ogi_session_options opts = options ? *options : ogi_session_default_options();
     if (opts.attention != OGI_ATTENTION_EXACT && opts.attention != OGI_ATTENTION_INT8)
         return ogi_error(OGI_ERR_INVALID_ARGUMENT,

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "ops/families.h"
+#include "ops/vecmath.h"
 
 #define ACT_BLOCK 256
 /* Elements per thread task: below this, threading costs more than it saves. */
@@ -90,47 +91,37 @@ static void act_relu_f32_range(void *arg, int64_t begin, int64_t end)
         j->y[i] = j->x[i] > 0.0f ? j->x[i] : 0.0f;
 }
 
-/* e^x for float32 in a form compilers vectorise (libm's expf is a call per
- * element): x = n ln2 + r with |r| <= ln2/2, e^r by the Cephes minimax
- * polynomial (about 1 ulp), 2^n built in the exponent bits. Everything is
- * select-free float math or integer selects on the bits, since GCC will not
- * if-convert float compares under its default -ftrapping-math. |x| is
- * clamped to 87 so 2^n stays normal (e^87 ~ 6e37: the sigmoid's 0 and 1
- * are unaffected); NaN skips the clamp and propagates. */
-static float act_expf(float x)
+static void act_sigmoid_f32_generic(const float *x, float *y, int64_t n)
 {
-    const float round_magic = 12582912.0f; /* 1.5 * 2^23: adding it rounds to an integer */
-    const uint32_t round_magic_bits = 0x4b400000u, clamp_bits = 0x42ae0000u; /* 87.0f */
-    uint32_t xb;
-    memcpy(&xb, &x, sizeof(xb));
-    uint32_t mag = xb & 0x7fffffffu;
-    xb = mag > clamp_bits && mag <= 0x7f800000u ? (xb & 0x80000000u) | clamp_bits : xb;
-    memcpy(&x, &xb, sizeof(x));
-    float t = x * 1.44269504088896341f + round_magic;
-    float n = t - round_magic;
-    float r = x - n * 0.693359375f - n * -2.12194440e-4f; /* ln2 split so n*hi is exact */
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    float e = p * r * r + r + 1.0f;
-    /* n sits in t's low mantissa bits: 2^n = (n + 127) << 23, with no
-     * float-to-int conversion (undefined for NaN) */
-    uint32_t tb;
-    memcpy(&tb, &t, sizeof(tb));
-    uint32_t scale_bits = (tb - round_magic_bits + 127u) << 23;
-    float scale;
-    memcpy(&scale, &scale_bits, sizeof(scale));
-    return e * scale;
+    for (int64_t i = 0; i < n; i++)
+        y[i] = vecmath_sigmoidf(x[i]);
+}
+
+VECMATH_TARGET_AVX2 static void act_sigmoid_f32_avx2(const float *x, float *y, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        y[i] = vecmath_sigmoidf(x[i]);
+}
+
+VECMATH_TARGET_AVX512 static void act_sigmoid_f32_avx512(const float *x, float *y, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        y[i] = vecmath_sigmoidf(x[i]);
 }
 
 static void act_sigmoid_f32_range(void *arg, int64_t begin, int64_t end)
 {
     const act_f32_job *j = arg;
-    for (int64_t i = begin; i < end; i++)
-        j->y[i] = 1.0f / (1.0f + act_expf(-j->x[i]));
+    switch (vecmath_best_isa()) {
+    case VECMATH_AVX512:
+        act_sigmoid_f32_avx512(j->x + begin, j->y + begin, end - begin);
+        break;
+    case VECMATH_AVX2:
+        act_sigmoid_f32_avx2(j->x + begin, j->y + begin, end - begin);
+        break;
+    default:
+        act_sigmoid_f32_generic(j->x + begin, j->y + begin, end - begin);
+    }
 }
 
 /* Runs a float32 range function over input 0 (checked to be float32). */

@@ -2,10 +2,12 @@
  * mean taken over the dims axis..rank-1. Statistics are computed in double
  * (at least the precision stash_type asks for); the normalized value is
  * rounded to X's type before the scale is applied, as the function body does. */
+#include <immintrin.h>
 #include <math.h>
 #include <stdlib.h>
 
 #include "ops/families.h"
+#include "ops/vecmath.h"
 
 /* Strides of scale over X's dims (0 where scale broadcasts); scale must be
  * unidirectionally broadcastable to X. */
@@ -97,6 +99,131 @@ static void rms_normalize(const ogi_tensor *x, const ogi_tensor *scale, const in
     }
 }
 
+/* ---- float32 fast path ------------------------------------------------------
+ * X and scale float32, scale either one value or exactly the normalized
+ * dims (the models' [hidden] weight): rows are contiguous, the sum of squares
+ * runs in float lanes and rows are split over the pool. rms_normalize() is its
+ * reference. */
+
+typedef struct rms_f32_job {
+    const float *x, *scale;
+    float *y;
+    int64_t inner;
+    bool scalar_scale;
+    float epsilon;
+} rms_f32_job;
+
+static double rms_sumsq_generic(const float *x, int64_t n)
+{
+    double s = 0.0;
+    for (int64_t i = 0; i < n; i++)
+        s += (double)x[i] * x[i];
+    return s;
+}
+
+VECMATH_TARGET_AVX2 static float rms_sumsq_avx2(const float *x, int64_t n)
+{
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m256 a = _mm256_loadu_ps(x + i), b = _mm256_loadu_ps(x + i + 8);
+        s0 = _mm256_fmadd_ps(a, a, s0);
+        s1 = _mm256_fmadd_ps(b, b, s1);
+    }
+    s0 = _mm256_add_ps(s0, s1);
+    __m128 h = _mm_add_ps(_mm256_castps256_ps128(s0), _mm256_extractf128_ps(s0, 1));
+    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_add_ss(h, _mm_movehdup_ps(h));
+    float s = _mm_cvtss_f32(h);
+    for (; i < n; i++)
+        s += x[i] * x[i];
+    return s;
+}
+
+VECMATH_TARGET_AVX512 static float rms_sumsq_avx512(const float *x, int64_t n)
+{
+    __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        __m512 a = _mm512_loadu_ps(x + i), b = _mm512_loadu_ps(x + i + 16);
+        s0 = _mm512_fmadd_ps(a, a, s0);
+        s1 = _mm512_fmadd_ps(b, b, s1);
+    }
+    float s = _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
+    for (; i < n; i++)
+        s += x[i] * x[i];
+    return s;
+}
+
+/* y = (float)(x * inv_rms) * scale over one row, written for the vectoriser. */
+static void rms_scale_row(const float *x, const float *scale, bool scalar_scale, float inv_rms,
+                          float *y, int64_t n)
+{
+    if (scalar_scale) {
+        float s = scale[0];
+        for (int64_t i = 0; i < n; i++)
+            y[i] = x[i] * inv_rms * s;
+        return;
+    }
+    for (int64_t i = 0; i < n; i++)
+        y[i] = x[i] * inv_rms * scale[i];
+}
+
+/* A row whose sum of squares overflows float (|x| beyond ~1e19): in double. */
+static void rms_row_f64(const float *x, const float *scale, bool scalar_scale, float epsilon,
+                        float *y, int64_t n)
+{
+    double inv_rms = 1.0 / sqrt(rms_sumsq_generic(x, n) / (double)n + epsilon);
+    for (int64_t i = 0; i < n; i++)
+        y[i] = (float)((double)x[i] * inv_rms) * scale[scalar_scale ? 0 : i];
+}
+
+static void rms_f32_rows(void *arg, int64_t begin, int64_t end)
+{
+    const rms_f32_job *j = arg;
+    vecmath_isa isa = vecmath_best_isa();
+    for (int64_t r = begin; r < end; r++) {
+        const float *x = j->x + r * j->inner;
+        float *y = j->y + r * j->inner;
+        float sumsq = isa == VECMATH_AVX512 ? rms_sumsq_avx512(x, j->inner)
+                      : isa == VECMATH_AVX2 ? rms_sumsq_avx2(x, j->inner)
+                                            : (float)rms_sumsq_generic(x, j->inner);
+        if (!isfinite(sumsq)) {
+            rms_row_f64(x, j->scale, j->scalar_scale, j->epsilon, y, j->inner);
+            continue;
+        }
+        float inv_rms = (float)(1.0 / sqrt((double)sumsq / (double)j->inner + j->epsilon));
+        rms_scale_row(x, j->scale, j->scalar_scale, inv_rms, y, j->inner);
+    }
+}
+
+/* Runs the fast path when it applies; false leaves the work to rms_normalize(). */
+static bool rms_normalize_f32(op_ctx *c, const ogi_tensor *x, const ogi_tensor *scale, int axis,
+                              float epsilon, ogi_tensor *y)
+{
+    if (x->dtype != OGI_FLOAT32 || scale->dtype != OGI_FLOAT32)
+        return false;
+    int64_t inner = 1, outer = 1, scale_n = tensor_numel(scale);
+    for (int d = 0; d < x->rank; d++)
+        *(d < axis ? &outer : &inner) *= x->dims[d];
+    /* scale is one value, or its dims are X's normalized dims (leading 1s allowed) */
+    bool scalar_scale = scale_n == 1;
+    if (!scalar_scale) {
+        if (scale_n != inner || scale->rank > x->rank)
+            return false;
+        for (int d = 0; d < scale->rank; d++) {
+            int xd = d + x->rank - scale->rank;
+            if (scale->dims[d] != x->dims[xd] && !(xd < axis && scale->dims[d] == 1))
+                return false;
+        }
+    }
+    if (inner == 0 || outer == 0)
+        return true;
+    rms_f32_job job = {x->data, scale->data, y->data, inner, scalar_scale, epsilon};
+    threadpool_parallel_for(c->pool, outer, 1 + 32768 / inner, rms_f32_rows, &job);
+    return true;
+}
+
 static ogi_status rms_normalization(op_ctx *c)
 {
     ogi_status st;
@@ -121,7 +248,9 @@ static ogi_status rms_normalization(op_ctx *c)
     /* Y is the product of Normalized (X's type) and scale: scale's type */
     if ((st = op_alloc(c, 0, scale->dtype, x->rank, x->dims)) != OGI_OK)
         return st;
-    rms_normalize(x, scale, strides, axis, op_attr_float(c, "epsilon", 1e-5f), c->out[0]);
+    float epsilon = op_attr_float(c, "epsilon", 1e-5f);
+    if (!rms_normalize_f32(c, x, scale, axis, epsilon, c->out[0]))
+        rms_normalize(x, scale, strides, axis, epsilon, c->out[0]);
     return OGI_OK;
 }
 

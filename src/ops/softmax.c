@@ -5,11 +5,13 @@
  * the single dimension `axis` (default -1). Either way the input is seen as
  * outer x n x inner and each of the outer * inner columns of n values is
  * normalised on its own, in double after subtracting the column's max. */
+#include <immintrin.h>
 #include <math.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 
 #include "ops/families.h"
+#include "ops/vecmath.h"
 
 typedef enum softmax_kind {
     SOFTMAX_SOFT,
@@ -80,9 +82,9 @@ static void softmax_column(softmax_kind kind, double *v, int64_t n)
         v[i] = exp(v[i] - shift) / sum;
 }
 
-/* The common case, a contiguous float32 row: expf in float, the sum in
- * double. softmax_column() is its reference. */
-static void softmax_row_f32(softmax_kind kind, const float *x, float *y, int64_t n)
+/* The common case, a contiguous float32 row: libm's expf in float, the sum
+ * in double. softmax_column() is its reference. */
+static void softmax_row_f32_scalar(softmax_kind kind, const float *x, float *y, int64_t n)
 {
     float max = -INFINITY;
     for (int64_t i = 0; i < n; i++)
@@ -106,6 +108,111 @@ static void softmax_row_f32(softmax_kind kind, const float *x, float *y, int64_t
         y[i] *= inv;
 }
 
+/* Softmax of a float32 row with vecmath_expf, vectorised: y = e^(x - max)
+ * (the exp loop is written for the compiler; max and sum take explicit
+ * lanes), then y *= 1 / sum. A NaN reaches every output through the sum, as
+ * in the scalar row. The max is returned for the caller to check: an
+ * infinite one (all -inf or some +inf) leaves the row to the scalar code. */
+VECMATH_TARGET_AVX2 static void softmax_exp_avx2(const float *x, float *y, int64_t n, float max)
+{
+    for (int64_t i = 0; i < n; i++)
+        y[i] = vecmath_expf(x[i] - max);
+}
+
+VECMATH_TARGET_AVX512 static void softmax_exp_avx512(const float *x, float *y, int64_t n, float max)
+{
+    for (int64_t i = 0; i < n; i++)
+        y[i] = vecmath_expf(x[i] - max);
+}
+
+VECMATH_TARGET_AVX512 static float softmax_max_avx512(const float *x, int64_t n)
+{
+    __m512 m = _mm512_set1_ps(-INFINITY);
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        m = _mm512_max_ps(m, _mm512_loadu_ps(x + i));
+    float max = _mm512_reduce_max_ps(m);
+    for (; i < n; i++)
+        max = x[i] > max ? x[i] : max;
+    return max;
+}
+
+VECMATH_TARGET_AVX512 static float softmax_sum_avx512(const float *y, int64_t n)
+{
+    __m512 s = _mm512_setzero_ps();
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        s = _mm512_add_ps(s, _mm512_loadu_ps(y + i));
+    float sum = _mm512_reduce_add_ps(s);
+    for (; i < n; i++)
+        sum += y[i];
+    return sum;
+}
+
+VECMATH_TARGET_AVX2 static float softmax_hmax_avx2(__m256 m)
+{
+    __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+    h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_max_ss(h, _mm_movehdup_ps(h));
+    return _mm_cvtss_f32(h);
+}
+
+VECMATH_TARGET_AVX2 static float softmax_max_avx2(const float *x, int64_t n)
+{
+    __m256 m = _mm256_set1_ps(-INFINITY);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        m = _mm256_max_ps(m, _mm256_loadu_ps(x + i));
+    float max = softmax_hmax_avx2(m);
+    for (; i < n; i++)
+        max = x[i] > max ? x[i] : max;
+    return max;
+}
+
+VECMATH_TARGET_AVX2 static float softmax_sum_avx2(const float *y, int64_t n)
+{
+    __m256 s = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        s = _mm256_add_ps(s, _mm256_loadu_ps(y + i));
+    __m128 h = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
+    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_add_ss(h, _mm_movehdup_ps(h));
+    float sum = _mm_cvtss_f32(h);
+    for (; i < n; i++)
+        sum += y[i];
+    return sum;
+}
+
+/* Returns false, leaving y to the scalar row, where the vector path does not apply. */
+static bool softmax_row_f32_vector(const float *x, float *y, int64_t n)
+{
+    vecmath_isa isa = vecmath_best_isa();
+    if (isa == VECMATH_GENERIC)
+        return false;
+    float max = isa == VECMATH_AVX512 ? softmax_max_avx512(x, n) : softmax_max_avx2(x, n);
+    if (isinf(max))
+        return false;
+    float sum;
+    if (isa == VECMATH_AVX512) {
+        softmax_exp_avx512(x, y, n, max);
+        sum = softmax_sum_avx512(y, n);
+    } else {
+        softmax_exp_avx2(x, y, n, max);
+        sum = softmax_sum_avx2(y, n);
+    }
+    float inv = 1.0f / sum;
+    for (int64_t i = 0; i < n; i++)
+        y[i] *= inv;
+    return true;
+}
+
+static void softmax_row_f32(softmax_kind kind, const float *x, float *y, int64_t n)
+{
+    if (kind == SOFTMAX_SOFT && softmax_row_f32_vector(x, y, n))
+        return;
+    softmax_row_f32_scalar(kind, x, y, n);
+}
 /* Columns [begin, end) of the outer * inner columns. */
 static void softmax_columns(void *arg, int64_t begin, int64_t end)
 {

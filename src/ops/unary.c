@@ -377,6 +377,20 @@ static int unary_class(const ogi_tensor *x, int64_t i)
     return UNARY_FINITE;
 }
 
+/* unary_class() of float32 values on the bits, a loop the compiler
+ * vectorises (IsNaN runs over attention-sized tensors in exported graphs). */
+static void unary_classify_f32(const float *x, uint8_t *y, int64_t n, unsigned classes)
+{
+    const uint32_t *bits = (const uint32_t *)x;
+    uint8_t nan = (classes >> UNARY_NAN) & 1, pos = (classes >> UNARY_POS_INF) & 1,
+            neg = (classes >> UNARY_NEG_INF) & 1;
+    for (int64_t i = 0; i < n; i++) {
+        uint32_t mag = bits[i] & 0x7fffffffu;
+        uint8_t inf = mag == 0x7f800000u ? (bits[i] >> 31 ? neg : pos) : 0;
+        y[i] = mag > 0x7f800000u ? nan : inf;
+    }
+}
+
 /* y[i] = true where the class of x[i] is flagged in `classes` (bit per class). */
 static ogi_status unary_classify(op_ctx *c, unsigned classes)
 {
@@ -392,6 +406,10 @@ static ogi_status unary_classify(op_ctx *c, unsigned classes)
         return st;
     uint8_t *y = c->out[0]->data;
     int64_t n = tensor_numel(x);
+    if (x->dtype == OGI_FLOAT32) {
+        unary_classify_f32(x->data, y, n, classes);
+        return OGI_OK;
+    }
     for (int64_t i = 0; i < n; i++)
         y[i] = (classes >> unary_class(x, i)) & 1;
     return OGI_OK;

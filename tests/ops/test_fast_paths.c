@@ -1,0 +1,156 @@
+/* float32 fast paths of element-wise and row kernels against plain double
+ * loops: Softmax (vectorised exp, max and sum), Sigmoid (vectorised exp),
+ * RMSNormalization (contiguous rows, threaded) and IsNaN (bit tests), on
+ * random shapes with odd row lengths, rows of -inf (masked attention rows),
+ * +inf and NaN. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "pb_writer.h"
+#include "test_util.h"
+
+static int checks = 0;
+
+/* One graph: S = Softmax(X), G = Sigmoid(X), R = RMSNormalization(X, W), N = IsNaN(X). */
+static ogi_session *open_model(int64_t rows, int64_t n, const float *w)
+{
+    pbw g = {0}, model = {0};
+    const char *x[1] = {"X"}, *xw[2] = {"X", "W"}, *s[1] = {"S"}, *gs[1] = {"G"}, *r[1] = {"R"},
+               *nn[1] = {"N"};
+    pbw_node(&g, "Softmax", "softmax", 1, x, 1, s);
+    pbw_node(&g, "Sigmoid", "sigmoid", 1, x, 1, gs);
+    pbw_node(&g, "RMSNormalization", "rms", 2, xw, 1, r);
+    pbw_node(&g, "IsNaN", "isnan", 1, x, 1, nn);
+    pbw_string(&g, 2, "g");
+    pbw_tensor_raw(&g, 5, "W", 1, 1, (int64_t[]){n}, w, sizeof(float) * (size_t)n);
+    pbw_value_info(&g, 11, "X", 1, 2, (int64_t[]){rows, n});
+    pbw_value_info(&g, 12, "S", 1, 2, (int64_t[]){rows, n});
+    pbw_value_info(&g, 12, "G", 1, 2, (int64_t[]){rows, n});
+    pbw_value_info(&g, 12, "R", 1, 2, (int64_t[]){rows, n});
+    pbw_value_info(&g, 12, "N", 9, 2, (int64_t[]){rows, n});
+    pbw_model(&model, 10, 23, &g);
+    char path[] = "/tmp/ogi-test-fast-XXXXXX";
+    int fd = mkstemp(path);
+    if (fd >= 0)
+        close(fd);
+    test_write_file(path, model.data, model.len);
+    pbw_free(&model);
+    ogi_session_options o = ogi_session_default_options();
+    o.threads = 2;
+    ogi_session *sess = NULL;
+    ogi_status st = ogi_session_open(path, &o, &sess);
+    unlink(path);
+    TEST_CHECK(st == OGI_OK, "open: %s", ogi_last_error());
+    checks++;
+    return st == OGI_OK ? sess : NULL;
+}
+
+/* |got - want| within tol (relative above 1), NaN matching NaN. */
+static bool close_to(double got, double want, double tol)
+{
+    if (isnan(want) || isnan(got))
+        return isnan(want) && isnan(got);
+    return fabs(got - want) <= tol * (1.0 + fabs(want));
+}
+
+static void check_row(const float *x, const float *w, int64_t n, const float *s, const float *g,
+                      const float *r, const uint8_t *nan_flags, const char *what)
+{
+    double max = -INFINITY;
+    bool has_nan = false;
+    for (int64_t i = 0; i < n; i++) {
+        has_nan |= isnan(x[i]);
+        max = x[i] > max ? x[i] : max;
+    }
+    double shift = isinf(max) ? 0.0 : max, sum = 0.0, sumsq = 0.0;
+    for (int64_t i = 0; i < n; i++) {
+        sum += exp((double)x[i] - shift);
+        sumsq += (double)x[i] * x[i];
+    }
+    double inv_rms = 1.0 / sqrt(sumsq / (double)n + 1e-5);
+    int bad = 0;
+    for (int64_t i = 0; i < n && bad == 0; i++) {
+        double soft = has_nan ? NAN : exp((double)x[i] - shift) / sum;
+        double sig = 1.0 / (1.0 + exp(-(double)x[i]));
+        if (!close_to(s[i], soft, 1e-5))
+            bad = 1;
+        else if (!close_to(g[i], sig, 1e-6))
+            bad = 2;
+        else if (!close_to(r[i], (double)x[i] * inv_rms * w[i], 1e-5))
+            bad = 3;
+        else if (nan_flags[i] != (isnan(x[i]) ? 1 : 0))
+            bad = 4;
+        if (bad)
+            TEST_CHECK(false, "%s n %lld element %lld (x %g): %s got %g %g %g %d", what,
+                       (long long)n, (long long)i, (double)x[i],
+                       bad == 1   ? "softmax"
+                       : bad == 2 ? "sigmoid"
+                       : bad == 3 ? "rms"
+                                  : "isnan",
+                       (double)s[i], (double)g[i], (double)r[i], nan_flags[i]);
+    }
+    checks++;
+}
+
+static void run_case(uint64_t *rng, int64_t rows, int64_t n, int special)
+{
+    float *x = malloc(sizeof(float) * (size_t)(rows * n + 1));
+    float *w = malloc(sizeof(float) * (size_t)(n + 1));
+    for (int64_t i = 0; i < rows * n; i++)
+        x[i] = (float)((int64_t)(test_rand(rng) % 20001) - 10000) / 1000.0f;
+    for (int64_t i = 0; i < n; i++)
+        w[i] = (float)((int64_t)(test_rand(rng) % 2001) - 1000) / 500.0f;
+    /* special rows: masked keys (-inf, float min), a fully masked row,
+     * +inf, NaN, large magnitudes past exp's clamp */
+    if (special && rows > 0 && n > 0) {
+        for (int64_t i = n / 2; i < n; i++)
+            x[i] = (i % 2) ? -INFINITY : -3.4e38f;
+        int64_t r = (int64_t)(test_rand(rng) % (uint64_t)rows);
+        for (int64_t i = 0; i < n; i++)
+            x[r * n + i] = r == 0 && i < n / 2 ? x[i] : -INFINITY;
+        x[(rows - 1) * n + (int64_t)(test_rand(rng) % (uint64_t)n)] = 95.0f;
+        x[(rows - 1) * n + (int64_t)(test_rand(rng) % (uint64_t)n)] = -120.0f;
+        if (rows > 2) {
+            x[n + (int64_t)(test_rand(rng) % (uint64_t)n)] = NAN;
+            x[2 * n + (int64_t)(test_rand(rng) % (uint64_t)n)] = INFINITY;
+        }
+    }
+    ogi_session *s = open_model(rows, n, w);
+    if (s != NULL) {
+        ogi_tensor *in = test_tensor_f32(2, (int64_t[]){rows, n}, x), *out[4] = {0};
+        const char *in_name = "X", *out_names[4] = {"S", "G", "R", "N"};
+        ogi_status st =
+            ogi_session_run(s, 1, &in_name, (const ogi_tensor *const *)&in, 4, out_names, out);
+        TEST_CHECK(st == OGI_OK, "run: %s", ogi_last_error());
+        checks++;
+        for (int64_t r = 0; st == OGI_OK && r < rows; r++) {
+            const float *sv = ogi_tensor_data(out[0]), *gv = ogi_tensor_data(out[1]),
+                        *rv = ogi_tensor_data(out[2]);
+            const uint8_t *nv = ogi_tensor_data(out[3]);
+            check_row(x + r * n, w, n, sv + r * n, gv + r * n, rv + r * n, nv + r * n,
+                      special ? "special" : "random");
+        }
+        ogi_tensor_free(in);
+        for (int k = 0; k < 4; k++)
+            ogi_tensor_free(out[k]);
+        ogi_session_free(s);
+    }
+    free(x);
+    free(w);
+}
+
+int main(void)
+{
+    uint64_t rng = 0x5eed5eed12345678ull;
+    const int64_t ns[] = {1, 3, 7, 8, 15, 16, 17, 31, 32, 33, 64, 100, 256, 513, 704};
+    for (int i = 0; i < 30; i++) {
+        int64_t rows = 1 + (int64_t)(test_rand(&rng) % 40);
+        int64_t n = ns[test_rand(&rng) % (sizeof(ns) / sizeof(ns[0]))];
+        run_case(&rng, rows, n, i % 2);
+    }
+    run_case(&rng, 600, 704, 0); /* threaded over rows */
+    run_case(&rng, 0, 16, 0);    /* empty */
+    return test_finish("test_fast_paths", checks);
+}
