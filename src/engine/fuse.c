@@ -4,7 +4,14 @@
  *
  *  - MatMul(A, Transpose(W)) with W a constant 2-D float32 matrix becomes
  *    ai.ogi.MatMulTransposeB(A, W): the tied LM head of torch.export models,
- *    which would otherwise transpose (copy) the embedding table every run. */
+ *    which would otherwise transpose (copy) the embedding table every run.
+ *  - The attention of exporters that write it op by op (torch.onnx legacy,
+ *    opset <= 18): MatMul(Q', Transpose(K)') [-> Mul/Div by a constant]
+ *    [-> Add mask] -> Softmax(last axis) [-> Where(IsNaN(P), 0, P)] ->
+ *    MatMul(., V), where Q' and K' are Q and K optionally multiplied or
+ *    divided by scalar constants, becomes ai.ogi.ScaledDotProductAttention
+ *    (ops/fused_attention.c): one pass of the tiled attention kernel, with
+ *    no score matrix. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -61,6 +68,208 @@ static graph_node *fuse_transposed_weight(graph *g, const graph_node *n, const i
     return t;
 }
 
+/* Node i's kernel is replaced and `removed` nodes are dropped at the end;
+ * each rule only touches nodes not yet removed. */
+typedef struct fuse_state {
+    graph *g;
+    int *readers;
+    bool *removed;
+} fuse_state;
+
+/* The producer of value v when it is a live node of op type `op` whose
+ * output v has exactly `readers` readers; NULL otherwise. */
+static graph_node *fuse_producer(const fuse_state *f, int v, const char *op, int readers)
+{
+    if (v < 0 || f->readers[v] != readers)
+        return NULL;
+    const graph_value *val = &f->g->values[v];
+    if (val->kind != VALUE_NODE || val->producer < 0 || f->removed[val->producer])
+        return NULL;
+    graph_node *n = &f->g->nodes[val->producer];
+    if (!fuse_is(n, op) || n->n_outputs < 1 || n->outputs[0] != v)
+        return NULL;
+    for (int o = 1; o < n->n_outputs; o++)
+        if (n->outputs[o] >= 0 && f->readers[n->outputs[o]] > 0)
+            return NULL;
+    return n;
+}
+
+/* Whether value v is a float32 constant holding one value (any shape). */
+static bool fuse_scalar_const(const graph *g, int v, float *out)
+{
+    if (v < 0 || g->values[v].kind != VALUE_CONST)
+        return false;
+    const ogi_tensor *t = g->values[v].constant;
+    if (t->dtype != OGI_FLOAT32 || tensor_numel(t) != 1)
+        return false;
+    if (out != NULL)
+        *out = *(const float *)t->data;
+    return true;
+}
+
+static int64_t fuse_attr_int(const graph_node *n, const char *name, int64_t def)
+{
+    for (int a = 0; a < n->proto->n_attrs; a++)
+        if (strcmp(n->proto->attrs[a].name, name) == 0)
+            return n->proto->attrs[a].i;
+    return def;
+}
+
+/* One matched attention pattern: the nodes it removes and the operands of
+ * the fused node. */
+typedef struct fuse_attention {
+    graph_node *nodes[10];
+    int n_nodes;
+    int q, k, v, mask;
+    int scales[6]; /* mul q, div q, mul k, div k, mul scores, div scores (-1: none) */
+    bool zero_nan; /* Where(IsNaN(P), 0, P) was part of it */
+} fuse_attention;
+
+/* x -> Mul(x, c) or Div(x, c) (or Mul(c, x)) with c a scalar constant, read
+ * once: follows value v back through one such node, recording c. */
+static int fuse_scaled(const fuse_state *f, fuse_attention *m, int v, int slot)
+{
+    graph_node *n = fuse_producer(f, v, "Mul", 1);
+    bool div = false;
+    if (n == NULL) {
+        n = fuse_producer(f, v, "Div", 1);
+        div = true;
+    }
+    if (n == NULL || n->n_inputs != 2)
+        return v;
+    int other;
+    if (fuse_scalar_const(f->g, n->inputs[1], NULL))
+        other = 0;
+    else if (!div && fuse_scalar_const(f->g, n->inputs[0], NULL))
+        other = 1;
+    else
+        return v;
+    m->scales[slot + (div ? 1 : 0)] = n->inputs[1 - other];
+    m->nodes[m->n_nodes++] = n;
+    return n->inputs[other];
+}
+
+/* A float32 operand of rank 2 to 4 (or not known at load: the kernel checks). */
+static bool fuse_attention_operand(const graph *g, int v)
+{
+    const graph_value *val = &g->values[v];
+    return v >= 0 && val->dtype == OGI_FLOAT32 && val->shape.rank <= 4 &&
+           (val->shape.rank < 0 || val->shape.rank >= 2);
+}
+
+/* Matches the op-by-op attention ending at MatMul node n. */
+static bool fuse_match_attention(const fuse_state *f, const graph_node *n, fuse_attention *m)
+{
+    const graph *g = f->g;
+    *m = (fuse_attention){.mask = -1, .scales = {-1, -1, -1, -1, -1, -1}};
+    if (!fuse_is(n, "MatMul") || n->n_inputs != 2 || !fuse_attention_operand(g, n->inputs[1]))
+        return false;
+    m->v = n->inputs[1];
+    int p = n->inputs[0];
+    graph_node *where = fuse_producer(f, p, "Where", 1);
+    if (where != NULL && where->n_inputs == 3) {
+        graph_node *isnan = fuse_producer(f, where->inputs[0], "IsNaN", 1);
+        float zero;
+        if (isnan != NULL && isnan->inputs[0] == where->inputs[2] &&
+            fuse_scalar_const(g, where->inputs[1], &zero) && zero == 0.0f) {
+            m->nodes[m->n_nodes++] = where;
+            m->nodes[m->n_nodes++] = isnan;
+            m->zero_nan = true;
+            p = where->inputs[2];
+        }
+    }
+    graph_node *softmax = fuse_producer(f, p, "Softmax", m->zero_nan ? 2 : 1);
+    if (softmax == NULL || softmax->n_inputs != 1)
+        return false;
+    int64_t axis = fuse_attr_int(softmax, "axis", softmax->opset >= 13 ? -1 : 1);
+    if (axis != -1 && axis != 3)
+        return false;
+    m->nodes[m->n_nodes++] = softmax;
+    int s = softmax->inputs[0];
+    graph_node *add = fuse_producer(f, s, "Add", 1);
+    if (add != NULL && add->n_inputs == 2) {
+        for (int side = 0; side < 2; side++) {
+            int scores = add->inputs[side], mask = add->inputs[1 - side];
+            const graph_value *mv = &g->values[mask];
+            fuse_attention peek = {.scales = {-1, -1, -1, -1, -1, -1}};
+            graph_node *mm = fuse_producer(f, fuse_scaled(f, &peek, scores, 4), "MatMul", 1);
+            /* the Add takes float32 scores: a mask of unknown dtype is float32 */
+            if (mm == NULL || (mv->dtype != OGI_FLOAT32 && mv->dtype != OGI_DTYPE_UNDEFINED) ||
+                mv->shape.rank > 4)
+                continue;
+            m->nodes[m->n_nodes++] = add;
+            m->mask = mask;
+            s = scores;
+            break;
+        }
+    }
+    s = fuse_scaled(f, m, s, 4);
+    graph_node *qk = fuse_producer(f, s, "MatMul", 1);
+    if (qk == NULL || qk->n_inputs != 2)
+        return false;
+    m->nodes[m->n_nodes++] = qk;
+    m->q = fuse_scaled(f, m, qk->inputs[0], 0);
+    int kt = fuse_scaled(f, m, qk->inputs[1], 2);
+    graph_node *t = fuse_producer(f, kt, "Transpose", 1);
+    if (t == NULL || t->n_inputs != 1)
+        return false;
+    const onnx_attr *perm = NULL; /* absent: all four dims reversed */
+    for (int a = 0; a < t->proto->n_attrs; a++)
+        if (strcmp(t->proto->attrs[a].name, "perm") == 0)
+            perm = &t->proto->attrs[a];
+    if (perm == NULL || perm->n != 4 || perm->ints[0] != 0 || perm->ints[1] != 1 ||
+        perm->ints[2] != 3 || perm->ints[3] != 2)
+        return false;
+    m->nodes[m->n_nodes++] = t;
+    m->k = t->inputs[0];
+    return fuse_attention_operand(g, m->q) && fuse_attention_operand(g, m->k);
+}
+
+/* Rewrites node n into ai.ogi.ScaledDotProductAttention(Q, K, V, mask,
+ * mul_q, div_q, mul_k, div_k, mul_scores, div_scores). */
+static ogi_status fuse_attention_node(fuse_state *f, graph_node *n, const fuse_attention *m,
+                                      const op_kernel *kernel)
+{
+    int *inputs = malloc(sizeof(int) * 10);
+    if (inputs == NULL)
+        return ogi_error(OGI_ERR_OUT_OF_MEMORY, "out of memory while fusing");
+    int operands[4] = {m->q, m->k, m->v, m->mask};
+    memcpy(inputs, operands, sizeof(operands));
+    memcpy(inputs + 4, m->scales, sizeof(m->scales));
+    for (int i = 0; i < m->n_nodes; i++) {
+        graph_node *r = m->nodes[i];
+        f->removed[r - f->g->nodes] = true;
+        for (int o = 0; o < r->n_outputs; o++)
+            if (r->outputs[o] >= 0)
+                f->g->values[r->outputs[o]].producer = -1;
+    }
+    free(n->inputs);
+    n->inputs = inputs;
+    n->n_inputs = 10;
+    n->kernel = kernel;
+    return OGI_OK;
+}
+
+/* Two kernels: with the Where(IsNaN) step, a row whose keys are all masked
+ * gives 0 (what the attention kernel computes); without it, NaN (what the
+ * Softmax of an all -inf row gives). */
+static ogi_status fuse_attentions(fuse_state *f, int *fused)
+{
+    const op_kernel *zeroed = op_find_kernel("ai.ogi", "ScaledDotProductAttentionZeroMasked", 1);
+    const op_kernel *plain = op_find_kernel("ai.ogi", "ScaledDotProductAttention", 1);
+    for (int i = 0; i < f->g->n_nodes && zeroed != NULL && plain != NULL; i++) {
+        graph_node *n = &f->g->nodes[i];
+        fuse_attention m;
+        if (f->removed[i] || !fuse_match_attention(f, n, &m))
+            continue;
+        ogi_status st = fuse_attention_node(f, n, &m, m.zero_nan ? zeroed : plain);
+        if (st != OGI_OK)
+            return st;
+        (*fused)++;
+    }
+    return OGI_OK;
+}
+
 ogi_status graph_fuse(graph *g)
 {
     const op_kernel *mtb = op_find_kernel("ai.ogi", "MatMulTransposeB", 1);
@@ -71,11 +280,15 @@ ogi_status graph_fuse(graph *g)
         free(removed);
         return ogi_error(OGI_ERR_OUT_OF_MEMORY, "out of memory while fusing");
     }
+    fuse_state f = {g, readers, removed};
     int fused = 0;
-    for (int i = 0; i < g->n_nodes && mtb != NULL; i++) {
+    ogi_status st = fuse_attentions(&f, &fused);
+    for (int i = 0; i < g->n_nodes && mtb != NULL && st == OGI_OK; i++) {
         graph_node *n = &g->nodes[i];
+        if (removed[i])
+            continue;
         graph_node *t = fuse_transposed_weight(g, n, readers);
-        if (t == NULL)
+        if (t == NULL || removed[t - g->nodes])
             continue;
         int t_index = (int)(t - g->nodes);
         g->values[n->inputs[1]].producer = -1; /* the transposed copy is never made */
@@ -98,8 +311,8 @@ ogi_status graph_fuse(graph *g)
     g->n_fused += fused;
     free(readers);
     free(removed);
-    if (fused == 0)
-        return OGI_OK;
+    if (st != OGI_OK || fused == 0)
+        return st;
     for (int i = 0; i < g->n_nodes; i++)
         for (int o = 0; o < g->nodes[i].n_outputs; o++)
             if (g->nodes[i].outputs[o] >= 0)

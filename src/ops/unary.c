@@ -385,9 +385,9 @@ static void unary_classify_f32(const float *x, uint8_t *y, int64_t n, unsigned c
     uint8_t nan = (classes >> UNARY_NAN) & 1, pos = (classes >> UNARY_POS_INF) & 1,
             neg = (classes >> UNARY_NEG_INF) & 1;
     for (int64_t i = 0; i < n; i++) {
-        uint32_t mag = bits[i] & 0x7fffffffu;
-        uint8_t inf = mag == 0x7f800000u ? (bits[i] >> 31 ? neg : pos) : 0;
-        y[i] = mag > 0x7f800000u ? nan : inf;
+        uint32_t mag = bits[i] & 0x7fffffffu, sign = bits[i] >> 31;
+        uint32_t is_inf = mag == 0x7f800000u, is_nan = mag > 0x7f800000u;
+        y[i] = (uint8_t)((is_nan & nan) | (is_inf & ((sign & neg) | (~sign & pos))));
     }
 }
 

@@ -1,12 +1,18 @@
 /* Fused kernels against plain loops: MatMul(A, Transpose(W)) with W a
  * constant becomes ai.ogi.MatMulTransposeB at load (folding is off here so
  * that the Transpose is not folded away first). Random shapes cover the
- * decode path (few rows: vectorised dot products) and the GEMM path. */
+ * decode path (few rows: vectorised dot products) and the GEMM path.
+ *
+ * Fused against unfused graphs: the op-by-op attention is run once as it
+ * is (fused at load) and once with its probabilities also a graph output,
+ * which keeps every node; the two outputs must agree. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "engine/graph.h"
+#include "onnx/onnx.h"
 #include "pb_writer.h"
 #include "test_util.h"
 
@@ -59,8 +65,8 @@ static void run_case(uint64_t *rng, int64_t m, int64_t n, int64_t k, int batch)
                 double err = fabs(got - want) / (1.0 + fabs(want));
                 worst = err > worst ? err : worst;
             }
-        TEST_CHECK(worst < 1e-5, "m %lld n %lld k %lld batch %d: relative error %g",
-                   (long long)m, (long long)n, (long long)k, batch, worst);
+        TEST_CHECK(worst < 1e-5, "m %lld n %lld k %lld batch %d: relative error %g", (long long)m,
+                   (long long)n, (long long)k, batch, worst);
         checks++;
         ogi_tensor_free(in);
         ogi_tensor_free(out);
@@ -68,6 +74,207 @@ static void run_case(uint64_t *rng, int64_t m, int64_t n, int64_t k, int batch)
     }
     free(w);
     free(a);
+}
+
+/* ---- op-by-op attention ---------------------------------------------------- */
+
+/* A node with one ints attribute (n_ints values) or, with n_ints < 0, one
+ * int attribute ints[0]. */
+static void node_attr(pbw *g, const char *op, const char *name, int n_in, const char *const *in,
+                      const char *out, const char *attr, const int64_t *ints, int n_ints)
+{
+    pbw n = {0}, a = {0};
+    for (int i = 0; i < n_in; i++)
+        pbw_string(&n, 1, in[i]);
+    pbw_string(&n, 2, out);
+    pbw_string(&n, 3, name);
+    pbw_string(&n, 4, op);
+    if (attr != NULL) {
+        pbw_string(&a, 1, attr);
+        if (n_ints < 0) {
+            pbw_int(&a, 3, (uint64_t)ints[0]);
+            pbw_int(&a, 20, 2);
+        } else {
+            for (int i = 0; i < n_ints; i++)
+                pbw_int(&a, 8, (uint64_t)ints[i]);
+            pbw_int(&a, 20, 7);
+        }
+        pbw_message(&n, 5, &a);
+    }
+    pbw_message(g, 1, &n);
+}
+
+typedef struct attn_case {
+    int64_t qd[4], kd[4], vd[4], md[4];
+    int mask_rank;   /* 0: no mask */
+    bool nan_where;  /* Where(IsNaN(P), 0, P) before the second MatMul */
+    bool div_scores; /* Div(scores, c) instead of Mul(Q, c) and Mul(K^T, c) */
+} attn_case;
+
+/* Writes the graph; keep_p also makes P an output (nothing is fused). */
+static char *attn_model(const attn_case *ac, bool keep_p)
+{
+    pbw g = {0}, model = {0};
+    const int64_t perm[4] = {0, 1, 3, 2}, axis = -1;
+    node_attr(&g, "Transpose", "t", 1, (const char *[]){"K"}, "Kt", "perm", perm, 4);
+    if (ac->div_scores) {
+        pbw_node(&g, "MatMul", "qk", 2, (const char *[]){"Q", "Kt"}, 1, (const char *[]){"S0"});
+        pbw_node(&g, "Div", "div", 2, (const char *[]){"S0", "c"}, 1, (const char *[]){"S"});
+    } else {
+        pbw_node(&g, "Mul", "mq", 2, (const char *[]){"Q", "c"}, 1, (const char *[]){"Qs"});
+        pbw_node(&g, "Mul", "mk", 2, (const char *[]){"c", "Kt"}, 1, (const char *[]){"Kts"});
+        pbw_node(&g, "MatMul", "qk", 2, (const char *[]){"Qs", "Kts"}, 1, (const char *[]){"S"});
+    }
+    const char *scores = "S";
+    if (ac->mask_rank > 0) {
+        pbw_node(&g, "Add", "add", 2, (const char *[]){"M", "S"}, 1, (const char *[]){"A"});
+        scores = "A";
+    }
+    node_attr(&g, "Softmax", "softmax", 1, &scores, "P", "axis", &axis, -1);
+    const char *probs = "P";
+    if (ac->nan_where) {
+        pbw_node(&g, "IsNaN", "isnan", 1, (const char *[]){"P"}, 1, (const char *[]){"N"});
+        pbw_node(&g, "Where", "where", 3, (const char *[]){"N", "zero", "P"}, 1,
+                 (const char *[]){"Z"});
+        probs = "Z";
+    }
+    pbw_node(&g, "MatMul", "pv", 2, (const char *[]){probs, "V"}, 1, (const char *[]){"Y"});
+    pbw_string(&g, 2, "g");
+    float c = ac->div_scores ? 5.6568542f : 0.42044820f, zero = 0.0f;
+    pbw_tensor_raw(&g, 5, "c", 1, 0, NULL, &c, sizeof(c));
+    pbw_tensor_raw(&g, 5, "zero", 1, 1, (int64_t[]){1}, &zero, sizeof(zero));
+    pbw_value_info(&g, 11, "Q", 1, 4, ac->qd);
+    pbw_value_info(&g, 11, "K", 1, 4, ac->kd);
+    pbw_value_info(&g, 11, "V", 1, 4, ac->vd);
+    if (ac->mask_rank > 0)
+        pbw_value_info(&g, 11, "M", 1, ac->mask_rank, ac->md + (4 - ac->mask_rank));
+    pbw_value_info(&g, 12, "Y", 1, -1, NULL);
+    if (keep_p)
+        pbw_value_info(&g, 12, "P", 1, -1, NULL);
+    pbw_model(&model, 8, 17, &g);
+    static char path[64];
+    strcpy(path, "/tmp/ogi-test-attn-XXXXXX");
+    int fd = mkstemp(path);
+    if (fd >= 0)
+        close(fd);
+    test_write_file(path, model.data, model.len);
+    pbw_free(&model);
+    return path;
+}
+
+static int fused_patterns(const char *path)
+{
+    onnx_model *m;
+    graph *gr;
+    int n = -1;
+    if (onnx_model_load(path, &m) != OGI_OK)
+        return -1;
+    graph_options go = {.fold_constants = true};
+    if (graph_build(m, &go, &gr) == OGI_OK) {
+        n = gr->n_fused;
+        graph_free(gr);
+    }
+    onnx_model_free(m);
+    return n;
+}
+
+static ogi_tensor *attn_run(const char *path, ogi_tensor *const *in, int n_in)
+{
+    ogi_session_options o = ogi_session_default_options();
+    o.threads = 2;
+    ogi_session *s;
+    ogi_tensor *y = NULL;
+    ogi_status st = ogi_session_open(path, &o, &s);
+    TEST_CHECK(st == OGI_OK, "open: %s", ogi_last_error());
+    if (st != OGI_OK)
+        return NULL;
+    const char *names[4] = {"Q", "K", "V", "M"}, *out = "Y";
+    st = ogi_session_run(s, (size_t)n_in, names, (const ogi_tensor *const *)in, 1, &out, &y);
+    TEST_CHECK(st == OGI_OK, "run: %s", ogi_last_error());
+    ogi_session_free(s);
+    return y;
+}
+
+static ogi_tensor *random_tensor(uint64_t *rng, int rank, const int64_t *dims, bool mask)
+{
+    ogi_tensor *t = test_tensor_f32(rank, dims, NULL);
+    float *v = ogi_tensor_data(t);
+    int64_t n = (int64_t)(ogi_tensor_nbytes(t) / sizeof(float));
+    for (int64_t i = 0; i < n; i++) {
+        v[i] = (float)((int64_t)(test_rand(rng) % 2001) - 1000) / 500.0f;
+        if (mask && test_rand(rng) % 4 == 0)
+            v[i] = -INFINITY;
+    }
+    if (mask && n > 0 && dims[rank - 1] > 0) /* one fully masked row */
+        for (int64_t j = 0; j < dims[rank - 1]; j++)
+            v[j] = -INFINITY;
+    return t;
+}
+
+static void run_attention_case(uint64_t *rng, const attn_case *ac)
+{
+    ogi_tensor *in[4] = {random_tensor(rng, 4, ac->qd, false), random_tensor(rng, 4, ac->kd, false),
+                         random_tensor(rng, 4, ac->vd, false), NULL};
+    int n_in = 3;
+    if (ac->mask_rank > 0)
+        in[n_in++] = random_tensor(rng, ac->mask_rank, ac->md + (4 - ac->mask_rank), true);
+    char fused_path[64], plain_path[64];
+    strcpy(fused_path, attn_model(ac, false));
+    strcpy(plain_path, attn_model(ac, true));
+    TEST_CHECK(fused_patterns(fused_path) == 1 && fused_patterns(plain_path) == 0,
+               "fused patterns: %d and %d", fused_patterns(fused_path), fused_patterns(plain_path));
+    checks++;
+    ogi_tensor *yf = attn_run(fused_path, in, n_in), *yp = attn_run(plain_path, in, n_in);
+    unlink(fused_path);
+    unlink(plain_path);
+    checks += 2;
+    if (yf != NULL && yp != NULL) {
+        TEST_CHECK(ogi_tensor_nbytes(yf) == ogi_tensor_nbytes(yp), "output sizes differ");
+        const float *a = ogi_tensor_data(yf), *b = ogi_tensor_data(yp);
+        int64_t n = (int64_t)(ogi_tensor_nbytes(yp) / sizeof(float)), bad = -1, nans = 0;
+        for (int64_t i = 0; i < n && bad < 0; i++) {
+            nans += isnan(b[i]);
+            if (isnan(a[i]) != isnan(b[i]) || (!isnan(b[i]) && fabsf(a[i] - b[i]) > 1e-5f))
+                bad = i;
+        }
+        TEST_CHECK(bad < 0,
+                   "q [%lld,%lld,%lld,%lld] k [%lld,%lld,%lld,%lld] mask rank %d "
+                   "nan_where %d div %d: element %lld fused %g unfused %g",
+                   (long long)ac->qd[0], (long long)ac->qd[1], (long long)ac->qd[2],
+                   (long long)ac->qd[3], (long long)ac->kd[0], (long long)ac->kd[1],
+                   (long long)ac->kd[2], (long long)ac->kd[3], ac->mask_rank, ac->nan_where,
+                   ac->div_scores, (long long)bad, bad < 0 ? 0.0 : (double)a[bad],
+                   bad < 0 ? 0.0 : (double)b[bad]);
+        /* a fully masked row exists: NaN without the Where, none with it */
+        TEST_CHECK(ac->mask_rank == 0 || (nans > 0) == !ac->nan_where, "NaN rows: %lld",
+                   (long long)nans);
+        checks += 2;
+    }
+    ogi_tensor_free(yf);
+    ogi_tensor_free(yp);
+    for (int i = 0; i < 4; i++)
+        ogi_tensor_free(in[i]);
+}
+
+static void attention_cases(uint64_t *rng)
+{
+    for (int i = 0; i < 24; i++) {
+        attn_case ac = {.nan_where = i % 2, .div_scores = (i / 2) % 2};
+        int64_t b = 1 + (int64_t)(test_rand(rng) % 2), h = 1 + (int64_t)(test_rand(rng) % 4);
+        int64_t q = 1 + (int64_t)(test_rand(rng) % 40), t = 1 + (int64_t)(test_rand(rng) % 70);
+        int64_t d = (int64_t[]){1, 7, 16, 32, 33}[test_rand(rng) % 5];
+        int64_t dv = (int64_t[]){1, 8, 32, 40}[test_rand(rng) % 4];
+        bool kv_shared = i % 5 == 4; /* K and V with one head for every query head */
+        memcpy(ac.qd, (int64_t[]){b, h, q, d}, sizeof(ac.qd));
+        memcpy(ac.kd, (int64_t[]){b, kv_shared ? 1 : h, t, d}, sizeof(ac.kd));
+        memcpy(ac.vd, (int64_t[]){b, kv_shared ? 1 : h, t, dv}, sizeof(ac.vd));
+        ac.mask_rank = (int)((i / 4) % 3) * 2; /* 0, 2 or 4 */
+        if (ac.mask_rank == 4)
+            memcpy(ac.md, (int64_t[]){b, 1, q, t}, sizeof(ac.md));
+        else
+            memcpy(ac.md, (int64_t[]){1, 1, q, t}, sizeof(ac.md));
+        run_attention_case(rng, &ac);
+    }
 }
 
 int main(void)
@@ -81,5 +288,6 @@ int main(void)
         run_case(&rng, m, n, k, 1 + (int)(test_rand(&rng) % 2));
     }
     run_case(&rng, 0, 5, 7, 1); /* no rows */
+    attention_cases(&rng);
     return test_finish("test_fused", checks);
 }

@@ -1,0 +1,190 @@
+/* ai.ogi.ScaledDotProductAttention and ...ZeroMasked: the attention that
+ * exporters write op by op, fused at load (engine/fuse.c):
+ *
+ *   Y = Softmax(scale * Q K^T + mask) V
+ *
+ * with inputs (Q, K, V, mask, mul_q, div_q, mul_k, div_k, mul_scores,
+ * div_scores): mask is optional, each of the six others an optional scalar
+ * constant that multiplied or divided Q, K or the scores (scale is their
+ * product and quotient). Q [..., q, d], K [..., T, d], V [..., T, dv] of
+ * rank 2 to 4 and the mask broadcast as MatMul and Add broadcast them
+ * (leading dims of 1 stretch). One call of the tiled attention kernel
+ * (attention_fast) replaces the score matrix, Softmax and both MatMuls.
+ *
+ * A row whose mask is -inf at every key: the ZeroMasked kernel (the
+ * exported graph zeroes NaN probabilities with Where(IsNaN(P), 0, P)) gives
+ * 0, the plain one NaN, as Softmax of an all -inf row does. */
+#include <math.h>
+#include <string.h>
+
+#include "ops/attention.h"
+#include "ops/families.h"
+
+/* A tensor's dims left-padded with 1s to rank 4. */
+static void fused_dims4(const ogi_tensor *t, int64_t *dims)
+{
+    for (int d = 0; d < 4; d++)
+        dims[d] = d < 4 - t->rank ? 1 : t->dims[d - (4 - t->rank)];
+}
+
+/* Broadcasts a leading dim: *out is max of the sizes, each 1 or equal. */
+static bool fused_broadcast(int64_t *out, int64_t dim)
+{
+    if (dim == *out || dim == 1)
+        return true;
+    if (*out != 1)
+        return false;
+    *out = dim;
+    return true;
+}
+
+/* Element strides of a [b, h, rows, dim] tensor, 0 on broadcast leading dims. */
+static attention_view fused_view(const ogi_tensor *t, const int64_t *dims)
+{
+    attention_view v = {t->data, 0, 0, dims[3]};
+    v.head_stride = dims[1] == 1 ? 0 : dims[2] * dims[3];
+    v.batch_stride = dims[0] == 1 ? 0 : dims[1] * dims[2] * dims[3];
+    return v;
+}
+
+/* scale from the six optional scalar inputs. */
+static ogi_status fused_scale(op_ctx *c, double *scale)
+{
+    *scale = 1.0;
+    for (int i = 4; i < 10; i++) {
+        if (!op_has_input(c, i))
+            continue;
+        if (c->in[i]->dtype != OGI_FLOAT32 || tensor_numel(c->in[i]) != 1)
+            return op_error(c, OGI_ERR_RUNTIME, "input %d: expected one float32 value", i);
+        double v = *(const float *)c->in[i]->data;
+        *scale = (i % 2 == 0) ? *scale * v : *scale / v;
+    }
+    return OGI_OK;
+}
+
+/* Y rows whose mask row is -inf at every key become NaN. */
+static void fused_nan_masked_rows(const ogi_tensor *mask, const int64_t *md, const int64_t *ms,
+                                  const attention_params *p, float *y)
+{
+    for (int64_t b = 0; b < md[0]; b++)
+        for (int64_t h = 0; h < md[1]; h++)
+            for (int64_t i = 0; i < md[2]; i++) {
+                const float *row = (const float *)mask->data + b * ms[0] + h * ms[1] + i * ms[2];
+                bool all = p->total_len > 0;
+                for (int64_t j = 0; j < p->total_len && all; j++)
+                    all = row[j * ms[3]] == -INFINITY;
+                if (!all)
+                    continue;
+                /* every (batch, head, query) this mask row reaches */
+                for (int64_t yb = md[0] == 1 ? 0 : b; yb < (md[0] == 1 ? p->batch : b + 1); yb++)
+                    for (int64_t yh = md[1] == 1 ? 0 : h; yh < (md[1] == 1 ? p->q_heads : h + 1);
+                         yh++)
+                        for (int64_t yi = md[2] == 1 ? 0 : i; yi < (md[2] == 1 ? p->q_len : i + 1);
+                             yi++) {
+                            float *out = y + ((yb * p->q_heads + yh) * p->q_len + yi) * p->v_dim;
+                            for (int64_t e = 0; e < p->v_dim; e++)
+                                out[e] = NAN;
+                        }
+            }
+}
+
+static ogi_status fused_sdpa_run(op_ctx *c, bool zero_masked)
+{
+    ogi_status st;
+    for (int i = 0; i < 3; i++)
+        if ((st = op_require_dtype(c, i, OGI_FLOAT32)) != OGI_OK)
+            return st;
+    const ogi_tensor *q = c->in[0], *k = c->in[1], *v = c->in[2];
+    const ogi_tensor *mask = op_has_input(c, 3) ? c->in[3] : NULL;
+    if (mask != NULL && (st = op_require_dtype(c, 3, OGI_FLOAT32)) != OGI_OK)
+        return st;
+    int rank = 0;
+    const ogi_tensor *all[4] = {q, k, v, mask};
+    for (int i = 0; i < 4; i++) {
+        if (all[i] == NULL)
+            continue;
+        if (all[i]->rank > 4 || (i < 3 && all[i]->rank < 2))
+            return op_error(c, OGI_ERR_RUNTIME, "input %d: expected rank 2 to 4, got %d", i,
+                            all[i]->rank);
+        rank = all[i]->rank > rank ? all[i]->rank : rank;
+    }
+    int64_t qd[4], kd[4], vd[4], md[4] = {1, 1, 1, 1};
+    fused_dims4(q, qd);
+    fused_dims4(k, kd);
+    fused_dims4(v, vd);
+    if (mask != NULL)
+        fused_dims4(mask, md);
+    int64_t lead[2] = {1, 1};
+    for (int d = 0; d < 2; d++)
+        if (!fused_broadcast(&lead[d], qd[d]) || !fused_broadcast(&lead[d], kd[d]) ||
+            !fused_broadcast(&lead[d], vd[d]) || !fused_broadcast(&lead[d], md[d]))
+            return op_error(c, OGI_ERR_RUNTIME, "Q, K, V and mask: dim %d does not broadcast",
+                            d - 4 + rank);
+    if (kd[3] != qd[3] || vd[2] != kd[2])
+        return op_error(c, OGI_ERR_RUNTIME,
+                        "Q [..., %lld, %lld], K [..., %lld, %lld] and V [..., %lld, %lld] do not "
+                        "multiply",
+                        (long long)qd[2], (long long)qd[3], (long long)kd[2], (long long)kd[3],
+                        (long long)vd[2], (long long)vd[3]);
+    if ((md[2] != 1 && md[2] != qd[2]) || (md[3] != 1 && md[3] != kd[2]))
+        return op_error(c, OGI_ERR_RUNTIME,
+                        "mask [..., %lld, %lld] does not broadcast to the scores [..., %lld, %lld]",
+                        (long long)md[2], (long long)md[3], (long long)qd[2], (long long)kd[2]);
+    attention_params p = attention_default_params();
+    p.batch = lead[0];
+    p.q_heads = p.kv_heads = lead[1];
+    p.q_len = qd[2];
+    p.total_len = kd[2];
+    p.qk_dim = qd[3];
+    p.v_dim = vd[3];
+    if ((st = fused_scale(c, &p.scale)) != OGI_OK)
+        return st;
+    int64_t yd[4] = {p.batch, p.q_heads, p.q_len, p.v_dim};
+    if ((st = op_alloc(c, 0, OGI_FLOAT32, rank, yd + (4 - rank))) != OGI_OK)
+        return st;
+    if (tensor_numel(c->out[0]) == 0)
+        return OGI_OK;
+    attention_fast_data d = {.q = fused_view(q, qd), .split = p.total_len, .y = c->out[0]->data};
+    d.k[0] = fused_view(k, kd);
+    d.v[0] = fused_view(v, vd);
+    d.y_strides[0] = p.q_heads * p.q_len * p.v_dim;
+    d.y_strides[1] = p.q_len * p.v_dim;
+    d.y_strides[2] = p.v_dim;
+    int64_t ms[4] = {0};
+    if (mask != NULL) {
+        int64_t stride = 1;
+        for (int i = 3; i >= 0; i--) {
+            ms[i] = md[i] == 1 ? 0 : stride;
+            stride *= md[i];
+        }
+        d.mask = mask->data;
+        memcpy(d.mask_strides, ms, sizeof(ms));
+        d.mask_len = p.total_len;
+    }
+    if (p.total_len == 0) { /* Softmax over no keys, times no values: zeros */
+        memset(c->out[0]->data, 0, c->out[0]->nbytes);
+        return OGI_OK;
+    }
+    st = attention_fast(c->pool, &p, &d, ATTENTION_ISA_AUTO);
+    if (st != OGI_OK)
+        return op_error(c, st, "attention kernel: %s", ogi_last_error());
+    if (!zero_masked && mask != NULL)
+        fused_nan_masked_rows(mask, md, ms, &p, c->out[0]->data);
+    return OGI_OK;
+}
+
+static ogi_status fused_sdpa(op_ctx *c)
+{
+    return fused_sdpa_run(c, false);
+}
+
+static ogi_status fused_sdpa_zero_masked(op_ctx *c)
+{
+    return fused_sdpa_run(c, true);
+}
+
+const op_kernel op_kernels_fused_attention[] = {
+    {"ai.ogi", "ScaledDotProductAttention", 1, fused_sdpa},
+    {"ai.ogi", "ScaledDotProductAttentionZeroMasked", 1, fused_sdpa_zero_masked},
+    {NULL, NULL, 0, NULL},
+};
