@@ -447,6 +447,68 @@ static void elem_f32_pow(const float *a, int64_t sa, const float *b, int64_t sb,
         y[i] = powf(a[i * sa], b[i * sb]);
 }
 
+/* Row loops on bytes (bool And, Or, Xor) and int64 comparisons (the mask
+ * arithmetic of exported graphs), written for the vectoriser. */
+typedef void (*elem_u8_fn)(const void *a, int64_t sa, const void *b, int64_t sb, uint8_t *y,
+                           int64_t n);
+
+static void elem_u8_and(const void *a, int64_t sa, const void *b, int64_t sb, uint8_t *y, int64_t n)
+{
+    const uint8_t *x = a, *z = b;
+    for (int64_t i = 0; i < n; i++)
+        y[i] = x[i * sa] & z[i * sb];
+}
+
+static void elem_u8_or(const void *a, int64_t sa, const void *b, int64_t sb, uint8_t *y, int64_t n)
+{
+    const uint8_t *x = a, *z = b;
+    for (int64_t i = 0; i < n; i++)
+        y[i] = x[i * sa] | z[i * sb];
+}
+
+static void elem_u8_xor(const void *a, int64_t sa, const void *b, int64_t sb, uint8_t *y, int64_t n)
+{
+    const uint8_t *x = a, *z = b;
+    for (int64_t i = 0; i < n; i++)
+        y[i] = x[i * sa] ^ z[i * sb];
+}
+
+static void elem_i64_less(const void *a, int64_t sa, const void *b, int64_t sb, uint8_t *y,
+                          int64_t n)
+{
+    const int64_t *x = a, *z = b;
+    for (int64_t i = 0; i < n; i++)
+        y[i] = x[i * sa] < z[i * sb];
+}
+
+static void elem_i64_less_equal(const void *a, int64_t sa, const void *b, int64_t sb, uint8_t *y,
+                                int64_t n)
+{
+    const int64_t *x = a, *z = b;
+    for (int64_t i = 0; i < n; i++)
+        y[i] = x[i * sa] <= z[i * sb];
+}
+
+static void elem_i64_greater(const void *a, int64_t sa, const void *b, int64_t sb, uint8_t *y,
+                             int64_t n)
+{
+    elem_i64_less(b, sb, a, sa, y, n);
+}
+
+static void elem_i64_greater_equal(const void *a, int64_t sa, const void *b, int64_t sb, uint8_t *y,
+                                   int64_t n)
+{
+    elem_i64_less_equal(b, sb, a, sa, y, n);
+}
+
+static void elem_i64_equal(const void *a, int64_t sa, const void *b, int64_t sb, uint8_t *y,
+                           int64_t n)
+{
+    const int64_t *x = a, *z = b;
+    for (int64_t i = 0; i < n; i++)
+        y[i] = x[i * sa] == z[i * sb];
+}
+
 /* ---- walking the broadcast output ---------------------------------------- */
 
 struct elem_job;
@@ -464,6 +526,7 @@ typedef struct elem_job {
     elem_span_fn span;
     elem_fn fn;             /* block function, for the generic spans */
     elem_f32_fn f32;        /* row loop, for the float32 span */
+    elem_u8_fn u8;          /* row loop, for the byte-output span */
     elem_domain domain;     /* where inputs are loaded and combined */
     elem_domain out_domain; /* what the block function writes */
     bool mean;              /* variadic: divide the sum by n_in */
@@ -538,6 +601,15 @@ static void elem_f32_span(const elem_job *j, const int64_t *offs, const int64_t 
     const float *a = (const float *)j->in[0]->data + offs[0];
     const float *b = (const float *)j->in[1]->data + offs[1];
     j->f32(a, strides[0], b, strides[1], (float *)j->out->data + out_off, n);
+}
+
+static void elem_u8_span(const elem_job *j, const int64_t *offs, const int64_t *strides,
+                         int64_t out_off, int64_t n)
+{
+    size_t es = (size_t)dtype_size(j->in[0]->dtype);
+    const char *a = (const char *)j->in[0]->data + (size_t)offs[0] * es;
+    const char *b = (const char *)j->in[1]->data + (size_t)offs[1] * es;
+    j->u8(a, strides[0], b, strides[1], (uint8_t *)j->out->data + out_off, n);
 }
 
 /* Folds inputs left to right with the block function (Max, Min, Sum, Mean). */
@@ -715,7 +787,9 @@ typedef struct bin_op {
     bool bool_out;       /* comparisons: output is bool */
     bool unidirectional; /* PRelu: only input 1 may be broadcast */
     elem_fn fn;
-    elem_f32_fn f32; /* optional float32 row loop */
+    elem_f32_fn f32;      /* optional float32 row loop */
+    elem_u8_fn bool_rows; /* optional row loop of bool inputs */
+    elem_u8_fn i64_rows;  /* optional row loop of int64 inputs (comparisons) */
 } bin_op;
 
 static ogi_status bin_run(op_ctx *c, const bin_op *op)
@@ -745,6 +819,9 @@ static ogi_status bin_run(op_ctx *c, const bin_op *op)
     j.domain = elem_domain_of(dt);
     j.out_domain = op->bool_out ? ELEM_U64 : j.domain;
     j.span = dt == OGI_FLOAT32 && op->f32 ? elem_f32_span : elem_binary_span;
+    j.u8 = dt == OGI_BOOL ? op->bool_rows : dt == OGI_INT64 ? op->i64_rows : NULL;
+    if (j.u8 != NULL)
+        j.span = elem_u8_span;
     elem_execute(c, &j);
     return OGI_OK;
 }
@@ -813,19 +890,22 @@ static ogi_status bin_bitwise_xor(op_ctx *c)
 
 static ogi_status bin_and(op_ctx *c)
 {
-    static const bin_op op = {.kinds = ELEM_KIND_BOOL, .bool_out = true, .fn = elem_bit_and};
+    static const bin_op op = {
+        .kinds = ELEM_KIND_BOOL, .bool_out = true, .fn = elem_bit_and, .bool_rows = elem_u8_and};
     return bin_run(c, &op);
 }
 
 static ogi_status bin_or(op_ctx *c)
 {
-    static const bin_op op = {.kinds = ELEM_KIND_BOOL, .bool_out = true, .fn = elem_bit_or};
+    static const bin_op op = {
+        .kinds = ELEM_KIND_BOOL, .bool_out = true, .fn = elem_bit_or, .bool_rows = elem_u8_or};
     return bin_run(c, &op);
 }
 
 static ogi_status bin_xor(op_ctx *c)
 {
-    static const bin_op op = {.kinds = ELEM_KIND_BOOL, .bool_out = true, .fn = elem_bit_xor};
+    static const bin_op op = {
+        .kinds = ELEM_KIND_BOOL, .bool_out = true, .fn = elem_bit_xor, .bool_rows = elem_u8_xor};
     return bin_run(c, &op);
 }
 
@@ -860,33 +940,44 @@ static ogi_status bin_equal(op_ctx *c)
 {
     if (op_has_input(c, 0) && c->in[0]->dtype == OGI_STRING)
         return bin_equal_strings(c);
-    static const bin_op op = {
-        .kinds = ELEM_KIND_NUMERIC | ELEM_KIND_BOOL, .bool_out = true, .fn = elem_equal};
+    static const bin_op op = {.kinds = ELEM_KIND_NUMERIC | ELEM_KIND_BOOL,
+                              .bool_out = true,
+                              .fn = elem_equal,
+                              .i64_rows = elem_i64_equal};
     return bin_run(c, &op);
 }
 
 static ogi_status bin_less(op_ctx *c)
 {
-    static const bin_op op = {.kinds = ELEM_KIND_NUMERIC, .bool_out = true, .fn = elem_less};
+    static const bin_op op = {
+        .kinds = ELEM_KIND_NUMERIC, .bool_out = true, .fn = elem_less, .i64_rows = elem_i64_less};
     return bin_run(c, &op);
 }
 
 static ogi_status bin_less_equal(op_ctx *c)
 {
-    static const bin_op op = {.kinds = ELEM_KIND_NUMERIC, .bool_out = true, .fn = elem_less_equal};
+    static const bin_op op = {.kinds = ELEM_KIND_NUMERIC,
+                              .bool_out = true,
+                              .fn = elem_less_equal,
+                              .i64_rows = elem_i64_less_equal};
     return bin_run(c, &op);
 }
 
 static ogi_status bin_greater(op_ctx *c)
 {
-    static const bin_op op = {.kinds = ELEM_KIND_NUMERIC, .bool_out = true, .fn = elem_greater};
+    static const bin_op op = {.kinds = ELEM_KIND_NUMERIC,
+                              .bool_out = true,
+                              .fn = elem_greater,
+                              .i64_rows = elem_i64_greater};
     return bin_run(c, &op);
 }
 
 static ogi_status bin_greater_equal(op_ctx *c)
 {
-    static const bin_op op = {
-        .kinds = ELEM_KIND_NUMERIC, .bool_out = true, .fn = elem_greater_equal};
+    static const bin_op op = {.kinds = ELEM_KIND_NUMERIC,
+                              .bool_out = true,
+                              .fn = elem_greater_equal,
+                              .i64_rows = elem_i64_greater_equal};
     return bin_run(c, &op);
 }
 

@@ -2,7 +2,8 @@
  * loops: Softmax (vectorised exp, max and sum), Sigmoid (vectorised exp),
  * RMSNormalization (contiguous rows, threaded) and IsNaN (bit tests), on
  * random shapes with odd row lengths, rows of -inf (masked attention rows),
- * +inf and NaN. */
+ * +inf and NaN; bool And/Or/Xor and int64 comparisons (mask arithmetic)
+ * with broadcasting against plain loops. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -141,6 +142,87 @@ static void run_case(uint64_t *rng, int64_t rows, int64_t n, int special)
     free(w);
 }
 
+/* Y1 = And(A, B), Y2 = Or(A, B), Y3 = Xor(A, B) with A bool [rows, 1, n],
+ * B bool [cols, 1]; Y4 = LessOrEqual(I, J), Y5 = Less(I, J), Y6 =
+ * Greater(I, J), Y7 = GreaterOrEqual(I, J), Y8 = Equal(I, J) with I int64
+ * [rows, 1, 1], J int64 [cols, n]. Every output is [rows, cols, n]. */
+static void run_mask_case(uint64_t *rng, int64_t rows, int64_t cols, int64_t n)
+{
+    static const char *ops[8] = {
+        "And", "Or", "Xor", "LessOrEqual", "Less", "Greater", "GreaterOrEqual", "Equal"};
+    static const char *outs[8] = {"Y1", "Y2", "Y3", "Y4", "Y5", "Y6", "Y7", "Y8"};
+    pbw g = {0}, model = {0};
+    for (int k = 0; k < 8; k++) {
+        const char *in[2] = {k < 3 ? "A" : "I", k < 3 ? "B" : "J"};
+        pbw_node(&g, ops[k], ops[k], 2, in, 1, &outs[k]);
+    }
+    pbw_string(&g, 2, "g");
+    int64_t ad[3] = {rows, 1, n}, bd[2] = {cols, 1}, id[3] = {rows, 1, 1}, jd[2] = {cols, n};
+    int64_t yd[3] = {rows, cols, n};
+    pbw_value_info(&g, 11, "A", 9, 3, ad);
+    pbw_value_info(&g, 11, "B", 9, 2, bd);
+    pbw_value_info(&g, 11, "I", 7, 3, id);
+    pbw_value_info(&g, 11, "J", 7, 2, jd);
+    for (int k = 0; k < 8; k++)
+        pbw_value_info(&g, 12, outs[k], 9, 3, yd);
+    pbw_model(&model, 8, 17, &g);
+    char path[] = "/tmp/ogi-test-mask-XXXXXX";
+    int fd = mkstemp(path);
+    if (fd >= 0)
+        close(fd);
+    test_write_file(path, model.data, model.len);
+    pbw_free(&model);
+    ogi_session_options o = ogi_session_default_options();
+    o.threads = 2;
+    ogi_session *s;
+    ogi_status st = ogi_session_open(path, &o, &s);
+    unlink(path);
+    TEST_CHECK(st == OGI_OK, "open: %s", ogi_last_error());
+    checks++;
+    if (st != OGI_OK)
+        return;
+    ogi_tensor *in[4];
+    ogi_tensor_create(OGI_BOOL, 3, ad, &in[0]);
+    ogi_tensor_create(OGI_BOOL, 2, bd, &in[1]);
+    ogi_tensor_create(OGI_INT64, 3, id, &in[2]);
+    ogi_tensor_create(OGI_INT64, 2, jd, &in[3]);
+    uint8_t *a = ogi_tensor_data(in[0]), *b = ogi_tensor_data(in[1]);
+    int64_t *iv = ogi_tensor_data(in[2]), *jv = ogi_tensor_data(in[3]);
+    for (int64_t x = 0; x < rows * n; x++)
+        a[x] = test_rand(rng) % 2;
+    for (int64_t x = 0; x < cols; x++)
+        b[x] = test_rand(rng) % 2;
+    for (int64_t x = 0; x < rows; x++)
+        iv[x] = (int64_t)(test_rand(rng) % 9) - 4;
+    for (int64_t x = 0; x < cols * n; x++)
+        jv[x] = (int64_t)(test_rand(rng) % 9) - 4;
+    const char *in_names[4] = {"A", "B", "I", "J"};
+    ogi_tensor *out[8] = {0};
+    st = ogi_session_run(s, 4, in_names, (const ogi_tensor *const *)in, 8, outs, out);
+    TEST_CHECK(st == OGI_OK, "run: %s", ogi_last_error());
+    checks++;
+    int bad = -1;
+    for (int64_t r = 0; st == OGI_OK && r < rows; r++)
+        for (int64_t c = 0; c < cols; c++)
+            for (int64_t e = 0; e < n; e++) {
+                uint8_t av = a[r * n + e], bv = b[c];
+                int64_t x = iv[r], y = jv[c * n + e];
+                uint8_t want[8] = {av & bv, av | bv, av ^ bv, x <= y, x<y, x> y, x >= y, x == y};
+                for (int k = 0; k < 8; k++)
+                    if (((const uint8_t *)ogi_tensor_data(out[k]))[(r * cols + c) * n + e] !=
+                        want[k])
+                        bad = k;
+            }
+    TEST_CHECK(bad < 0, "%s [%lld, %lld, %lld] differs from the plain loop",
+               bad >= 0 ? ops[bad] : "", (long long)rows, (long long)cols, (long long)n);
+    checks++;
+    for (int k = 0; k < 4; k++)
+        ogi_tensor_free(in[k]);
+    for (int k = 0; k < 8; k++)
+        ogi_tensor_free(out[k]);
+    ogi_session_free(s);
+}
+
 int main(void)
 {
     uint64_t rng = 0x5eed5eed12345678ull;
@@ -152,5 +234,9 @@ int main(void)
     }
     run_case(&rng, 600, 704, 0); /* threaded over rows */
     run_case(&rng, 0, 16, 0);    /* empty */
+    for (int i = 0; i < 10; i++)
+        run_mask_case(&rng, 1 + (int64_t)(test_rand(&rng) % 20),
+                      1 + (int64_t)(test_rand(&rng) % 30), 1 + (int64_t)(test_rand(&rng) % 70));
+    run_mask_case(&rng, 64, 64, 300); /* threaded */
     return test_finish("test_fast_paths", checks);
 }
