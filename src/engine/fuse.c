@@ -11,7 +11,13 @@
  *    MatMul(., V), where Q' and K' are Q and K optionally multiplied or
  *    divided by scalar constants, becomes ai.ogi.ScaledDotProductAttention
  *    (ops/fused_attention.c): one pass of the tiled attention kernel, with
- *    no score matrix. */
+ *    no score matrix.
+ *  - RMSNorm written op by op: x * 1/Sqrt(ReduceMean(x^2, last axis) + eps)
+ *    (Pow(x, 2) or Mul(x, x); Div(1, .), Reciprocal or Div(x, .); an
+ *    identity Cast to float32 after it), optionally times a constant weight,
+ *    becomes ai.ogi.RMSNorm(x, weight, eps) (ops/rms_norm.c).
+ *  - SwiGLU: Mul(Mul(g, Sigmoid(g)), u) in either operand order becomes
+ *    ai.ogi.SiLUMul(g, u) (ops/fused.c): one pass instead of three. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -270,6 +276,227 @@ static ogi_status fuse_attentions(fuse_state *f, int *fused)
     return OGI_OK;
 }
 
+/* ---- RMSNorm ----------------------------------------------------------------- */
+
+static bool fuse_const_equals(const graph *g, int v, float want)
+{
+    float x;
+    return fuse_scalar_const(g, v, &x) && x == want;
+}
+
+/* Whether ReduceMean node n averages over the last axis only, keeping it. */
+static bool fuse_reduces_last_axis(const graph *g, const graph_node *n, int rank)
+{
+    if (fuse_attr_int(n, "keepdims", 1) != 1)
+        return false;
+    const int64_t *axes = NULL;
+    int64_t n_axes = 0;
+    for (int a = 0; a < n->proto->n_attrs; a++)
+        if (strcmp(n->proto->attrs[a].name, "axes") == 0) {
+            axes = n->proto->attrs[a].ints;
+            n_axes = n->proto->attrs[a].n;
+        }
+    if (n->n_inputs >= 2 && n->inputs[1] >= 0) {
+        const graph_value *av = &g->values[n->inputs[1]];
+        if (av->kind != VALUE_CONST || av->constant->dtype != OGI_INT64)
+            return false;
+        axes = av->constant->data;
+        n_axes = tensor_numel(av->constant);
+    }
+    return n_axes == 1 && (axes[0] == -1 || (rank > 0 && axes[0] == rank - 1));
+}
+
+/* An identity Cast (to float32, of float32) producing v, read once: its input. */
+static int fuse_skip_float_cast(const fuse_state *f, int v, graph_node **cast)
+{
+    graph_node *n = fuse_producer(f, v, "Cast", 1);
+    *cast = NULL;
+    if (n == NULL || fuse_attr_int(n, "to", 0) != OGI_FLOAT32 || n->inputs[0] < 0 ||
+        f->g->values[n->inputs[0]].dtype != OGI_FLOAT32)
+        return v;
+    *cast = n;
+    return n->inputs[0];
+}
+
+typedef struct fuse_rms {
+    graph_node *nodes[8];
+    int n_nodes;
+    int x, eps;
+} fuse_rms;
+
+/* The x * rsqrt(mean(x^2) + eps) producing value v (Mul or Div node). */
+static bool fuse_match_rms_core(const fuse_state *f, int v, fuse_rms *m)
+{
+    const graph *g = f->g;
+    graph_node *top = fuse_producer(f, v, "Mul", 1);
+    bool divide = top == NULL;
+    if (top == NULL)
+        top = fuse_producer(f, v, "Div", 1);
+    if (top == NULL || top->n_inputs != 2)
+        return false;
+    for (int side = 0; side < (divide ? 1 : 2); side++) {
+        int x = top->inputs[side], r = top->inputs[1 - side];
+        fuse_rms cand = {.n_nodes = 0, .x = x};
+        cand.nodes[cand.n_nodes++] = top;
+        int sq = r;
+        if (!divide) {
+            graph_node *inv = fuse_producer(f, r, "Reciprocal", 1);
+            if (inv == NULL) {
+                inv = fuse_producer(f, r, "Div", 1);
+                if (inv != NULL && !fuse_const_equals(g, inv->inputs[0], 1.0f))
+                    inv = NULL;
+                sq = inv != NULL ? inv->inputs[1] : -1;
+            } else {
+                sq = inv->inputs[0];
+            }
+            if (inv == NULL)
+                continue;
+            cand.nodes[cand.n_nodes++] = inv;
+        }
+        graph_node *sqrt_n = fuse_producer(f, sq, "Sqrt", 1);
+        if (sqrt_n == NULL)
+            continue;
+        graph_node *add = fuse_producer(f, sqrt_n->inputs[0], "Add", 1);
+        if (add == NULL || add->n_inputs != 2)
+            continue;
+        int eps_side = fuse_scalar_const(g, add->inputs[1], NULL) ? 1 : 0;
+        if (!fuse_scalar_const(g, add->inputs[eps_side], NULL))
+            continue;
+        graph_node *mean = fuse_producer(f, add->inputs[1 - eps_side], "ReduceMean", 1);
+        if (mean == NULL || !fuse_reduces_last_axis(g, mean, g->values[x].shape.rank))
+            continue;
+        graph_node *sq_n = fuse_producer(f, mean->inputs[0], "Pow", 1);
+        if (sq_n != NULL && !(sq_n->inputs[0] == x && fuse_const_equals(g, sq_n->inputs[1], 2.0f)))
+            sq_n = NULL;
+        if (sq_n == NULL) {
+            sq_n = fuse_producer(f, mean->inputs[0], "Mul", 1);
+            if (sq_n != NULL && !(sq_n->inputs[0] == x && sq_n->inputs[1] == x))
+                sq_n = NULL;
+        }
+        if (sq_n == NULL || g->values[x].dtype != OGI_FLOAT32)
+            continue;
+        cand.nodes[cand.n_nodes++] = sqrt_n;
+        cand.nodes[cand.n_nodes++] = add;
+        cand.nodes[cand.n_nodes++] = mean;
+        cand.nodes[cand.n_nodes++] = sq_n;
+        cand.eps = add->inputs[eps_side];
+        *m = cand;
+        return true;
+    }
+    return false;
+}
+
+/* Removes the matched nodes (but `keep`) and gives `keep` new inputs. */
+static ogi_status fuse_replace(fuse_state *f, graph_node *keep, graph_node *const *nodes,
+                               int n_nodes, const int *inputs, int n_inputs,
+                               const op_kernel *kernel)
+{
+    int *in = malloc(sizeof(int) * (size_t)n_inputs);
+    if (in == NULL)
+        return ogi_error(OGI_ERR_OUT_OF_MEMORY, "out of memory while fusing");
+    memcpy(in, inputs, sizeof(int) * (size_t)n_inputs);
+    for (int i = 0; i < n_nodes; i++) {
+        graph_node *r = nodes[i];
+        if (r == keep)
+            continue;
+        f->removed[r - f->g->nodes] = true;
+        for (int o = 0; o < r->n_outputs; o++)
+            if (r->outputs[o] >= 0)
+                f->g->values[r->outputs[o]].producer = -1;
+    }
+    free(keep->inputs);
+    keep->inputs = in;
+    keep->n_inputs = n_inputs;
+    keep->kernel = kernel;
+    return OGI_OK;
+}
+
+static ogi_status fuse_rms_norms(fuse_state *f, int *fused)
+{
+    const op_kernel *kernel = op_find_kernel("ai.ogi", "RMSNorm", 1);
+    graph *g = f->g;
+    for (int i = 0; i < g->n_nodes && kernel != NULL; i++) {
+        graph_node *n = &g->nodes[i];
+        if (f->removed[i] || !(fuse_is(n, "Mul") || fuse_is(n, "Div")) || n->n_inputs != 2 ||
+            n->n_outputs != 1)
+            continue;
+        fuse_rms m;
+        int weight = -1;
+        graph_node *cast = NULL;
+        /* Mul(weight, [Cast](core)) with a constant float32 weight ... */
+        for (int side = 0; side < 2 && weight < 0 && fuse_is(n, "Mul"); side++) {
+            const graph_value *w = &g->values[n->inputs[side]];
+            if (w->kind != VALUE_CONST || w->constant->dtype != OGI_FLOAT32 ||
+                w->constant->rank > 1)
+                continue;
+            int core = fuse_skip_float_cast(f, n->inputs[1 - side], &cast);
+            if (fuse_match_rms_core(f, core, &m))
+                weight = n->inputs[side];
+        }
+        graph_node *nodes[10];
+        int n_nodes = 0;
+        if (weight >= 0) {
+            nodes[n_nodes++] = n;
+            if (cast != NULL)
+                nodes[n_nodes++] = cast;
+        } else if (!fuse_match_rms_core(f, n->outputs[0], &m) || m.nodes[0] != n) {
+            continue; /* ... or the bare core ending at this node */
+        }
+        for (int k = 0; k < m.n_nodes; k++)
+            nodes[n_nodes++] = m.nodes[k];
+        int inputs[3] = {m.x, weight, m.eps};
+        ogi_status st = fuse_replace(f, n, nodes, n_nodes, inputs, 3, kernel);
+        if (st != OGI_OK)
+            return st;
+        (*fused)++;
+    }
+    return OGI_OK;
+}
+
+/* ---- SwiGLU ------------------------------------------------------------------ */
+
+/* Mul(Mul(g, Sigmoid(g)), u) at node n: g and u, the inner nodes. */
+static bool fuse_match_silu_mul(const fuse_state *f, const graph_node *n, int *gate, int *up,
+                                graph_node **inner)
+{
+    if (!fuse_is(n, "Mul") || n->n_inputs != 2)
+        return false;
+    for (int side = 0; side < 2; side++) {
+        graph_node *mul = fuse_producer(f, n->inputs[side], "Mul", 1);
+        if (mul == NULL || mul->n_inputs != 2)
+            continue;
+        for (int s2 = 0; s2 < 2; s2++) {
+            graph_node *sig = fuse_producer(f, mul->inputs[s2], "Sigmoid", 1);
+            if (sig == NULL || sig->inputs[0] != mul->inputs[1 - s2] ||
+                f->g->values[sig->inputs[0]].dtype != OGI_FLOAT32)
+                continue;
+            *gate = sig->inputs[0];
+            *up = n->inputs[1 - side];
+            inner[0] = mul;
+            inner[1] = sig;
+            return true;
+        }
+    }
+    return false;
+}
+
+static ogi_status fuse_silu_muls(fuse_state *f, int *fused)
+{
+    const op_kernel *kernel = op_find_kernel("ai.ogi", "SiLUMul", 1);
+    for (int i = 0; i < f->g->n_nodes && kernel != NULL; i++) {
+        graph_node *n = &f->g->nodes[i], *inner[2];
+        int gate, up;
+        if (f->removed[i] || !fuse_match_silu_mul(f, n, &gate, &up, inner))
+            continue;
+        int inputs[2] = {gate, up};
+        ogi_status st = fuse_replace(f, n, inner, 2, inputs, 2, kernel);
+        if (st != OGI_OK)
+            return st;
+        (*fused)++;
+    }
+    return OGI_OK;
+}
+
 ogi_status graph_fuse(graph *g)
 {
     const op_kernel *mtb = op_find_kernel("ai.ogi", "MatMulTransposeB", 1);
@@ -283,6 +510,10 @@ ogi_status graph_fuse(graph *g)
     fuse_state f = {g, readers, removed};
     int fused = 0;
     ogi_status st = fuse_attentions(&f, &fused);
+    if (st == OGI_OK)
+        st = fuse_rms_norms(&f, &fused);
+    if (st == OGI_OK)
+        st = fuse_silu_muls(&f, &fused);
     for (int i = 0; i < g->n_nodes && mtb != NULL && st == OGI_OK; i++) {
         graph_node *n = &g->nodes[i];
         if (removed[i])

@@ -6,13 +6,17 @@
  * MatMul(x, Transpose(embedding)): fused, the 2-D weight is read in place
  * (no transposed copy per run), and in decode every output is the dot
  * product of a contiguous weight row with x — the layout that streams a
- * weight at full memory bandwidth. */
+ * weight at full memory bandwidth.
+ *
+ * SiLUMul: Y = G * sigmoid(G) * U (broadcast as Mul broadcasts), the SwiGLU
+ * gate of Llama-style MLPs that exporters write as Sigmoid and two Muls. */
 #include <cblas.h>
 #include <immintrin.h>
 #include <string.h>
 
 #include "ops/families.h"
 #include "ops/gemm.h"
+#include "ops/vecmath.h"
 
 typedef struct fused_mtb {
     const float *a, *w;
@@ -30,7 +34,7 @@ static float fused_dot_ref(const float *x, const float *w, int64_t k)
 }
 
 __attribute__((target("avx2,fma"))) static float fused_dot_avx2(const float *x, const float *w,
-                                                                 int64_t k)
+                                                                int64_t k)
 {
     __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
     int64_t i = 0;
@@ -49,7 +53,7 @@ __attribute__((target("avx2,fma"))) static float fused_dot_avx2(const float *x, 
 }
 
 __attribute__((target("avx512f"))) static float fused_dot_avx512(const float *x, const float *w,
-                                                                  int64_t k)
+                                                                 int64_t k)
 {
     __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
     int64_t i = 0;
@@ -120,15 +124,104 @@ static ogi_status fused_matmul_transpose_b(op_ctx *c)
     }
     /* prefill: the packed AVX-512 GEMM reads W as stored ([n, k]); OpenBLAS
      * where the CPU lacks AVX-512 */
-    gemm_f32_args gargs = {.m = m, .n = n, .k = k, .a = t.a, .lda = k, .b = t.w, .ldb = k,
-                           .y = y, .ldy = n, .b_trans = true};
+    gemm_f32_args gargs = {.m = m,
+                           .n = n,
+                           .k = k,
+                           .a = t.a,
+                           .lda = k,
+                           .b = t.w,
+                           .ldb = k,
+                           .y = y,
+                           .ldy = n,
+                           .b_trans = true};
     if (!gemm_packed_f32(&gargs, c->pool))
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)m, (int)n, (int)k, 1.0f, t.a,
                     (int)k, t.w, (int)k, 0.0f, y, (int)n);
     return OGI_OK;
 }
 
+/* ---- SiLUMul ----------------------------------------------------------------- */
+
+typedef struct fused_silu_job {
+    const float *g, *u;
+    float *y;
+    const op_bcast *b; /* NULL: g and u have y's shape */
+} fused_silu_job;
+
+static void fused_silu_mul_generic(const float *g, int64_t sg, const float *u, int64_t su, float *y,
+                                   int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        y[i] = g[i * sg] * vecmath_sigmoidf(g[i * sg]) * u[i * su];
+}
+
+VECMATH_TARGET_AVX2 static void fused_silu_mul_avx2(const float *g, const float *u, float *y,
+                                                    int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        y[i] = g[i] * vecmath_sigmoidf(g[i]) * u[i];
+}
+
+VECMATH_TARGET_AVX512 static void fused_silu_mul_avx512(const float *g, const float *u, float *y,
+                                                        int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        y[i] = g[i] * vecmath_sigmoidf(g[i]) * u[i];
+}
+
+static void fused_silu_range(void *arg, int64_t begin, int64_t end)
+{
+    const fused_silu_job *j = arg;
+    if (j->b != NULL) { /* rows of the broadcast output */
+        int last = j->b->rank - 1;
+        int64_t sg = last >= 0 ? j->b->strides[0][last] : 0;
+        int64_t su = last >= 0 ? j->b->strides[1][last] : 0;
+        for (int64_t row = begin; row < end; row++) {
+            int64_t offs[2];
+            op_bcast_row(j->b, row, offs);
+            fused_silu_mul_generic(j->g + offs[0], sg, j->u + offs[1], su, j->y + row * j->b->inner,
+                                   j->b->inner);
+        }
+        return;
+    }
+    switch (vecmath_best_isa()) {
+    case VECMATH_AVX512:
+        fused_silu_mul_avx512(j->g + begin, j->u + begin, j->y + begin, end - begin);
+        break;
+    case VECMATH_AVX2:
+        fused_silu_mul_avx2(j->g + begin, j->u + begin, j->y + begin, end - begin);
+        break;
+    default:
+        fused_silu_mul_generic(j->g + begin, 1, j->u + begin, 1, j->y + begin, end - begin);
+    }
+}
+
+static ogi_status fused_silu_mul(op_ctx *c)
+{
+    ogi_status st = op_require_dtype(c, 0, OGI_FLOAT32);
+    if (st == OGI_OK)
+        st = op_require_dtype(c, 1, OGI_FLOAT32);
+    if (st != OGI_OK)
+        return st;
+    op_bcast b;
+    if ((st = op_bcast_init(c, &b, 2, c->in)) != OGI_OK)
+        return st;
+    if ((st = op_alloc(c, 0, OGI_FLOAT32, b.rank, b.dims)) != OGI_OK)
+        return st;
+    int64_t numel = tensor_numel(c->out[0]);
+    fused_silu_job j = {c->in[0]->data, c->in[1]->data, c->out[0]->data, NULL};
+    if (tensor_numel(c->in[0]) == numel && tensor_numel(c->in[1]) == numel) {
+        threadpool_parallel_for(c->pool, numel, 16384, fused_silu_range, &j);
+        return OGI_OK;
+    }
+    j.b = &b;
+    if (numel > 0)
+        threadpool_parallel_for(c->pool, b.rows, 1 + 16384 / b.inner, fused_silu_range, &j);
+    return OGI_OK;
+}
+
 const op_kernel op_kernels_fused[] = {
     {"ai.ogi", "MatMulTransposeB", 1, fused_matmul_transpose_b},
+    {"ai.ogi", "SiLUMul", 1, fused_silu_mul},
     {NULL, NULL, 0, NULL},
 };

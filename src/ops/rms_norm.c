@@ -254,7 +254,40 @@ static ogi_status rms_normalization(op_ctx *c)
     return OGI_OK;
 }
 
+/* ai.ogi.RMSNorm(X, scale, epsilon): the RMSNorm that exporters write op by
+ * op (Pow, ReduceMean, Add, Sqrt, Div, Mul), fused at load (engine/fuse.c):
+ * X float32 normalized over its last axis, times an optional constant scale
+ * of one value or X's last dim; epsilon a float32 scalar. */
+static ogi_status rms_norm_fused(op_ctx *c)
+{
+    ogi_status st = op_require_dtype(c, 0, OGI_FLOAT32);
+    if (st == OGI_OK)
+        st = op_require_dtype(c, 2, OGI_FLOAT32);
+    if (st != OGI_OK)
+        return st;
+    const ogi_tensor *x = c->in[0];
+    static const float one = 1.0f;
+    ogi_tensor unit = {.dtype = OGI_FLOAT32, .rank = 0, .data = (void *)&one};
+    const ogi_tensor *scale = op_has_input(c, 1) ? c->in[1] : &unit;
+    if (x->rank < 1 || tensor_numel(c->in[2]) != 1 || scale->dtype != OGI_FLOAT32 ||
+        scale->rank > 1)
+        return op_error(c, OGI_ERR_RUNTIME,
+                        "expected X of rank >= 1, a scalar epsilon and a "
+                        "float32 scale of rank <= 1");
+    int64_t n = x->dims[x->rank - 1], sn = tensor_numel(scale);
+    if (sn != 1 && sn != n)
+        return op_error(c, OGI_ERR_RUNTIME, "scale has %lld values for rows of %lld", (long long)sn,
+                        (long long)n);
+    if ((st = op_alloc(c, 0, OGI_FLOAT32, x->rank, x->dims)) != OGI_OK)
+        return st;
+    float epsilon = *(const float *)c->in[2]->data;
+    if (!rms_normalize_f32(c, x, scale, x->rank - 1, epsilon, c->out[0]))
+        return op_error(c, OGI_ERR_RUNTIME, "unsupported scale layout");
+    return OGI_OK;
+}
+
 const op_kernel op_kernels_rms_norm[] = {
     {"", "RMSNormalization", 23, rms_normalization},
+    {"ai.ogi", "RMSNorm", 1, rms_norm_fused},
     {NULL, NULL, 0, NULL},
 };

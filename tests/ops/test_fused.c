@@ -5,7 +5,8 @@
  *
  * Fused against unfused graphs: the op-by-op attention is run once as it
  * is (fused at load) and once with its probabilities also a graph output,
- * which keeps every node; the two outputs must agree. */
+ * which keeps every node; the two outputs must agree. The same for RMSNorm
+ * written op by op and for the SwiGLU gate Mul(Mul(g, Sigmoid(g)), u). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -277,6 +278,197 @@ static void attention_cases(uint64_t *rng)
     }
 }
 
+/* ---- RMSNorm and SwiGLU ---------------------------------------------------- */
+
+/* Writes a model of nodes already in g with inputs/outputs declared by the
+ * caller; returns its path (static buffer). */
+static char *write_model(pbw *g, int opset)
+{
+    pbw model = {0};
+    pbw_model(&model, 8, opset, g);
+    static char path[64];
+    strcpy(path, "/tmp/ogi-test-fuse-XXXXXX");
+    int fd = mkstemp(path);
+    if (fd >= 0)
+        close(fd);
+    test_write_file(path, model.data, model.len);
+    pbw_free(&model);
+    return path;
+}
+
+/* Runs both models on the same inputs and compares output Y. */
+static void compare_models(const char *fused, const char *plain, int n_in, const char *const *names,
+                           ogi_tensor *const *in, int want_fused, const char *what)
+{
+    TEST_CHECK(fused_patterns(fused) == want_fused && fused_patterns(plain) == want_fused - 1,
+               "%s: fused patterns %d and %d", what, fused_patterns(fused), fused_patterns(plain));
+    checks++;
+    ogi_tensor *y[2] = {NULL, NULL};
+    const char *paths[2] = {fused, plain};
+    for (int k = 0; k < 2; k++) {
+        ogi_session_options o = ogi_session_default_options();
+        o.threads = 2;
+        ogi_session *s;
+        ogi_status st = ogi_session_open(paths[k], &o, &s);
+        TEST_CHECK(st == OGI_OK, "%s: open: %s", what, ogi_last_error());
+        if (st != OGI_OK)
+            continue;
+        const char *out = "Y";
+        st = ogi_session_run(s, (size_t)n_in, names, (const ogi_tensor *const *)in, 1, &out, &y[k]);
+        TEST_CHECK(st == OGI_OK, "%s: run: %s", what, ogi_last_error());
+        ogi_session_free(s);
+    }
+    checks++;
+    if (y[0] != NULL && y[1] != NULL) {
+        int64_t n = (int64_t)(ogi_tensor_nbytes(y[1]) / sizeof(float)), bad = -1;
+        TEST_CHECK(ogi_tensor_nbytes(y[0]) == ogi_tensor_nbytes(y[1]), "%s: sizes differ", what);
+        const float *a = ogi_tensor_data(y[0]), *b = ogi_tensor_data(y[1]);
+        for (int64_t i = 0; i < n && bad < 0 && ogi_tensor_nbytes(y[0]) == ogi_tensor_nbytes(y[1]);
+             i++)
+            if (fabsf(a[i] - b[i]) > 1e-5f * (1.0f + fabsf(b[i])))
+                bad = i;
+        TEST_CHECK(bad < 0, "%s: element %lld fused %g unfused %g", what, (long long)bad,
+                   bad < 0 ? 0.0 : (double)a[bad], bad < 0 ? 0.0 : (double)b[bad]);
+        checks++;
+    }
+    ogi_tensor_free(y[0]);
+    ogi_tensor_free(y[1]);
+}
+
+/* variant bits: 1 Mul(x, x) for the square, 2 Reciprocal, 4 Div(x, sqrt),
+ * 8 an identity Cast, 16 no weight, 32 weight on the right, 64 scalar weight,
+ * 128 axes as an attribute (opset 17) */
+static void rms_case(uint64_t *rng, int64_t rows, int64_t n, int variant)
+{
+    char paths[2][64];
+    int opset = variant & 128 ? 17 : 18;
+    float *w = malloc(sizeof(float) * (size_t)n);
+    for (int64_t i = 0; i < n; i++)
+        w[i] = (float)((int64_t)(test_rand(rng) % 2001) - 1000) / 700.0f;
+    for (int keep = 0; keep < 2; keep++) {
+        pbw g = {0};
+        const int64_t axes[1] = {-1}, to = 1;
+        if (variant & 1)
+            pbw_node(&g, "Mul", "sq", 2, (const char *[]){"X", "X"}, 1, (const char *[]){"P"});
+        else
+            pbw_node(&g, "Pow", "sq", 2, (const char *[]){"X", "two"}, 1, (const char *[]){"P"});
+        if (opset == 17)
+            node_attr(&g, "ReduceMean", "mean", 1, (const char *[]){"P"}, "M", "axes", axes, 1);
+        else
+            pbw_node(&g, "ReduceMean", "mean", 2, (const char *[]){"P", "axes"}, 1,
+                     (const char *[]){"M"});
+        pbw_node(&g, "Add", "add", 2, (const char *[]){"M", "eps"}, 1, (const char *[]){"E"});
+        pbw_node(&g, "Sqrt", "sqrt", 1, (const char *[]){"E"}, 1, (const char *[]){"S"});
+        if (variant & 4) {
+            pbw_node(&g, "Div", "div", 2, (const char *[]){"X", "S"}, 1, (const char *[]){"N"});
+        } else {
+            if (variant & 2)
+                pbw_node(&g, "Reciprocal", "inv", 1, (const char *[]){"S"}, 1,
+                         (const char *[]){"R"});
+            else
+                pbw_node(&g, "Div", "inv", 2, (const char *[]){"one", "S"}, 1,
+                         (const char *[]){"R"});
+            pbw_node(&g, "Mul", "norm", 2, (const char *[]){"X", "R"}, 1, (const char *[]){"N"});
+        }
+        const char *normed = "N";
+        if (variant & 8) {
+            node_attr(&g, "Cast", "cast", 1, (const char *[]){"N"}, "C", "to", &to, -1);
+            normed = "C";
+        }
+        if (variant & 16)
+            pbw_node(&g, "Identity", "id", 1, &normed, 1, (const char *[]){"Y"});
+        else if (variant & 32)
+            pbw_node(&g, "Mul", "w", 2, (const char *[]){normed, "W"}, 1, (const char *[]){"Y"});
+        else
+            pbw_node(&g, "Mul", "w", 2, (const char *[]){"W", normed}, 1, (const char *[]){"Y"});
+        pbw_string(&g, 2, "g");
+        float two = 2.0f, one = 1.0f, eps = 1e-5f;
+        int64_t ax = -1;
+        pbw_tensor_raw(&g, 5, "two", 1, 0, NULL, &two, sizeof(two));
+        pbw_tensor_raw(&g, 5, "one", 1, 0, NULL, &one, sizeof(one));
+        pbw_tensor_raw(&g, 5, "eps", 1, 0, NULL, &eps, sizeof(eps));
+        pbw_tensor_raw(&g, 5, "axes", 7, 1, (int64_t[]){1}, &ax, sizeof(ax));
+        if (variant & 64)
+            pbw_tensor_raw(&g, 5, "W", 1, 1, (int64_t[]){1}, w, sizeof(float));
+        else
+            pbw_tensor_raw(&g, 5, "W", 1, 1, (int64_t[]){n}, w, sizeof(float) * (size_t)n);
+        pbw_value_info(&g, 11, "X", 1, 3, (int64_t[]){1, rows, n});
+        pbw_value_info(&g, 12, "Y", 1, -1, NULL);
+        if (keep)
+            pbw_value_info(&g, 12, "S", 1, -1, NULL);
+        strcpy(paths[keep], write_model(&g, opset));
+    }
+    ogi_tensor *x = random_tensor(rng, 3, (int64_t[]){1, rows, n}, false);
+    const char *names[1] = {"X"};
+    char what[64];
+    snprintf(what, sizeof(what), "rms variant %d [%lld, %lld]", variant, (long long)rows,
+             (long long)n);
+    /* the bare core (no weight) is one pattern; with (16) an Identity after it */
+    compare_models(paths[0], paths[1], 1, names, &x, 1, what);
+    unlink(paths[0]);
+    unlink(paths[1]);
+    ogi_tensor_free(x);
+    free(w);
+}
+
+static void silu_case(uint64_t *rng, int64_t rows, int64_t n, int variant)
+{
+    char paths[2][64];
+    for (int keep = 0; keep < 2; keep++) {
+        pbw g = {0};
+        pbw_node(&g, "Sigmoid", "sig", 1, (const char *[]){"G"}, 1, (const char *[]){"S"});
+        if (variant & 1)
+            pbw_node(&g, "Mul", "silu", 2, (const char *[]){"S", "G"}, 1, (const char *[]){"A"});
+        else
+            pbw_node(&g, "Mul", "silu", 2, (const char *[]){"G", "S"}, 1, (const char *[]){"A"});
+        if (variant & 2)
+            pbw_node(&g, "Mul", "gate", 2, (const char *[]){"U", "A"}, 1, (const char *[]){"Y"});
+        else
+            pbw_node(&g, "Mul", "gate", 2, (const char *[]){"A", "U"}, 1, (const char *[]){"Y"});
+        pbw_string(&g, 2, "g");
+        pbw_value_info(&g, 11, "G", 1, 2, (int64_t[]){rows, n});
+        if (variant & 4)
+            pbw_value_info(&g, 11, "U", 1, 1, (int64_t[]){n});
+        else
+            pbw_value_info(&g, 11, "U", 1, 2, (int64_t[]){rows, n});
+        pbw_value_info(&g, 12, "Y", 1, -1, NULL);
+        if (keep)
+            pbw_value_info(&g, 12, "A", 1, -1, NULL);
+        strcpy(paths[keep], write_model(&g, 17));
+    }
+    ogi_tensor *in[2] = {random_tensor(rng, 2, (int64_t[]){rows, n}, false),
+                         variant & 4 ? random_tensor(rng, 1, (int64_t[]){n}, false)
+                                     : random_tensor(rng, 2, (int64_t[]){rows, n}, false)};
+    float *gv = ogi_tensor_data(in[0]);
+    if (rows * n > 2) { /* past the exp clamp both ways */
+        gv[0] = 100.0f;
+        gv[1] = -100.0f;
+    }
+    const char *names[2] = {"G", "U"};
+    char what[64];
+    snprintf(what, sizeof(what), "silu variant %d [%lld, %lld]", variant, (long long)rows,
+             (long long)n);
+    compare_models(paths[0], paths[1], 2, names, in, 1, what);
+    unlink(paths[0]);
+    unlink(paths[1]);
+    ogi_tensor_free(in[0]);
+    ogi_tensor_free(in[1]);
+}
+
+static void norm_and_gate_cases(uint64_t *rng)
+{
+    const int64_t ns[] = {1, 7, 16, 33, 256, 577};
+    for (int v = 0; v < 256; v += 7) {
+        int variant = v;
+        if ((variant & 4) && (variant & 2))
+            variant &= ~2; /* Div(x, sqrt) has no reciprocal */
+        rms_case(rng, 1 + (int64_t)(test_rand(rng) % 40), ns[test_rand(rng) % 6], variant);
+    }
+    for (int v = 0; v < 8; v++)
+        silu_case(rng, 1 + (int64_t)(test_rand(rng) % 40), ns[test_rand(rng) % 6], v);
+    silu_case(rng, 300, 704, 0); /* threaded */
+}
+
 int main(void)
 {
     uint64_t rng = 0x1234567887654321ull;
@@ -289,5 +481,6 @@ int main(void)
     }
     run_case(&rng, 0, 5, 7, 1); /* no rows */
     attention_cases(&rng);
+    norm_and_gate_cases(&rng);
     return test_finish("test_fused", checks);
 }
