@@ -5,7 +5,8 @@
  * when interleaved. The remaining head dims pass through. Input is
  * [batch, heads, seq, head_dim] or [batch, seq, heads * head_dim]; the caches
  * are [batch, seq, rot / 2], or [max_position, rot / 2] gathered by
- * position_ids [batch, seq]. Computed in double, rounded once. */
+ * position_ids [batch, seq]. Computed in double, rounded once; float32
+ * tensors take a float loop over (batch, seq) rows split across the pool. */
 #include "ops/families.h"
 
 typedef struct rotary_layout {
@@ -155,6 +156,60 @@ static void rotary_apply(const op_ctx *c, const rotary_layout *l)
     }
 }
 
+/* ---- float32 ------------------------------------------------------------------ */
+
+typedef struct rotary_f32_job {
+    const rotary_layout *l;
+    const float *x, *cos, *sin;
+    const ogi_tensor *pos;
+    float *y;
+} rotary_f32_job;
+
+static void rotary_f32_rows(void *arg, int64_t begin, int64_t end)
+{
+    const rotary_f32_job *j = arg;
+    const rotary_layout *l = j->l;
+    const int64_t half = l->half, hd = l->head_dim;
+    for (int64_t bs = begin; bs < end; bs++) {
+        int64_t b = bs / l->seq, s = bs % l->seq;
+        int64_t row = j->pos ? dtype_get_i64(j->pos->data, j->pos->dtype, bs) : bs;
+        const float *cv = j->cos + row * half, *sv = j->sin + row * half;
+        for (int64_t h = 0; h < l->heads; h++) {
+            int64_t off = rotary_offset(l, b, h, s);
+            const float *x = j->x + off;
+            float *y = j->y + off;
+            if (l->interleaved) {
+                for (int64_t k = 0; k < half; k++) {
+                    float x1 = x[2 * k], x2 = x[2 * k + 1];
+                    y[2 * k] = cv[k] * x1 - sv[k] * x2;
+                    y[2 * k + 1] = sv[k] * x1 + cv[k] * x2;
+                }
+            } else {
+                for (int64_t k = 0; k < half; k++) {
+                    float x1 = x[k], x2 = x[k + half];
+                    y[k] = cv[k] * x1 - sv[k] * x2;
+                    y[k + half] = sv[k] * x1 + cv[k] * x2;
+                }
+            }
+            for (int64_t d = 2 * half; d < hd; d++)
+                y[d] = x[d];
+        }
+    }
+}
+
+static void rotary_apply_f32(op_ctx *c, const rotary_layout *l)
+{
+    rotary_f32_job j = {l,
+                        c->in[0]->data,
+                        c->in[1]->data,
+                        c->in[2]->data,
+                        l->has_positions ? c->in[3] : NULL,
+                        c->out[0]->data};
+    int64_t per_row = l->heads * l->head_dim;
+    threadpool_parallel_for(c->pool, l->batch * l->seq, 1 + 16384 / (per_row > 0 ? per_row : 1),
+                            rotary_f32_rows, &j);
+}
+
 static ogi_status rotary_embedding(op_ctx *c)
 {
     ogi_status st;
@@ -170,7 +225,10 @@ static ogi_status rotary_embedding(op_ctx *c)
     const ogi_tensor *x = c->in[0];
     if ((st = op_alloc(c, 0, x->dtype, x->rank, x->dims)) != OGI_OK)
         return st;
-    rotary_apply(c, &l);
+    if (x->dtype == OGI_FLOAT32 && c->in[1]->dtype == OGI_FLOAT32 && c->in[2]->dtype == OGI_FLOAT32)
+        rotary_apply_f32(c, &l);
+    else
+        rotary_apply(c, &l);
     return OGI_OK;
 }
 

@@ -3,7 +3,8 @@
  * RMSNormalization (contiguous rows, threaded) and IsNaN (bit tests), on
  * random shapes with odd row lengths, rows of -inf (masked attention rows),
  * +inf and NaN; bool And/Or/Xor and int64 comparisons (mask arithmetic)
- * with broadcasting against plain loops. */
+ * with broadcasting against plain loops; RotaryEmbedding's float32 rows
+ * (halves or interleaved pairs, partial rotary dims, position ids). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -223,6 +224,101 @@ static void run_mask_case(uint64_t *rng, int64_t rows, int64_t cols, int64_t n)
     ogi_session_free(s);
 }
 
+/* Y = RotaryEmbedding(X [b, h, s, d], cos [maxpos, rot/2], sin, positions [b, s]). */
+static void run_rotary_case(uint64_t *rng, int64_t b, int64_t h, int64_t seq, int64_t d,
+                            int64_t rot, int interleaved)
+{
+    const int64_t maxpos = 64, half = rot / 2;
+    pbw g = {0}, model = {0}, node = {0}, attr = {0}, attr2 = {0};
+    const char *in[4] = {"X", "C", "S", "P"};
+    for (int i = 0; i < 4; i++)
+        pbw_string(&node, 1, in[i]);
+    pbw_string(&node, 2, "Y");
+    pbw_string(&node, 3, "rope");
+    pbw_string(&node, 4, "RotaryEmbedding");
+    pbw_string(&attr, 1, "interleaved");
+    pbw_int(&attr, 3, (uint64_t)interleaved);
+    pbw_int(&attr, 20, 2);
+    pbw_message(&node, 5, &attr);
+    pbw_string(&attr2, 1, "rotary_embedding_dim");
+    pbw_int(&attr2, 3, (uint64_t)rot);
+    pbw_int(&attr2, 20, 2);
+    pbw_message(&node, 5, &attr2);
+    pbw_message(&g, 1, &node);
+    pbw_string(&g, 2, "g");
+    int64_t xd[4] = {b, h, seq, d}, cd[2] = {maxpos, half}, pd[2] = {b, seq};
+    pbw_value_info(&g, 11, "X", 1, 4, xd);
+    pbw_value_info(&g, 11, "C", 1, 2, cd);
+    pbw_value_info(&g, 11, "S", 1, 2, cd);
+    pbw_value_info(&g, 11, "P", 7, 2, pd);
+    pbw_value_info(&g, 12, "Y", 1, 4, xd);
+    pbw_model(&model, 10, 23, &g);
+    char path[] = "/tmp/ogi-test-rope-XXXXXX";
+    int fd = mkstemp(path);
+    if (fd >= 0)
+        close(fd);
+    test_write_file(path, model.data, model.len);
+    pbw_free(&model);
+    ogi_session_options o = ogi_session_default_options();
+    o.threads = 2;
+    ogi_session *sess;
+    ogi_status st = ogi_session_open(path, &o, &sess);
+    unlink(path);
+    TEST_CHECK(st == OGI_OK, "open: %s", ogi_last_error());
+    checks++;
+    if (st != OGI_OK)
+        return;
+    ogi_tensor *t[4];
+    ogi_tensor_create(OGI_FLOAT32, 4, xd, &t[0]);
+    ogi_tensor_create(OGI_FLOAT32, 2, cd, &t[1]);
+    ogi_tensor_create(OGI_FLOAT32, 2, cd, &t[2]);
+    ogi_tensor_create(OGI_INT64, 2, pd, &t[3]);
+    float *x = ogi_tensor_data(t[0]), *cv = ogi_tensor_data(t[1]), *sv = ogi_tensor_data(t[2]);
+    int64_t *pos = ogi_tensor_data(t[3]);
+    for (int64_t i = 0; i < b * h * seq * d; i++)
+        x[i] = (float)((int64_t)(test_rand(rng) % 2001) - 1000) / 300.0f;
+    for (int64_t i = 0; i < maxpos * half; i++) {
+        double angle = (double)(test_rand(rng) % 10000) / 1000.0;
+        cv[i] = (float)cos(angle);
+        sv[i] = (float)sin(angle);
+    }
+    for (int64_t i = 0; i < b * seq; i++)
+        pos[i] = (int64_t)(test_rand(rng) % (uint64_t)maxpos);
+    ogi_tensor *y = NULL;
+    const char *out = "Y";
+    st = ogi_session_run(sess, 4, in, (const ogi_tensor *const *)t, 1, &out, &y);
+    TEST_CHECK(st == OGI_OK, "run: %s", ogi_last_error());
+    checks++;
+    double worst = 0;
+    for (int64_t bi = 0; st == OGI_OK && bi < b; bi++)
+        for (int64_t hi = 0; hi < h; hi++)
+            for (int64_t si = 0; si < seq; si++) {
+                int64_t off = ((bi * h + hi) * seq + si) * d, row = pos[bi * seq + si];
+                const float *yv = (const float *)ogi_tensor_data(y) + off, *xv = x + off;
+                for (int64_t k = 0; k < d; k++) {
+                    double want = xv[k];
+                    if (k < rot) {
+                        int64_t pair = interleaved ? k / 2 : k % half;
+                        bool first = interleaved ? k % 2 == 0 : k < half;
+                        double x1 = interleaved ? xv[2 * pair] : xv[pair];
+                        double x2 = interleaved ? xv[2 * pair + 1] : xv[pair + half];
+                        double c = cv[row * half + pair], sn = sv[row * half + pair];
+                        want = first ? c * x1 - sn * x2 : sn * x1 + c * x2;
+                    }
+                    double err = fabs(yv[k] - want);
+                    worst = err > worst ? err : worst;
+                }
+            }
+    TEST_CHECK(worst < 1e-5, "rotary [%lld,%lld,%lld,%lld] rot %lld interleaved %d: error %g",
+               (long long)b, (long long)h, (long long)seq, (long long)d, (long long)rot,
+               interleaved, worst);
+    checks++;
+    for (int k = 0; k < 4; k++)
+        ogi_tensor_free(t[k]);
+    ogi_tensor_free(y);
+    ogi_session_free(sess);
+}
+
 int main(void)
 {
     uint64_t rng = 0x5eed5eed12345678ull;
@@ -238,5 +334,13 @@ int main(void)
         run_mask_case(&rng, 1 + (int64_t)(test_rand(&rng) % 20),
                       1 + (int64_t)(test_rand(&rng) % 30), 1 + (int64_t)(test_rand(&rng) % 70));
     run_mask_case(&rng, 64, 64, 300); /* threaded */
+    for (int i = 0; i < 12; i++) {
+        int64_t d = 2 * (1 + (int64_t)(test_rand(&rng) % 40));
+        int64_t rot = i % 3 == 0 ? d : 2 * (1 + (int64_t)(test_rand(&rng) % (uint64_t)(d / 2)));
+        run_rotary_case(&rng, 1 + (int64_t)(test_rand(&rng) % 2),
+                        1 + (int64_t)(test_rand(&rng) % 5), 1 + (int64_t)(test_rand(&rng) % 50), d,
+                        rot, i % 2);
+    }
+    run_rotary_case(&rng, 1, 8, 512, 32, 32, 0); /* threaded */
     return test_finish("test_fast_paths", checks);
 }
