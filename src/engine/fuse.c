@@ -17,7 +17,10 @@
  *    identity Cast to float32 after it), optionally times a constant weight,
  *    becomes ai.ogi.RMSNorm(x, weight, eps) (ops/rms_norm.c).
  *  - SwiGLU: Mul(Mul(g, Sigmoid(g)), u) in either operand order becomes
- *    ai.ogi.SiLUMul(g, u) (ops/fused.c): one pass instead of three. */
+ *    ai.ogi.SiLUMul(g, u) (ops/fused.c): one pass instead of three.
+ *  - Attention (opset 23) with Q, K, V and a bool mask runs as
+ *    ai.ogi.AttentionCausalMask (ops/fused_attention.c), which checks at run
+ *    time whether the mask is plain causal and otherwise runs Attention. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -497,6 +500,24 @@ static ogi_status fuse_silu_muls(fuse_state *f, int *fused)
     return OGI_OK;
 }
 
+/* ---- Attention with a bool mask ------------------------------------------------ */
+
+static void fuse_causal_masks(fuse_state *f, int *fused)
+{
+    const op_kernel *kernel = op_find_kernel("ai.ogi", "AttentionCausalMask", 1);
+    for (int i = 0; i < f->g->n_nodes && kernel != NULL; i++) {
+        graph_node *n = &f->g->nodes[i];
+        if (f->removed[i] || !fuse_is(n, "Attention") || n->n_inputs != 4 || n->n_outputs != 1 ||
+            n->inputs[3] < 0)
+            continue;
+        ogi_dtype mask = f->g->values[n->inputs[3]].dtype;
+        if (mask != OGI_BOOL && mask != OGI_DTYPE_UNDEFINED)
+            continue;
+        n->kernel = kernel;
+        (*fused)++;
+    }
+}
+
 ogi_status graph_fuse(graph *g)
 {
     const op_kernel *mtb = op_find_kernel("ai.ogi", "MatMulTransposeB", 1);
@@ -514,6 +535,8 @@ ogi_status graph_fuse(graph *g)
         st = fuse_rms_norms(&f, &fused);
     if (st == OGI_OK)
         st = fuse_silu_muls(&f, &fused);
+    if (st == OGI_OK)
+        fuse_causal_masks(&f, &fused);
     for (int i = 0; i < g->n_nodes && mtb != NULL && st == OGI_OK; i++) {
         graph_node *n = &g->nodes[i];
         if (removed[i])

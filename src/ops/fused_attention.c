@@ -13,7 +13,13 @@
  *
  * A row whose mask is -inf at every key: the ZeroMasked kernel (the
  * exported graph zeroes NaN probabilities with Where(IsNaN(P), 0, P)) gives
- * 0, the plain one NaN, as Softmax of an all -inf row does. */
+ * 0, the plain one NaN, as Softmax of an all -inf row does.
+ *
+ * ai.ogi.AttentionCausalMask takes over Attention nodes given a bool mask
+ * (torch.export's SDPA writes the causal and padding masks as one bool
+ * tensor): when the mask is exactly causal (key j visible to query i iff
+ * j <= i + T - q) it runs the kernel in causal mode, skipping the masked
+ * tiles and the mask itself; anything else runs the Attention kernel as is. */
 #include <math.h>
 #include <string.h>
 
@@ -183,7 +189,114 @@ static ogi_status fused_sdpa_zero_masked(op_ctx *c)
     return fused_sdpa_run(c, true);
 }
 
+/* ---- Attention with a causal bool mask --------------------------------------- */
+
+/* Whether the bool mask [..., q or 1, T] is the causal pattern of q queries
+ * over T keys at every leading index. */
+static bool fused_mask_is_causal(const ogi_tensor *m, int64_t q, int64_t t)
+{
+    if (m->dtype != OGI_BOOL || m->rank < 2 || m->dims[m->rank - 1] != t ||
+        (m->dims[m->rank - 2] != q && !(q == 1 && m->dims[m->rank - 2] == 1)))
+        return false;
+    const uint8_t *v = m->data;
+    int64_t rows = t > 0 ? tensor_numel(m) / t : 0;
+    for (int64_t r = 0; r < rows; r++) {
+        int64_t i = r % m->dims[m->rank - 2], visible = i + t - q + 1; /* keys [0, visible) */
+        const uint8_t *row = v + r * t;
+        for (int64_t j = 0; j < t; j++)
+            if ((row[j] != 0) != (j < visible))
+                return false;
+    }
+    return true;
+}
+
+/* Whether the node's attributes leave the plain case: scale, and is_causal,
+ * softcap and qk_matmul_output_mode at 0, softmax_precision 0 or float32. */
+static bool fused_attention_attrs_plain(const op_ctx *c)
+{
+    const onnx_node *n = c->node->proto;
+    for (int a = 0; a < n->n_attrs; a++) {
+        const onnx_attr *at = &n->attrs[a];
+        if (strcmp(at->name, "scale") == 0)
+            continue;
+        if ((strcmp(at->name, "is_causal") == 0 && at->i == 0) ||
+            (strcmp(at->name, "qk_matmul_output_mode") == 0 && at->i == 0) ||
+            (strcmp(at->name, "softmax_precision") == 0 && (at->i == 0 || at->i == OGI_FLOAT32)) ||
+            (strcmp(at->name, "softcap") == 0 && at->f == 0.0f))
+            continue;
+        return false;
+    }
+    return true;
+}
+
+/* The fast causal run; false (nothing written) when the case is not plain. */
+static bool fused_attention_causal(op_ctx *c, ogi_status *st)
+{
+    if (c->n_in != 4 || c->n_out != 1 || !op_has_input(c, 3) || !fused_attention_attrs_plain(c))
+        return false;
+    const ogi_tensor *q = c->in[0], *k = c->in[1], *v = c->in[2];
+    for (int i = 0; i < 3; i++)
+        if (!op_has_input(c, i) || c->in[i]->dtype != OGI_FLOAT32 || c->in[i]->rank != 4)
+            return false;
+    if (k->dims[0] != q->dims[0] || v->dims[0] != q->dims[0] || v->dims[1] != k->dims[1] ||
+        k->dims[3] != q->dims[3] || v->dims[2] != k->dims[2] || k->dims[1] == 0 ||
+        q->dims[1] % k->dims[1] != 0 || q->dims[0] > 64)
+        return false;
+    attention_params p = attention_default_params();
+    p.batch = q->dims[0];
+    p.q_heads = q->dims[1];
+    p.kv_heads = k->dims[1];
+    p.q_len = q->dims[2];
+    p.total_len = k->dims[2];
+    p.qk_dim = q->dims[3];
+    p.v_dim = v->dims[3];
+    const ogi_tensor *m = c->in[3];
+    if (m->rank > 4 || (m->rank == 4 && m->dims[0] != 1 && m->dims[0] != p.batch) ||
+        (m->rank >= 3 && m->dims[m->rank - 3] != 1 && m->dims[m->rank - 3] != p.q_heads))
+        return false;
+    if (p.q_len > p.total_len || !fused_mask_is_causal(m, p.q_len, p.total_len))
+        return false;
+    p.scale = op_attr(c, "scale") != NULL ? op_attr_float(c, "scale", 1.0f)
+              : p.qk_dim > 0              ? 1.0 / sqrt((double)p.qk_dim)
+                                          : 1.0;
+    int64_t offsets[64];
+    for (int64_t b = 0; b < p.batch; b++)
+        offsets[b] = p.total_len - p.q_len;
+    p.query_offset = offsets;
+    p.causal = true;
+    if (!attention_fast_supports(&p))
+        return false;
+    int64_t yd[4] = {p.batch, p.q_heads, p.q_len, p.v_dim};
+    if ((*st = op_alloc(c, 0, OGI_FLOAT32, 4, yd)) != OGI_OK)
+        return true;
+    if (tensor_numel(c->out[0]) == 0)
+        return true;
+    attention_fast_data d = {
+        .q = fused_view(q, q->dims), .split = p.total_len, .y = c->out[0]->data};
+    d.k[0] = fused_view(k, k->dims);
+    d.v[0] = fused_view(v, v->dims);
+    d.y_strides[0] = p.q_heads * p.q_len * p.v_dim;
+    d.y_strides[1] = p.q_len * p.v_dim;
+    d.y_strides[2] = p.v_dim;
+    *st = attention_fast(c->pool, &p, &d, ATTENTION_ISA_AUTO);
+    if (*st != OGI_OK)
+        *st = op_error(c, *st, "attention kernel: %s", ogi_last_error());
+    return true;
+}
+
+static ogi_status fused_attention_causal_mask(op_ctx *c)
+{
+    ogi_status st = OGI_OK;
+    if (fused_attention_causal(c, &st))
+        return st;
+    const op_kernel *attention = op_find_kernel("", "Attention", c->opset);
+    if (attention == NULL)
+        return op_error(c, OGI_ERR_UNSUPPORTED, "no Attention kernel for opset %d", c->opset);
+    return attention->run(c);
+}
+
 const op_kernel op_kernels_fused_attention[] = {
+    {"ai.ogi", "AttentionCausalMask", 1, fused_attention_causal_mask},
     {"ai.ogi", "ScaledDotProductAttention", 1, fused_sdpa},
     {"ai.ogi", "ScaledDotProductAttentionZeroMasked", 1, fused_sdpa_zero_masked},
     {NULL, NULL, 0, NULL},

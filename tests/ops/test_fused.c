@@ -6,7 +6,9 @@
  * Fused against unfused graphs: the op-by-op attention is run once as it
  * is (fused at load) and once with its probabilities also a graph output,
  * which keeps every node; the two outputs must agree. The same for RMSNorm
- * written op by op and for the SwiGLU gate Mul(Mul(g, Sigmoid(g)), u). */
+ * written op by op and for the SwiGLU gate Mul(Mul(g, Sigmoid(g)), u), and
+ * for Attention with a bool mask (run in causal mode when the mask is
+ * causal), whose unfused twin also asks for present_key. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -469,6 +471,64 @@ static void norm_and_gate_cases(uint64_t *rng)
     silu_case(rng, 300, 704, 0); /* threaded */
 }
 
+/* ---- Attention with a bool mask --------------------------------------------- */
+
+/* kind 0: causal; 1: causal with a padded key; 2: random; mask of rank mrank */
+static void causal_case(uint64_t *rng, int64_t b, int64_t hq, int64_t hk, int64_t q, int64_t t,
+                        int64_t d, int kind, int mrank)
+{
+    char paths[2][64];
+    int64_t qd[4] = {b, hq, q, d}, kd[4] = {b, hk, t, d}, md[4] = {b, 1, q, t};
+    for (int keep = 0; keep < 2; keep++) {
+        pbw g = {0};
+        pbw_node(&g, "Attention", "attn", 4, (const char *[]){"Q", "K", "V", "M"}, keep ? 2 : 1,
+                 (const char *[]){"Y", "PK"});
+        pbw_string(&g, 2, "g");
+        pbw_value_info(&g, 11, "Q", 1, 4, qd);
+        pbw_value_info(&g, 11, "K", 1, 4, kd);
+        pbw_value_info(&g, 11, "V", 1, 4, kd);
+        pbw_value_info(&g, 11, "M", 9, mrank, md + (4 - mrank));
+        pbw_value_info(&g, 12, "Y", 1, -1, NULL);
+        if (keep)
+            pbw_value_info(&g, 12, "PK", 1, -1, NULL);
+        strcpy(paths[keep], write_model(&g, 23));
+    }
+    ogi_tensor *in[4] = {random_tensor(rng, 4, qd, false), random_tensor(rng, 4, kd, false),
+                         random_tensor(rng, 4, kd, false), NULL};
+    ogi_tensor_create(OGI_BOOL, mrank, md + (4 - mrank), &in[3]);
+    uint8_t *m = ogi_tensor_data(in[3]);
+    int64_t rows = (int64_t)ogi_tensor_nbytes(in[3]) / (t > 0 ? t : 1);
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t j = 0; j < t; j++) {
+            int64_t i = r % q;
+            m[r * t + j] = kind == 2 ? test_rand(rng) % 3 != 0 : j <= i + t - q;
+            if (kind == 1 && j == 0 && i + t - q > 0)
+                m[r * t + j] = 0; /* a padded first key */
+        }
+    const char *names[4] = {"Q", "K", "V", "M"};
+    char what[96];
+    snprintf(what, sizeof(what), "attention b %lld h %lld/%lld q %lld t %lld kind %d mask rank %d",
+             (long long)b, (long long)hq, (long long)hk, (long long)q, (long long)t, kind, mrank);
+    compare_models(paths[0], paths[1], 4, names, in, 1, what);
+    unlink(paths[0]);
+    unlink(paths[1]);
+    for (int i = 0; i < 4; i++)
+        ogi_tensor_free(in[i]);
+}
+
+static void causal_cases(uint64_t *rng)
+{
+    for (int i = 0; i < 18; i++) {
+        int64_t hk = 1 + (int64_t)(test_rand(rng) % 3),
+                hq = hk * (1 + (int64_t)(test_rand(rng) % 3));
+        int64_t q = 1 + (int64_t)(test_rand(rng) % 40), t = q + (int64_t)(test_rand(rng) % 30);
+        causal_case(rng, 1 + (int64_t)(test_rand(rng) % 2), hq, hk, q, t,
+                    (int64_t[]){8, 32, 33}[i % 3], i % 3, 2 + 2 * (i % 2));
+    }
+    causal_case(rng, 1, 8, 4, 256, 256, 32, 0, 4); /* prefill-sized, threaded */
+    causal_case(rng, 1, 8, 4, 1, 300, 32, 0, 4);   /* decode: one query, every key visible */
+}
+
 int main(void)
 {
     uint64_t rng = 0x1234567887654321ull;
@@ -482,5 +542,6 @@ int main(void)
     run_case(&rng, 0, 5, 7, 1); /* no rows */
     attention_cases(&rng);
     norm_and_gate_cases(&rng);
+    causal_cases(&rng);
     return test_finish("test_fused", checks);
 }
