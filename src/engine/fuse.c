@@ -20,7 +20,11 @@
  *    ai.ogi.SiLUMul(g, u) (ops/fused.c): one pass instead of three.
  *  - Attention (opset 23) with Q, K, V and a bool mask runs as
  *    ai.ogi.AttentionCausalMask (ops/fused_attention.c), which checks at run
- *    time whether the mask is plain causal and otherwise runs Attention. */
+ *    time whether the mask is plain causal and otherwise runs Attention.
+ *    When K and V are both Reshape(Expand(Unsqueeze(X, axes=[2]), s5), s4)
+ *    (the GQA repeat of torch exports), the node takes X, s5 and s4 instead
+ *    and reads X as the GQA key or value when the shapes at run time make
+ *    it a plain repeat. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -502,7 +506,67 @@ static ogi_status fuse_silu_muls(fuse_state *f, int *fused)
 
 /* ---- Attention with a bool mask ------------------------------------------------ */
 
-static void fuse_causal_masks(fuse_state *f, int *fused)
+/* The GQA repeat Reshape(Expand(Unsqueeze(X, [2]), s5), s4) producing
+ * value v: its three nodes, X, s5 and s4, and the Reshape's allowzero. */
+static bool fuse_match_repeat(const fuse_state *f, int v, graph_node **nodes, int *operands,
+                              int64_t *allowzero)
+{
+    const graph *g = f->g;
+    graph_node *r = fuse_producer(f, v, "Reshape", 1);
+    if (r == NULL || r->n_inputs != 2)
+        return false;
+    *allowzero = fuse_attr_int(r, "allowzero", 0);
+    graph_node *e = fuse_producer(f, r->inputs[0], "Expand", 1);
+    if (e == NULL || e->n_inputs != 2)
+        return false;
+    graph_node *u = fuse_producer(f, e->inputs[0], "Unsqueeze", 1);
+    if (u == NULL || u->inputs[0] < 0)
+        return false;
+    const int64_t *axes = NULL;
+    int64_t n_axes = 0;
+    for (int a = 0; a < u->proto->n_attrs; a++)
+        if (strcmp(u->proto->attrs[a].name, "axes") == 0) {
+            axes = u->proto->attrs[a].ints;
+            n_axes = u->proto->attrs[a].n;
+        }
+    if (u->n_inputs >= 2 && u->inputs[1] >= 0) {
+        const graph_value *av = &g->values[u->inputs[1]];
+        if (av->kind != VALUE_CONST || av->constant->dtype != OGI_INT64)
+            return false;
+        axes = av->constant->data;
+        n_axes = tensor_numel(av->constant);
+    }
+    int x_rank = g->values[u->inputs[0]].shape.rank;
+    if (n_axes != 1 || !(axes[0] == 2 || (x_rank == 4 && axes[0] == -3)))
+        return false;
+    nodes[0] = r;
+    nodes[1] = e;
+    nodes[2] = u;
+    operands[0] = u->inputs[0];
+    operands[1] = e->inputs[1];
+    operands[2] = r->inputs[1];
+    return true;
+}
+
+/* Attention node n (kernel already swapped): K and V read through their
+ * repeats when both have one (whose Reshapes agree on allowzero). */
+static ogi_status fuse_kv_repeats(fuse_state *f, graph_node *n)
+{
+    graph_node *nodes[7] = {n};
+    int k[3], v[3];
+    int64_t kz, vz;
+    if (!fuse_match_repeat(f, n->inputs[1], nodes + 1, k, &kz) ||
+        !fuse_match_repeat(f, n->inputs[2], nodes + 4, v, &vz) || kz != vz)
+        return OGI_OK;
+    const op_kernel *kernel = op_find_kernel(
+        "ai.ogi", kz != 0 ? "AttentionCausalMaskAllowZero" : "AttentionCausalMask", 1);
+    if (kernel == NULL)
+        return OGI_OK;
+    int inputs[8] = {n->inputs[0], k[0], v[0], n->inputs[3], k[1], k[2], v[1], v[2]};
+    return fuse_replace(f, n, nodes, 7, inputs, 8, kernel);
+}
+
+static ogi_status fuse_causal_masks(fuse_state *f, int *fused)
 {
     const op_kernel *kernel = op_find_kernel("ai.ogi", "AttentionCausalMask", 1);
     for (int i = 0; i < f->g->n_nodes && kernel != NULL; i++) {
@@ -514,8 +578,12 @@ static void fuse_causal_masks(fuse_state *f, int *fused)
         if (mask != OGI_BOOL && mask != OGI_DTYPE_UNDEFINED)
             continue;
         n->kernel = kernel;
+        ogi_status st = fuse_kv_repeats(f, n);
+        if (st != OGI_OK)
+            return st;
         (*fused)++;
     }
+    return OGI_OK;
 }
 
 ogi_status graph_fuse(graph *g)
@@ -536,7 +604,7 @@ ogi_status graph_fuse(graph *g)
     if (st == OGI_OK)
         st = fuse_silu_muls(&f, &fused);
     if (st == OGI_OK)
-        fuse_causal_masks(&f, &fused);
+        st = fuse_causal_masks(&f, &fused);
     for (int i = 0; i < g->n_nodes && mtb != NULL && st == OGI_OK; i++) {
         graph_node *n = &g->nodes[i];
         if (removed[i])

@@ -19,12 +19,19 @@
  * (torch.export's SDPA writes the causal and padding masks as one bool
  * tensor): when the mask is exactly causal (key j visible to query i iff
  * j <= i + T - q) it runs the kernel in causal mode, skipping the masked
- * tiles and the mask itself; anything else runs the Attention kernel as is. */
+ * tiles and the mask itself; anything else runs the Attention kernel as is.
+ * Its 8-input form (Q, Xk, Xv, mask, expand_k, reshape_k, expand_v,
+ * reshape_v) replaces the GQA repeat of exported graphs,
+ * K = Reshape(Expand(Unsqueeze(Xk, 2), expand_k), reshape_k): when that is
+ * the plain repeat of each KV head, Xk is read in place as the GQA key; else
+ * the repeat is materialised as the three ops would. ...AllowZero is the same
+ * for Reshapes with allowzero = 1 (a 0 in reshape_k is a 0-sized dim). */
 #include <math.h>
 #include <string.h>
 
 #include "ops/attention.h"
 #include "ops/families.h"
+#include "ops/strided.h"
 
 /* A tensor's dims left-padded with 1s to rank 4. */
 static void fused_dims4(const ogi_tensor *t, int64_t *dims)
@@ -284,18 +291,150 @@ static bool fused_attention_causal(op_ctx *c, ogi_status *st)
     return true;
 }
 
+/* Dims of Expand(Unsqueeze(x, 2), shape) into dims / *rank, as Expand
+ * computes them; false when they do not broadcast. */
+static bool fused_repeat_expand_dims(const ogi_tensor *x, const int64_t *shape, int64_t n,
+                                     int64_t *dims, int *rank, int64_t *xdims, int *xrank)
+{
+    if (x->rank < 2 || x->rank + 1 > OGI_MAX_RANK || n > OGI_MAX_RANK)
+        return false;
+    *xrank = x->rank + 1;
+    for (int d = 0, s = 0; d < *xrank; d++)
+        xdims[d] = d == 2 ? 1 : x->dims[s++];
+    *rank = *xrank > (int)n ? *xrank : (int)n;
+    for (int i = 0; i < *rank; i++) {
+        int xi = i - (*rank - *xrank), si = i - (*rank - (int)n);
+        int64_t xd = xi >= 0 ? xdims[xi] : 1, sd = si >= 0 ? shape[si] : 1;
+        if (sd < 0 || (xd != sd && xd != 1 && sd != 1))
+            return false;
+        dims[i] = xd == 1 ? sd : xd;
+    }
+    return true;
+}
+
+/* Dims of Reshape(t of dims/rank, shape) into out; false when the element
+ * counts differ or shape is malformed. */
+static bool fused_reshape_dims(const int64_t *dims, int rank, const int64_t *shape, int64_t n,
+                               bool allowzero, int64_t *out)
+{
+    int64_t numel = tensor_shape_numel(rank, dims), known = 1;
+    int infer = -1;
+    if (n > OGI_MAX_RANK)
+        return false;
+    for (int i = 0; i < n; i++) {
+        out[i] = shape[i] == 0 && !allowzero && i < rank ? dims[i] : shape[i];
+        if (shape[i] == 0 && !allowzero && i >= rank)
+            return false;
+        if (out[i] == -1) {
+            if (infer >= 0)
+                return false;
+            infer = i;
+        } else if (out[i] < 0) {
+            return false;
+        } else {
+            known *= out[i];
+        }
+    }
+    if (infer >= 0) {
+        if (known == 0 || numel % known != 0)
+            return false;
+        out[infer] = numel / known;
+    } else if (known != numel) {
+        return false;
+    }
+    return true;
+}
+
+/* K or V of the 8-input form: *gqa is Xk itself when the repeat is plain
+ * (Xk [b, kv, T, d] -> [b, kv, rep, T, d] -> [b, kv * rep, T, d]);
+ * otherwise *owned is the materialised tensor. */
+static ogi_status fused_repeat_operand(op_ctx *c, int x_in, int expand_in, int reshape_in,
+                                       bool allowzero, const ogi_tensor **gqa, ogi_tensor **owned)
+{
+    const ogi_tensor *x = c->in[x_in];
+    int64_t shape[OGI_MAX_RANK], n, dims[OGI_MAX_RANK], xdims[OGI_MAX_RANK], rdims[OGI_MAX_RANK];
+    int rank, xrank;
+    ogi_status st = op_read_ints(c, expand_in, shape, OGI_MAX_RANK, &n);
+    if (st != OGI_OK)
+        return st;
+    if (!fused_repeat_expand_dims(x, shape, n, dims, &rank, xdims, &xrank))
+        return op_error(c, OGI_ERR_RUNTIME, "input %d: the repeat's Expand does not broadcast",
+                        expand_in);
+    int64_t rn;
+    if ((st = op_read_ints(c, reshape_in, shape, OGI_MAX_RANK, &rn)) != OGI_OK)
+        return st;
+    if (!fused_reshape_dims(dims, rank, shape, rn, allowzero, rdims))
+        return op_error(c, OGI_ERR_RUNTIME, "input %d: the repeat's Reshape does not fit",
+                        reshape_in);
+    bool plain = x->rank == 4 && rank == 5 && rn == 4 && dims[0] == x->dims[0] &&
+                 dims[1] == x->dims[1] && dims[3] == x->dims[2] && dims[4] == x->dims[3] &&
+                 rdims[0] == dims[0] && rdims[1] == dims[1] * dims[2] && rdims[2] == dims[3] &&
+                 rdims[3] == dims[4];
+    if (plain) {
+        *gqa = x;
+        return OGI_OK;
+    }
+    size_t es = (size_t)dtype_size(x->dtype);
+    if (x->kind != TENSOR_KIND_TENSOR || x->dtype == OGI_STRING || es == 0)
+        return op_error(c, OGI_ERR_RUNTIME, "input %d: not a tensor of fixed-size elements", x_in);
+    if ((st = ogi_tensor_create(x->dtype, rank, dims, owned)) != OGI_OK)
+        return st;
+    int64_t in_strides[OGI_MAX_RANK];
+    tensor_strides(xrank, xdims, in_strides);
+    strided_view v = {.rank = rank, .elsize = es, .src = x->data, .dst = (*owned)->data};
+    for (int i = 0; i < rank; i++) {
+        int xi = i - (rank - xrank);
+        v.dims[i] = dims[i];
+        v.strides[i] = xi < 0 || xdims[xi] == 1 ? 0 : in_strides[xi];
+    }
+    strided_copy(c->pool, &v);
+    (*owned)->rank = (int)rn;
+    memcpy((*owned)->dims, rdims, sizeof(int64_t) * (size_t)rn);
+    *gqa = *owned;
+    return OGI_OK;
+}
+
+static ogi_status fused_attention_causal_mask_run(op_ctx *c, bool allowzero)
+{
+    const ogi_tensor *in[4] = {c->in[0], c->in[1], c->in[2], c->n_in > 3 ? c->in[3] : NULL};
+    ogi_tensor *owned[2] = {NULL, NULL};
+    ogi_status st = OGI_OK;
+    if (c->n_in == 8) {
+        for (int i = 0; i < 2 && st == OGI_OK; i++) {
+            if (!op_has_input(c, 1 + i) || !op_has_input(c, 4 + 2 * i) ||
+                !op_has_input(c, 5 + 2 * i))
+                st = op_error(c, OGI_ERR_RUNTIME, "missing input of the fused KV repeat");
+            else
+                st = fused_repeat_operand(c, 1 + i, 4 + 2 * i, 5 + 2 * i, allowzero, &in[1 + i],
+                                          &owned[i]);
+        }
+    }
+    op_ctx plain = *c; /* Attention's own four inputs */
+    plain.in = in;
+    plain.n_in = c->n_in < 4 ? c->n_in : 4;
+    if (st == OGI_OK && !fused_attention_causal(&plain, &st)) {
+        const op_kernel *attention = op_find_kernel("", "Attention", c->opset);
+        st = attention != NULL
+                 ? attention->run(&plain)
+                 : op_error(c, OGI_ERR_UNSUPPORTED, "no Attention kernel for opset %d", c->opset);
+    }
+    ogi_tensor_free(owned[0]);
+    ogi_tensor_free(owned[1]);
+    return st;
+}
+
 static ogi_status fused_attention_causal_mask(op_ctx *c)
 {
-    ogi_status st = OGI_OK;
-    if (fused_attention_causal(c, &st))
-        return st;
-    const op_kernel *attention = op_find_kernel("", "Attention", c->opset);
-    if (attention == NULL)
-        return op_error(c, OGI_ERR_UNSUPPORTED, "no Attention kernel for opset %d", c->opset);
-    return attention->run(c);
+    return fused_attention_causal_mask_run(c, false);
+}
+
+static ogi_status fused_attention_causal_mask_allowzero(op_ctx *c)
+{
+    return fused_attention_causal_mask_run(c, true);
 }
 
 const op_kernel op_kernels_fused_attention[] = {
+    {"ai.ogi", "AttentionCausalMaskAllowZero", 1, fused_attention_causal_mask_allowzero},
     {"ai.ogi", "AttentionCausalMask", 1, fused_attention_causal_mask},
     {"ai.ogi", "ScaledDotProductAttention", 1, fused_sdpa},
     {"ai.ogi", "ScaledDotProductAttentionZeroMasked", 1, fused_sdpa_zero_masked},

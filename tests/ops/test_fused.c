@@ -165,7 +165,9 @@ static char *attn_model(const attn_case *ac, bool keep_p)
     return path;
 }
 
-static int fused_patterns(const char *path)
+/* Patterns fused in the prepared graph of path (-1 on failure); *nodes (when
+ * not NULL) gets how many nodes it runs. */
+static int fused_patterns_nodes(const char *path, int *nodes)
 {
     onnx_model *m;
     graph *gr;
@@ -175,10 +177,17 @@ static int fused_patterns(const char *path)
     graph_options go = {.fold_constants = true};
     if (graph_build(m, &go, &gr) == OGI_OK) {
         n = gr->n_fused;
+        if (nodes != NULL)
+            *nodes = gr->n_nodes;
         graph_free(gr);
     }
     onnx_model_free(m);
     return n;
+}
+
+static int fused_patterns(const char *path)
+{
+    return fused_patterns_nodes(path, NULL);
 }
 
 static ogi_tensor *attn_run(const char *path, ogi_tensor *const *in, int n_in)
@@ -529,6 +538,84 @@ static void causal_cases(uint64_t *rng)
     causal_case(rng, 1, 8, 4, 1, 300, 32, 0, 4);   /* decode: one query, every key visible */
 }
 
+/* Attention reading K and V through Reshape(Expand(Unsqueeze(X, [2]), s5), s4)
+ * with s5, s4 graph inputs; kind 0: the plain GQA repeat, 1: the same with
+ * 0 and -1 in s4, 2: a repeat along the keys instead (s4 = [b, kv, rep*T, d]),
+ * 3: plain with allowzero = 1 */
+static void repeat_case(uint64_t *rng, int64_t b, int64_t kv, int64_t rep, int64_t q, int64_t t,
+                        int64_t d, int kind)
+{
+    char paths[2][64];
+    int64_t hq = kv * rep, qd[4] = {b, hq, q, d}, xd[4] = {b, kv, t, d}, md[4] = {b, 1, q, t};
+    int64_t s5[5] = {b, kv, rep, t, d}, s4[4] = {b, hq, t, d};
+    if (kind == 1) {
+        s4[0] = 0;
+        s4[2] = -1;
+    } else if (kind == 2) {
+        s4[1] = kv;
+        s4[2] = rep * t;
+        md[3] = rep * t;
+    }
+    const int64_t one = 1, axes = 2;
+    for (int keep = 0; keep < 2; keep++) {
+        pbw g = {0};
+        const char *xs[2] = {"XK", "XV"}, *us[2] = {"UK", "UV"}, *es[2] = {"EK", "EV"},
+                   *rs[2] = {"K", "V"};
+        for (int i = 0; i < 2; i++) {
+            pbw_node(&g, "Unsqueeze", us[i], 2, (const char *[]){xs[i], "axes"}, 1, &us[i]);
+            pbw_node(&g, "Expand", es[i], 2, (const char *[]){us[i], "S5"}, 1, &es[i]);
+            node_attr(&g, "Reshape", rs[i], 2, (const char *[]){es[i], "S4"}, rs[i],
+                      kind == 3 ? "allowzero" : NULL, &one, -1);
+        }
+        pbw_node(&g, "Attention", "attn", 4, (const char *[]){"Q", "K", "V", "M"}, keep ? 2 : 1,
+                 (const char *[]){"Y", "PK"});
+        pbw_string(&g, 2, "g");
+        pbw_tensor_raw(&g, 5, "axes", 7, 1, (int64_t[]){1}, &axes, sizeof(axes));
+        pbw_value_info(&g, 11, "Q", 1, 4, qd);
+        pbw_value_info(&g, 11, "XK", 1, 4, xd);
+        pbw_value_info(&g, 11, "XV", 1, 4, xd);
+        pbw_value_info(&g, 11, "M", 9, 4, md);
+        pbw_value_info(&g, 11, "S5", 7, 1, (int64_t[]){5});
+        pbw_value_info(&g, 11, "S4", 7, 1, (int64_t[]){4});
+        pbw_value_info(&g, 12, "Y", 1, -1, NULL);
+        if (keep)
+            pbw_value_info(&g, 12, "PK", 1, -1, NULL);
+        strcpy(paths[keep], write_model(&g, 23));
+    }
+    ogi_tensor *in[6] = {
+        random_tensor(rng, 4, qd, false),       random_tensor(rng, 4, xd, false),
+        random_tensor(rng, 4, xd, false),       NULL,
+        test_tensor_i64(1, (int64_t[]){5}, s5), test_tensor_i64(1, (int64_t[]){4}, s4)};
+    ogi_tensor_create(OGI_BOOL, 4, md, &in[3]);
+    uint8_t *m = ogi_tensor_data(in[3]);
+    for (int64_t r = 0; r < b * q; r++)
+        for (int64_t j = 0; j < md[3]; j++)
+            m[r * md[3] + j] = j <= r % q + md[3] - q;
+    const char *names[6] = {"Q", "XK", "XV", "M", "S5", "S4"};
+    char what[96];
+    snprintf(what, sizeof(what), "repeat kind %d b %lld kv %lld rep %lld q %lld t %lld", kind,
+             (long long)b, (long long)kv, (long long)rep, (long long)q, (long long)t);
+    compare_models(paths[0], paths[1], 6, names, in, 1, what);
+    int nodes = 0;
+    fused_patterns_nodes(paths[0], &nodes);
+    TEST_CHECK(nodes == 1, "%s: %d nodes left, expected the fused Attention alone", what, nodes);
+    checks++;
+    unlink(paths[0]);
+    unlink(paths[1]);
+    for (int i = 0; i < 6; i++)
+        ogi_tensor_free(in[i]);
+}
+
+static void repeat_cases(uint64_t *rng)
+{
+    for (int i = 0; i < 12; i++) {
+        int64_t q = 1 + (int64_t)(test_rand(rng) % 20);
+        repeat_case(rng, 1 + (int64_t)(test_rand(rng) % 2), 1 + (int64_t)(test_rand(rng) % 3),
+                    1 + (int64_t)(test_rand(rng) % 3), q, q + (int64_t)(test_rand(rng) % 20),
+                    (int64_t[]){8, 32}[i % 2], i % 4);
+    }
+}
+
 int main(void)
 {
     uint64_t rng = 0x1234567887654321ull;
@@ -543,5 +630,6 @@ int main(void)
     attention_cases(&rng);
     norm_and_gate_cases(&rng);
     causal_cases(&rng);
+    repeat_cases(&rng);
     return test_finish("test_fused", checks);
 }
