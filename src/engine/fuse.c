@@ -238,29 +238,76 @@ static bool fuse_match_attention(const fuse_state *f, const graph_node *n, fuse_
     return fuse_attention_operand(g, m->q) && fuse_attention_operand(g, m->k);
 }
 
+/* The GQA repeat Reshape(Expand(Unsqueeze(X, [2]), s5), s4) producing
+ * value v: its three nodes, X, s5 and s4, and the Reshape's allowzero. */
+static bool fuse_match_repeat(const fuse_state *f, int v, graph_node **nodes, int *operands,
+                              int64_t *allowzero)
+{
+    const graph *g = f->g;
+    graph_node *r = fuse_producer(f, v, "Reshape", 1);
+    if (r == NULL || r->n_inputs != 2)
+        return false;
+    *allowzero = fuse_attr_int(r, "allowzero", 0);
+    graph_node *e = fuse_producer(f, r->inputs[0], "Expand", 1);
+    if (e == NULL || e->n_inputs != 2)
+        return false;
+    graph_node *u = fuse_producer(f, e->inputs[0], "Unsqueeze", 1);
+    if (u == NULL || u->inputs[0] < 0)
+        return false;
+    const int64_t *axes = NULL;
+    int64_t n_axes = 0;
+    for (int a = 0; a < u->proto->n_attrs; a++)
+        if (strcmp(u->proto->attrs[a].name, "axes") == 0) {
+            axes = u->proto->attrs[a].ints;
+            n_axes = u->proto->attrs[a].n;
+        }
+    if (u->n_inputs >= 2 && u->inputs[1] >= 0) {
+        const graph_value *av = &g->values[u->inputs[1]];
+        if (av->kind != VALUE_CONST || av->constant->dtype != OGI_INT64)
+            return false;
+        axes = av->constant->data;
+        n_axes = tensor_numel(av->constant);
+    }
+    int x_rank = g->values[u->inputs[0]].shape.rank;
+    if (n_axes != 1 || !(axes[0] == 2 || (x_rank == 4 && axes[0] == -3)))
+        return false;
+    nodes[0] = r;
+    nodes[1] = e;
+    nodes[2] = u;
+    operands[0] = u->inputs[0];
+    operands[1] = e->inputs[1];
+    operands[2] = r->inputs[1];
+    return true;
+}
+
 /* Rewrites node n into ai.ogi.ScaledDotProductAttention(Q, K, V, mask,
  * mul_q, div_q, mul_k, div_k, mul_scores, div_scores). */
+static ogi_status fuse_replace(fuse_state *f, graph_node *keep, graph_node *const *nodes,
+                               int n_nodes, const int *inputs, int n_inputs,
+                               const op_kernel *kernel);
+
+/* ... and, when K and V both come through the GQA repeat (allowzero 0), with
+ * inputs 10-13 its shapes and K, V the unrepeated tensors. */
 static ogi_status fuse_attention_node(fuse_state *f, graph_node *n, const fuse_attention *m,
                                       const op_kernel *kernel)
 {
-    int *inputs = malloc(sizeof(int) * 10);
-    if (inputs == NULL)
-        return ogi_error(OGI_ERR_OUT_OF_MEMORY, "out of memory while fusing");
-    int operands[4] = {m->q, m->k, m->v, m->mask};
-    memcpy(inputs, operands, sizeof(operands));
+    graph_node *nodes[16];
+    int inputs[14] = {m->q, m->k, m->v, m->mask}, n_inputs = 10, n_nodes = m->n_nodes;
     memcpy(inputs + 4, m->scales, sizeof(m->scales));
-    for (int i = 0; i < m->n_nodes; i++) {
-        graph_node *r = m->nodes[i];
-        f->removed[r - f->g->nodes] = true;
-        for (int o = 0; o < r->n_outputs; o++)
-            if (r->outputs[o] >= 0)
-                f->g->values[r->outputs[o]].producer = -1;
+    memcpy(nodes, m->nodes, sizeof(graph_node *) * (size_t)m->n_nodes);
+    int k[3], v[3];
+    int64_t kz, vz;
+    if (fuse_match_repeat(f, m->k, nodes + n_nodes, k, &kz) &&
+        fuse_match_repeat(f, m->v, nodes + n_nodes + 3, v, &vz) && kz == 0 && vz == 0) {
+        n_nodes += 6;
+        inputs[1] = k[0];
+        inputs[2] = v[0];
+        int shapes[4] = {k[1], k[2], v[1], v[2]};
+        memcpy(inputs + 10, shapes, sizeof(shapes));
+        n_inputs = 14;
     }
-    free(n->inputs);
-    n->inputs = inputs;
-    n->n_inputs = 10;
-    n->kernel = kernel;
-    return OGI_OK;
+    nodes[n_nodes++] = n;
+    return fuse_replace(f, n, nodes, n_nodes, inputs, n_inputs, kernel);
 }
 
 /* Two kernels: with the Where(IsNaN) step, a row whose keys are all masked
@@ -505,48 +552,6 @@ static ogi_status fuse_silu_muls(fuse_state *f, int *fused)
 }
 
 /* ---- Attention with a bool mask ------------------------------------------------ */
-
-/* The GQA repeat Reshape(Expand(Unsqueeze(X, [2]), s5), s4) producing
- * value v: its three nodes, X, s5 and s4, and the Reshape's allowzero. */
-static bool fuse_match_repeat(const fuse_state *f, int v, graph_node **nodes, int *operands,
-                              int64_t *allowzero)
-{
-    const graph *g = f->g;
-    graph_node *r = fuse_producer(f, v, "Reshape", 1);
-    if (r == NULL || r->n_inputs != 2)
-        return false;
-    *allowzero = fuse_attr_int(r, "allowzero", 0);
-    graph_node *e = fuse_producer(f, r->inputs[0], "Expand", 1);
-    if (e == NULL || e->n_inputs != 2)
-        return false;
-    graph_node *u = fuse_producer(f, e->inputs[0], "Unsqueeze", 1);
-    if (u == NULL || u->inputs[0] < 0)
-        return false;
-    const int64_t *axes = NULL;
-    int64_t n_axes = 0;
-    for (int a = 0; a < u->proto->n_attrs; a++)
-        if (strcmp(u->proto->attrs[a].name, "axes") == 0) {
-            axes = u->proto->attrs[a].ints;
-            n_axes = u->proto->attrs[a].n;
-        }
-    if (u->n_inputs >= 2 && u->inputs[1] >= 0) {
-        const graph_value *av = &g->values[u->inputs[1]];
-        if (av->kind != VALUE_CONST || av->constant->dtype != OGI_INT64)
-            return false;
-        axes = av->constant->data;
-        n_axes = tensor_numel(av->constant);
-    }
-    int x_rank = g->values[u->inputs[0]].shape.rank;
-    if (n_axes != 1 || !(axes[0] == 2 || (x_rank == 4 && axes[0] == -3)))
-        return false;
-    nodes[0] = r;
-    nodes[1] = e;
-    nodes[2] = u;
-    operands[0] = u->inputs[0];
-    operands[1] = e->inputs[1];
-    operands[2] = r->inputs[1];
-    return true;
-}
 
 /* Attention node n (kernel already swapped): K and V read through their
  * repeats when both have one (whose Reshapes agree on allowzero). */

@@ -10,6 +10,9 @@
  * rank 2 to 4 and the mask broadcast as MatMul and Add broadcast them
  * (leading dims of 1 stretch). One call of the tiled attention kernel
  * (attention_fast) replaces the score matrix, Softmax and both MatMuls.
+ * Inputs 10-13, when present, are the GQA repeat's shapes (expand_k,
+ * reshape_k, expand_v, reshape_v) and K, V the unrepeated tensors, as in
+ * AttentionCausalMask's 8-input form below.
  *
  * A row whose mask is -inf at every key: the ZeroMasked kernel (the
  * exported graph zeroes NaN probabilities with Where(IsNaN(P), 0, P)) gives
@@ -101,13 +104,120 @@ static void fused_nan_masked_rows(const ogi_tensor *mask, const int64_t *md, con
             }
 }
 
-static ogi_status fused_sdpa_run(op_ctx *c, bool zero_masked)
+/* Dims of Expand(Unsqueeze(x, 2), shape) into dims / *rank, as Expand
+ * computes them; false when they do not broadcast. */
+static bool fused_repeat_expand_dims(const ogi_tensor *x, const int64_t *shape, int64_t n,
+                                     int64_t *dims, int *rank, int64_t *xdims, int *xrank)
+{
+    if (x->rank < 2 || x->rank + 1 > OGI_MAX_RANK || n > OGI_MAX_RANK)
+        return false;
+    *xrank = x->rank + 1;
+    for (int d = 0, s = 0; d < *xrank; d++)
+        xdims[d] = d == 2 ? 1 : x->dims[s++];
+    *rank = *xrank > (int)n ? *xrank : (int)n;
+    for (int i = 0; i < *rank; i++) {
+        int xi = i - (*rank - *xrank), si = i - (*rank - (int)n);
+        int64_t xd = xi >= 0 ? xdims[xi] : 1, sd = si >= 0 ? shape[si] : 1;
+        if (sd < 0 || (xd != sd && xd != 1 && sd != 1))
+            return false;
+        dims[i] = xd == 1 ? sd : xd;
+    }
+    return true;
+}
+
+/* Dims of Reshape(t of dims/rank, shape) into out; false when the element
+ * counts differ or shape is malformed. */
+static bool fused_reshape_dims(const int64_t *dims, int rank, const int64_t *shape, int64_t n,
+                               bool allowzero, int64_t *out)
+{
+    int64_t numel = tensor_shape_numel(rank, dims), known = 1;
+    int infer = -1;
+    if (n > OGI_MAX_RANK)
+        return false;
+    for (int i = 0; i < n; i++) {
+        out[i] = shape[i] == 0 && !allowzero && i < rank ? dims[i] : shape[i];
+        if (shape[i] == 0 && !allowzero && i >= rank)
+            return false;
+        if (out[i] == -1) {
+            if (infer >= 0)
+                return false;
+            infer = i;
+        } else if (out[i] < 0) {
+            return false;
+        } else {
+            known *= out[i];
+        }
+    }
+    if (infer >= 0) {
+        if (known == 0 || numel % known != 0)
+            return false;
+        out[infer] = numel / known;
+    } else if (known != numel) {
+        return false;
+    }
+    return true;
+}
+
+/* K or V of the 8-input form: *gqa is Xk itself when the repeat is plain
+ * (Xk [b, kv, T, d] -> [b, kv, rep, T, d] -> [b, kv * rep, T, d]) and
+ * materialize is false; otherwise *owned is the materialised tensor. */
+static ogi_status fused_repeat_operand(op_ctx *c, int x_in, int expand_in, int reshape_in,
+                                       bool allowzero, bool materialize, const ogi_tensor **gqa,
+                                       ogi_tensor **owned)
+{
+    const ogi_tensor *x = c->in[x_in];
+    int64_t shape[OGI_MAX_RANK], n, dims[OGI_MAX_RANK], xdims[OGI_MAX_RANK], rdims[OGI_MAX_RANK];
+    int rank, xrank;
+    ogi_status st = op_read_ints(c, expand_in, shape, OGI_MAX_RANK, &n);
+    if (st != OGI_OK)
+        return st;
+    if (!fused_repeat_expand_dims(x, shape, n, dims, &rank, xdims, &xrank))
+        return op_error(c, OGI_ERR_RUNTIME, "input %d: the repeat's Expand does not broadcast",
+                        expand_in);
+    int64_t rn;
+    if ((st = op_read_ints(c, reshape_in, shape, OGI_MAX_RANK, &rn)) != OGI_OK)
+        return st;
+    if (!fused_reshape_dims(dims, rank, shape, rn, allowzero, rdims))
+        return op_error(c, OGI_ERR_RUNTIME, "input %d: the repeat's Reshape does not fit",
+                        reshape_in);
+    bool plain = x->rank == 4 && rank == 5 && rn == 4 && dims[0] == x->dims[0] &&
+                 dims[1] == x->dims[1] && dims[3] == x->dims[2] && dims[4] == x->dims[3] &&
+                 rdims[0] == dims[0] && rdims[1] == dims[1] * dims[2] && rdims[2] == dims[3] &&
+                 rdims[3] == dims[4];
+    if (plain && !materialize) {
+        *gqa = x;
+        return OGI_OK;
+    }
+    size_t es = (size_t)dtype_size(x->dtype);
+    if (x->kind != TENSOR_KIND_TENSOR || x->dtype == OGI_STRING || es == 0)
+        return op_error(c, OGI_ERR_RUNTIME, "input %d: not a tensor of fixed-size elements", x_in);
+    if ((st = ogi_tensor_create(x->dtype, rank, dims, owned)) != OGI_OK)
+        return st;
+    int64_t in_strides[OGI_MAX_RANK];
+    tensor_strides(xrank, xdims, in_strides);
+    strided_view v = {.rank = rank, .elsize = es, .src = x->data, .dst = (*owned)->data};
+    for (int i = 0; i < rank; i++) {
+        int xi = i - (rank - xrank);
+        v.dims[i] = dims[i];
+        v.strides[i] = xi < 0 || xdims[xi] == 1 ? 0 : in_strides[xi];
+    }
+    strided_copy(c->pool, &v);
+    (*owned)->rank = (int)rn;
+    memcpy((*owned)->dims, rdims, sizeof(int64_t) * (size_t)rn);
+    *gqa = *owned;
+    return OGI_OK;
+}
+
+/* k and v: the operands (gqa: K and V of fewer heads than Q, read as GQA). */
+static ogi_status fused_sdpa_core(op_ctx *c, const ogi_tensor *k, const ogi_tensor *v, bool gqa,
+                                  bool zero_masked)
 {
     ogi_status st;
-    for (int i = 0; i < 3; i++)
-        if ((st = op_require_dtype(c, i, OGI_FLOAT32)) != OGI_OK)
-            return st;
-    const ogi_tensor *q = c->in[0], *k = c->in[1], *v = c->in[2];
+    if ((st = op_require_dtype(c, 0, OGI_FLOAT32)) != OGI_OK)
+        return st;
+    if (k->dtype != OGI_FLOAT32 || v->dtype != OGI_FLOAT32)
+        return op_error(c, OGI_ERR_RUNTIME, "K and V must be float32");
+    const ogi_tensor *q = c->in[0];
     const ogi_tensor *mask = op_has_input(c, 3) ? c->in[3] : NULL;
     if (mask != NULL && (st = op_require_dtype(c, 3, OGI_FLOAT32)) != OGI_OK)
         return st;
@@ -128,11 +238,17 @@ static ogi_status fused_sdpa_run(op_ctx *c, bool zero_masked)
     if (mask != NULL)
         fused_dims4(mask, md);
     int64_t lead[2] = {1, 1};
-    for (int d = 0; d < 2; d++)
-        if (!fused_broadcast(&lead[d], qd[d]) || !fused_broadcast(&lead[d], kd[d]) ||
-            !fused_broadcast(&lead[d], vd[d]) || !fused_broadcast(&lead[d], md[d]))
+    for (int d = 0; d < 2; d++) {
+        bool kv_ok = (gqa && d == 1) ||
+                     (fused_broadcast(&lead[d], kd[d]) && fused_broadcast(&lead[d], vd[d]));
+        if (!fused_broadcast(&lead[d], qd[d]) || !kv_ok || !fused_broadcast(&lead[d], md[d]))
             return op_error(c, OGI_ERR_RUNTIME, "Q, K, V and mask: dim %d does not broadcast",
                             d - 4 + rank);
+    }
+    if (gqa && (kd[1] != vd[1] || kd[1] == 0 || lead[1] % kd[1] != 0 || kd[0] != vd[0] ||
+                (kd[0] != lead[0] && kd[0] != 1)))
+        return op_error(c, OGI_ERR_RUNTIME, "K and V heads (%lld, %lld) do not group Q's %lld",
+                        (long long)kd[1], (long long)vd[1], (long long)lead[1]);
     if (kd[3] != qd[3] || vd[2] != kd[2])
         return op_error(c, OGI_ERR_RUNTIME,
                         "Q [..., %lld, %lld], K [..., %lld, %lld] and V [..., %lld, %lld] do not "
@@ -145,7 +261,8 @@ static ogi_status fused_sdpa_run(op_ctx *c, bool zero_masked)
                         (long long)md[2], (long long)md[3], (long long)qd[2], (long long)kd[2]);
     attention_params p = attention_default_params();
     p.batch = lead[0];
-    p.q_heads = p.kv_heads = lead[1];
+    p.q_heads = lead[1];
+    p.kv_heads = gqa ? kd[1] : lead[1];
     p.q_len = qd[2];
     p.total_len = kd[2];
     p.qk_dim = qd[3];
@@ -184,6 +301,36 @@ static ogi_status fused_sdpa_run(op_ctx *c, bool zero_masked)
     if (!zero_masked && mask != NULL)
         fused_nan_masked_rows(mask, md, ms, &p, c->out[0]->data);
     return OGI_OK;
+}
+
+/* The 14-input form reads K and V through the repeat of inputs 10-13 (as
+ * AttentionCausalMask's 8-input form). */
+static ogi_status fused_sdpa_run(op_ctx *c, bool zero_masked)
+{
+    const ogi_tensor *kv[2] = {c->in[1], c->in[2]};
+    ogi_tensor *owned[2] = {NULL, NULL};
+    ogi_status st = OGI_OK;
+    for (int i = 0; i < 3 && st == OGI_OK; i++)
+        st = op_require_input(c, i);
+    bool gqa = c->n_in == 14;
+    for (int i = 0; i < 2 && st == OGI_OK && gqa; i++) {
+        if (!op_has_input(c, 10 + 2 * i) || !op_has_input(c, 11 + 2 * i))
+            st = op_error(c, OGI_ERR_RUNTIME, "missing input of the fused KV repeat");
+        else
+            st = fused_repeat_operand(c, 1 + i, 10 + 2 * i, 11 + 2 * i, false, false, &kv[i],
+                                      &owned[i]);
+    }
+    /* one plain, one not: both materialised, so that K and V match */
+    for (int i = 0; i < 2 && st == OGI_OK && gqa && (owned[0] == NULL) != (owned[1] == NULL); i++)
+        if (owned[i] == NULL)
+            st = fused_repeat_operand(c, 1 + i, 10 + 2 * i, 11 + 2 * i, false, true, &kv[i],
+                                      &owned[i]);
+    if (st == OGI_OK)
+        st = fused_sdpa_core(c, kv[0], kv[1], gqa && owned[0] == NULL && owned[1] == NULL,
+                             zero_masked);
+    ogi_tensor_free(owned[0]);
+    ogi_tensor_free(owned[1]);
+    return st;
 }
 
 static ogi_status fused_sdpa(op_ctx *c)
@@ -291,109 +438,6 @@ static bool fused_attention_causal(op_ctx *c, ogi_status *st)
     return true;
 }
 
-/* Dims of Expand(Unsqueeze(x, 2), shape) into dims / *rank, as Expand
- * computes them; false when they do not broadcast. */
-static bool fused_repeat_expand_dims(const ogi_tensor *x, const int64_t *shape, int64_t n,
-                                     int64_t *dims, int *rank, int64_t *xdims, int *xrank)
-{
-    if (x->rank < 2 || x->rank + 1 > OGI_MAX_RANK || n > OGI_MAX_RANK)
-        return false;
-    *xrank = x->rank + 1;
-    for (int d = 0, s = 0; d < *xrank; d++)
-        xdims[d] = d == 2 ? 1 : x->dims[s++];
-    *rank = *xrank > (int)n ? *xrank : (int)n;
-    for (int i = 0; i < *rank; i++) {
-        int xi = i - (*rank - *xrank), si = i - (*rank - (int)n);
-        int64_t xd = xi >= 0 ? xdims[xi] : 1, sd = si >= 0 ? shape[si] : 1;
-        if (sd < 0 || (xd != sd && xd != 1 && sd != 1))
-            return false;
-        dims[i] = xd == 1 ? sd : xd;
-    }
-    return true;
-}
-
-/* Dims of Reshape(t of dims/rank, shape) into out; false when the element
- * counts differ or shape is malformed. */
-static bool fused_reshape_dims(const int64_t *dims, int rank, const int64_t *shape, int64_t n,
-                               bool allowzero, int64_t *out)
-{
-    int64_t numel = tensor_shape_numel(rank, dims), known = 1;
-    int infer = -1;
-    if (n > OGI_MAX_RANK)
-        return false;
-    for (int i = 0; i < n; i++) {
-        out[i] = shape[i] == 0 && !allowzero && i < rank ? dims[i] : shape[i];
-        if (shape[i] == 0 && !allowzero && i >= rank)
-            return false;
-        if (out[i] == -1) {
-            if (infer >= 0)
-                return false;
-            infer = i;
-        } else if (out[i] < 0) {
-            return false;
-        } else {
-            known *= out[i];
-        }
-    }
-    if (infer >= 0) {
-        if (known == 0 || numel % known != 0)
-            return false;
-        out[infer] = numel / known;
-    } else if (known != numel) {
-        return false;
-    }
-    return true;
-}
-
-/* K or V of the 8-input form: *gqa is Xk itself when the repeat is plain
- * (Xk [b, kv, T, d] -> [b, kv, rep, T, d] -> [b, kv * rep, T, d]);
- * otherwise *owned is the materialised tensor. */
-static ogi_status fused_repeat_operand(op_ctx *c, int x_in, int expand_in, int reshape_in,
-                                       bool allowzero, const ogi_tensor **gqa, ogi_tensor **owned)
-{
-    const ogi_tensor *x = c->in[x_in];
-    int64_t shape[OGI_MAX_RANK], n, dims[OGI_MAX_RANK], xdims[OGI_MAX_RANK], rdims[OGI_MAX_RANK];
-    int rank, xrank;
-    ogi_status st = op_read_ints(c, expand_in, shape, OGI_MAX_RANK, &n);
-    if (st != OGI_OK)
-        return st;
-    if (!fused_repeat_expand_dims(x, shape, n, dims, &rank, xdims, &xrank))
-        return op_error(c, OGI_ERR_RUNTIME, "input %d: the repeat's Expand does not broadcast",
-                        expand_in);
-    int64_t rn;
-    if ((st = op_read_ints(c, reshape_in, shape, OGI_MAX_RANK, &rn)) != OGI_OK)
-        return st;
-    if (!fused_reshape_dims(dims, rank, shape, rn, allowzero, rdims))
-        return op_error(c, OGI_ERR_RUNTIME, "input %d: the repeat's Reshape does not fit",
-                        reshape_in);
-    bool plain = x->rank == 4 && rank == 5 && rn == 4 && dims[0] == x->dims[0] &&
-                 dims[1] == x->dims[1] && dims[3] == x->dims[2] && dims[4] == x->dims[3] &&
-                 rdims[0] == dims[0] && rdims[1] == dims[1] * dims[2] && rdims[2] == dims[3] &&
-                 rdims[3] == dims[4];
-    if (plain) {
-        *gqa = x;
-        return OGI_OK;
-    }
-    size_t es = (size_t)dtype_size(x->dtype);
-    if (x->kind != TENSOR_KIND_TENSOR || x->dtype == OGI_STRING || es == 0)
-        return op_error(c, OGI_ERR_RUNTIME, "input %d: not a tensor of fixed-size elements", x_in);
-    if ((st = ogi_tensor_create(x->dtype, rank, dims, owned)) != OGI_OK)
-        return st;
-    int64_t in_strides[OGI_MAX_RANK];
-    tensor_strides(xrank, xdims, in_strides);
-    strided_view v = {.rank = rank, .elsize = es, .src = x->data, .dst = (*owned)->data};
-    for (int i = 0; i < rank; i++) {
-        int xi = i - (rank - xrank);
-        v.dims[i] = dims[i];
-        v.strides[i] = xi < 0 || xdims[xi] == 1 ? 0 : in_strides[xi];
-    }
-    strided_copy(c->pool, &v);
-    (*owned)->rank = (int)rn;
-    memcpy((*owned)->dims, rdims, sizeof(int64_t) * (size_t)rn);
-    *gqa = *owned;
-    return OGI_OK;
-}
-
 static ogi_status fused_attention_causal_mask_run(op_ctx *c, bool allowzero)
 {
     const ogi_tensor *in[4] = {c->in[0], c->in[1], c->in[2], c->n_in > 3 ? c->in[3] : NULL};
@@ -405,8 +449,8 @@ static ogi_status fused_attention_causal_mask_run(op_ctx *c, bool allowzero)
                 !op_has_input(c, 5 + 2 * i))
                 st = op_error(c, OGI_ERR_RUNTIME, "missing input of the fused KV repeat");
             else
-                st = fused_repeat_operand(c, 1 + i, 4 + 2 * i, 5 + 2 * i, allowzero, &in[1 + i],
-                                          &owned[i]);
+                st = fused_repeat_operand(c, 1 + i, 4 + 2 * i, 5 + 2 * i, allowzero, false,
+                                          &in[1 + i], &owned[i]);
         }
     }
     op_ctx plain = *c; /* Attention's own four inputs */

@@ -112,13 +112,26 @@ typedef struct attn_case {
     int mask_rank;   /* 0: no mask */
     bool nan_where;  /* Where(IsNaN(P), 0, P) before the second MatMul */
     bool div_scores; /* Div(scores, c) instead of Mul(Q, c) and Mul(K^T, c) */
+    /* K and V through the GQA repeat Reshape(Expand(Unsqueeze(X, [2]), S5), S4)
+     * of XK [xkd], XV [xvd] with run-time shapes s5k, s4k, s5v, s4v */
+    bool repeat;
+    int64_t xkd[4], xvd[4], s5k[5], s4k[4], s5v[5], s4v[4];
 } attn_case;
 
 /* Writes the graph; keep_p also makes P an output (nothing is fused). */
 static char *attn_model(const attn_case *ac, bool keep_p)
 {
     pbw g = {0}, model = {0};
-    const int64_t perm[4] = {0, 1, 3, 2}, axis = -1;
+    const int64_t perm[4] = {0, 1, 3, 2}, axis = -1, two = 2;
+    if (ac->repeat) {
+        const char *xs[2] = {"XK", "XV"}, *us[2] = {"UK", "UV"}, *es[2] = {"EK", "EV"},
+                   *rs[2] = {"K", "V"}, *s5[2] = {"S5K", "S5V"}, *s4[2] = {"S4K", "S4V"};
+        for (int i = 0; i < 2; i++) {
+            pbw_node(&g, "Unsqueeze", us[i], 2, (const char *[]){xs[i], "axes"}, 1, &us[i]);
+            pbw_node(&g, "Expand", es[i], 2, (const char *[]){us[i], s5[i]}, 1, &es[i]);
+            pbw_node(&g, "Reshape", rs[i], 2, (const char *[]){es[i], s4[i]}, 1, &rs[i]);
+        }
+    }
     node_attr(&g, "Transpose", "t", 1, (const char *[]){"K"}, "Kt", "perm", perm, 4);
     if (ac->div_scores) {
         pbw_node(&g, "MatMul", "qk", 2, (const char *[]){"Q", "Kt"}, 1, (const char *[]){"S0"});
@@ -147,8 +160,17 @@ static char *attn_model(const attn_case *ac, bool keep_p)
     pbw_tensor_raw(&g, 5, "c", 1, 0, NULL, &c, sizeof(c));
     pbw_tensor_raw(&g, 5, "zero", 1, 1, (int64_t[]){1}, &zero, sizeof(zero));
     pbw_value_info(&g, 11, "Q", 1, 4, ac->qd);
-    pbw_value_info(&g, 11, "K", 1, 4, ac->kd);
-    pbw_value_info(&g, 11, "V", 1, 4, ac->vd);
+    if (ac->repeat) {
+        pbw_tensor_raw(&g, 5, "axes", 7, 1, (int64_t[]){1}, &two, sizeof(two));
+        pbw_value_info(&g, 11, "XK", 1, 4, ac->xkd);
+        pbw_value_info(&g, 11, "XV", 1, 4, ac->xvd);
+        const char *shapes[4] = {"S5K", "S4K", "S5V", "S4V"};
+        for (int i = 0; i < 4; i++)
+            pbw_value_info(&g, 11, shapes[i], 7, 1, (int64_t[]){i % 2 ? 4 : 5});
+    } else {
+        pbw_value_info(&g, 11, "K", 1, 4, ac->kd);
+        pbw_value_info(&g, 11, "V", 1, 4, ac->vd);
+    }
     if (ac->mask_rank > 0)
         pbw_value_info(&g, 11, "M", 1, ac->mask_rank, ac->md + (4 - ac->mask_rank));
     pbw_value_info(&g, 12, "Y", 1, -1, NULL);
@@ -190,7 +212,8 @@ static int fused_patterns(const char *path)
     return fused_patterns_nodes(path, NULL);
 }
 
-static ogi_tensor *attn_run(const char *path, ogi_tensor *const *in, int n_in)
+static ogi_tensor *attn_run(const char *path, const char *const *names, ogi_tensor *const *in,
+                            int n_in)
 {
     ogi_session_options o = ogi_session_default_options();
     o.threads = 2;
@@ -200,7 +223,7 @@ static ogi_tensor *attn_run(const char *path, ogi_tensor *const *in, int n_in)
     TEST_CHECK(st == OGI_OK, "open: %s", ogi_last_error());
     if (st != OGI_OK)
         return NULL;
-    const char *names[4] = {"Q", "K", "V", "M"}, *out = "Y";
+    const char *out = "Y";
     st = ogi_session_run(s, (size_t)n_in, names, (const ogi_tensor *const *)in, 1, &out, &y);
     TEST_CHECK(st == OGI_OK, "run: %s", ogi_last_error());
     ogi_session_free(s);
@@ -225,18 +248,34 @@ static ogi_tensor *random_tensor(uint64_t *rng, int rank, const int64_t *dims, b
 
 static void run_attention_case(uint64_t *rng, const attn_case *ac)
 {
-    ogi_tensor *in[4] = {random_tensor(rng, 4, ac->qd, false), random_tensor(rng, 4, ac->kd, false),
-                         random_tensor(rng, 4, ac->vd, false), NULL};
+    ogi_tensor *in[8] = {random_tensor(rng, 4, ac->qd, false),
+                         random_tensor(rng, 4, ac->repeat ? ac->xkd : ac->kd, false),
+                         random_tensor(rng, 4, ac->repeat ? ac->xvd : ac->vd, false)};
+    const char *names[8] = {"Q", ac->repeat ? "XK" : "K", ac->repeat ? "XV" : "V"};
     int n_in = 3;
-    if (ac->mask_rank > 0)
+    if (ac->mask_rank > 0) {
+        names[n_in] = "M";
         in[n_in++] = random_tensor(rng, ac->mask_rank, ac->md + (4 - ac->mask_rank), true);
+    }
+    if (ac->repeat) {
+        const int64_t *shapes[4] = {ac->s5k, ac->s4k, ac->s5v, ac->s4v};
+        const char *shape_names[4] = {"S5K", "S4K", "S5V", "S4V"};
+        for (int i = 0; i < 4; i++) {
+            names[n_in] = shape_names[i];
+            in[n_in++] = test_tensor_i64(1, (int64_t[]){i % 2 ? 4 : 5}, shapes[i]);
+        }
+    }
     char fused_path[64], plain_path[64];
     strcpy(fused_path, attn_model(ac, false));
     strcpy(plain_path, attn_model(ac, true));
     TEST_CHECK(fused_patterns(fused_path) == 1 && fused_patterns(plain_path) == 0,
                "fused patterns: %d and %d", fused_patterns(fused_path), fused_patterns(plain_path));
-    checks++;
-    ogi_tensor *yf = attn_run(fused_path, in, n_in), *yp = attn_run(plain_path, in, n_in);
+    int nodes = 0;
+    fused_patterns_nodes(fused_path, &nodes);
+    TEST_CHECK(!ac->repeat || nodes == 1, "repeat: %d nodes left, expected one", nodes);
+    checks += 2;
+    ogi_tensor *yf = attn_run(fused_path, names, in, n_in),
+               *yp = attn_run(plain_path, names, in, n_in);
     unlink(fused_path);
     unlink(plain_path);
     checks += 2;
@@ -264,12 +303,39 @@ static void run_attention_case(uint64_t *rng, const attn_case *ac)
     }
     ogi_tensor_free(yf);
     ogi_tensor_free(yp);
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < n_in; i++)
         ogi_tensor_free(in[i]);
+}
+
+/* kind 0: the plain repeat; 1: 0 and -1 in the Reshape shapes; 2: V from a
+ * batch-1 tensor expanded over the batch (materialised, K read as GQA). */
+static void attention_repeat_case(uint64_t *rng, int kind)
+{
+    int64_t b = kind == 2 ? 2 : 1 + (int64_t)(test_rand(rng) % 2);
+    int64_t kv = 1 + (int64_t)(test_rand(rng) % 3), rep = 1 + (int64_t)(test_rand(rng) % 3);
+    int64_t q = 1 + (int64_t)(test_rand(rng) % 30), t = q + (int64_t)(test_rand(rng) % 30);
+    int64_t d = 32, h = kv * rep;
+    attn_case ac = {.nan_where = true, .repeat = true, .mask_rank = 4};
+    memcpy(ac.qd, (int64_t[]){b, h, q, d}, sizeof(ac.qd));
+    memcpy(ac.md, (int64_t[]){b, 1, q, t}, sizeof(ac.md));
+    memcpy(ac.xkd, (int64_t[]){b, kv, t, d}, sizeof(ac.xkd));
+    memcpy(ac.xvd, (int64_t[]){kind == 2 ? 1 : b, kv, t, d}, sizeof(ac.xvd));
+    memcpy(ac.s5k, (int64_t[]){b, kv, rep, t, d}, sizeof(ac.s5k));
+    memcpy(ac.s5v, ac.s5k, sizeof(ac.s5v));
+    memcpy(ac.s4k, (int64_t[]){b, h, t, d}, sizeof(ac.s4k));
+    memcpy(ac.s4v, ac.s4k, sizeof(ac.s4v));
+    if (kind == 1) {
+        ac.s4k[0] = 0;
+        ac.s4k[2] = -1;
+        ac.s4v[3] = -1;
+    }
+    run_attention_case(rng, &ac);
 }
 
 static void attention_cases(uint64_t *rng)
 {
+    for (int i = 0; i < 9; i++)
+        attention_repeat_case(rng, i % 3);
     for (int i = 0; i < 24; i++) {
         attn_case ac = {.nan_where = i % 2, .div_scores = (i / 2) % 2};
         int64_t b = 1 + (int64_t)(test_rand(rng) % 2), h = 1 + (int64_t)(test_rand(rng) % 4);
