@@ -18,6 +18,10 @@
  *    becomes ai.ogi.RMSNorm(x, weight, eps) (ops/rms_norm.c).
  *  - SwiGLU: Mul(Mul(g, Sigmoid(g)), u) in either operand order becomes
  *    ai.ogi.SiLUMul(g, u) (ops/fused.c): one pass instead of three.
+ *  - Rotary embedding written with rotate_half: Add(Mul(x, cos),
+ *    Mul(Concat(Neg(Slice(x, h:)), Slice(x, :h)), sin)) becomes
+ *    ai.ogi.RotateHalf(x, cos, sin, the two Slices' starts/ends/axes/steps)
+ *    (ops/rotary.c), the slice bounds read at run time.
  *  - Attention (opset 23) with Q, K, V and a bool mask runs as
  *    ai.ogi.AttentionCausalMask (ops/fused_attention.c), which checks at run
  *    time whether the mask is plain causal and otherwise runs Attention.
@@ -551,6 +555,90 @@ static ogi_status fuse_silu_muls(fuse_state *f, int *fused)
     return OGI_OK;
 }
 
+/* ---- rotate_half rotary ---------------------------------------------------------- */
+
+/* Slice(x, starts, ends, axes[, steps]) of opset >= 10 producing value v. */
+static graph_node *fuse_slice_of(const fuse_state *f, int v, int x)
+{
+    graph_node *n = fuse_producer(f, v, "Slice", 1);
+    if (n == NULL || n->n_inputs < 4 || n->inputs[0] != x || n->inputs[3] < 0)
+        return NULL;
+    return n;
+}
+
+/* Matches Mul(Concat(Neg(Slice_b(x)), Slice_a(x)), sin) at value v. */
+static bool fuse_match_rotated(const fuse_state *f, int v, int x, graph_node **nodes, int *sin,
+                               graph_node **slices)
+{
+    graph_node *mul = fuse_producer(f, v, "Mul", 1);
+    if (mul == NULL || mul->n_inputs != 2)
+        return false;
+    for (int side = 0; side < 2; side++) {
+        graph_node *cat = fuse_producer(f, mul->inputs[side], "Concat", 1);
+        if (cat == NULL || cat->n_inputs != 2)
+            continue;
+        int64_t axis = fuse_attr_int(cat, "axis", 0), rank = f->g->values[x].shape.rank;
+        if (axis != -1 && !(rank > 0 && axis == rank - 1))
+            continue;
+        graph_node *neg = fuse_producer(f, cat->inputs[0], "Neg", 1);
+        graph_node *sa = fuse_slice_of(f, cat->inputs[1], x);
+        graph_node *sb = neg != NULL ? fuse_slice_of(f, neg->inputs[0], x) : NULL;
+        if (sa == NULL || sb == NULL)
+            continue;
+        nodes[0] = mul;
+        nodes[1] = cat;
+        nodes[2] = neg;
+        nodes[3] = sa;
+        nodes[4] = sb;
+        slices[0] = sa;
+        slices[1] = sb;
+        *sin = mul->inputs[1 - side];
+        return true;
+    }
+    return false;
+}
+
+static ogi_status fuse_rotate_halves(fuse_state *f, int *fused)
+{
+    const op_kernel *kernel = op_find_kernel("ai.ogi", "RotateHalf", 1);
+    graph *g = f->g;
+    for (int i = 0; i < g->n_nodes && kernel != NULL; i++) {
+        graph_node *n = &g->nodes[i];
+        if (f->removed[i] || !fuse_is(n, "Add") || n->n_inputs != 2)
+            continue;
+        for (int side = 0; side < 2; side++) {
+            graph_node *mx = fuse_producer(f, n->inputs[side], "Mul", 1);
+            if (mx == NULL || mx->n_inputs != 2)
+                continue;
+            graph_node *nodes[7], *slices[2];
+            int sin = -1, x = -1, cos = -1;
+            for (int xs = 0; xs < 2 && x < 0; xs++) {
+                int cand = mx->inputs[xs];
+                if (cand >= 0 && g->values[cand].dtype == OGI_FLOAT32 &&
+                    fuse_match_rotated(f, n->inputs[1 - side], cand, nodes, &sin, slices)) {
+                    x = cand;
+                    cos = mx->inputs[1 - xs];
+                }
+            }
+            if (x < 0)
+                continue;
+            nodes[5] = mx;
+            nodes[6] = n;
+            int inputs[11] = {x, cos, sin};
+            for (int s = 0; s < 2; s++)
+                for (int k = 0; k < 4; k++)
+                    inputs[3 + 4 * s + k] =
+                        k + 1 < slices[s]->n_inputs ? slices[s]->inputs[k + 1] : -1;
+            ogi_status st = fuse_replace(f, n, nodes, 7, inputs, 11, kernel);
+            if (st != OGI_OK)
+                return st;
+            (*fused)++;
+            break;
+        }
+    }
+    return OGI_OK;
+}
+
 /* ---- Attention with a bool mask ------------------------------------------------ */
 
 /* Attention node n (kernel already swapped): K and V read through their
@@ -608,6 +696,8 @@ ogi_status graph_fuse(graph *g)
         st = fuse_rms_norms(&f, &fused);
     if (st == OGI_OK)
         st = fuse_silu_muls(&f, &fused);
+    if (st == OGI_OK)
+        st = fuse_rotate_halves(&f, &fused);
     if (st == OGI_OK)
         st = fuse_causal_masks(&f, &fused);
     for (int i = 0; i < g->n_nodes && mtb != NULL && st == OGI_OK; i++) {

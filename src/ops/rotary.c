@@ -232,7 +232,106 @@ static ogi_status rotary_embedding(op_ctx *c)
     return OGI_OK;
 }
 
+/* ---- ai.ogi.RotateHalf ------------------------------------------------------------
+ * The rotary embedding that exporters write with rotate_half, fused at load
+ * (engine/fuse.c):
+ *   Y = X * cos + Concat(-X[..., b0:b1], X[..., a0:a1]) * sin
+ * with inputs (X, cos, sin, then starts, ends, axes, steps of Slice a and of
+ * Slice b), cos and sin broadcast against X as Mul broadcasts them. The
+ * slices must be along the last axis with step 1 and their lengths add up
+ * to X's last dim (the halves, in exported graphs). */
+
+typedef struct rotary_half_job {
+    const op_bcast *b;
+    const float *x, *cos, *sin;
+    float *y;
+    int64_t a0, b0, b_len; /* rot[k] = k < b_len ? -x[b0 + k] : x[a0 + k - b_len] */
+} rotary_half_job;
+
+static void rotary_half_rows(void *arg, int64_t begin, int64_t end)
+{
+    const rotary_half_job *j = arg;
+    const op_bcast *b = j->b;
+    int last = b->rank - 1;
+    int64_t sc = b->strides[1][last], ss = b->strides[2][last], d = b->inner;
+    for (int64_t row = begin; row < end; row++) {
+        int64_t offs[3];
+        op_bcast_row(b, row, offs);
+        const float *x = j->x + offs[0], *cv = j->cos + offs[1], *sv = j->sin + offs[2];
+        float *y = j->y + row * d;
+        for (int64_t k = 0; k < j->b_len; k++)
+            y[k] = x[k] * cv[k * sc] - x[j->b0 + k] * sv[k * ss];
+        for (int64_t k = j->b_len; k < d; k++)
+            y[k] = x[k] * cv[k * sc] + x[j->a0 + k - j->b_len] * sv[k * ss];
+    }
+}
+
+/* [start, end) of a step-1 slice of one axis of size dim, from inputs
+ * first..first+3 (starts, ends, axes, steps); the axis must be rank - 1. */
+static ogi_status rotary_half_slice(op_ctx *c, int first, int rank, int64_t dim, int64_t *start,
+                                    int64_t *end)
+{
+    int64_t v[4] = {0, 0, 0, 1}, n;
+    for (int k = 0; k < 4; k++) {
+        if (!op_has_input(c, first + k)) {
+            if (k < 3)
+                return op_error(c, OGI_ERR_RUNTIME, "input %d is missing", first + k);
+            continue;
+        }
+        ogi_status st = op_read_ints(c, first + k, &v[k], 1, &n);
+        if (st != OGI_OK)
+            return st;
+        if (n != 1)
+            return op_error(c, OGI_ERR_RUNTIME, "input %d: expected one value", first + k);
+    }
+    int64_t axis = v[2] < 0 ? v[2] + rank : v[2];
+    if (axis != rank - 1 || v[3] != 1)
+        return op_error(c, OGI_ERR_UNSUPPORTED,
+                        "rotate_half slice along axis %lld with step %lld (last axis, step 1 only)",
+                        (long long)v[2], (long long)v[3]);
+    for (int k = 0; k < 2; k++) {
+        if (v[k] < 0)
+            v[k] += dim;
+        v[k] = v[k] < 0 ? 0 : v[k] > dim ? dim : v[k];
+    }
+    *start = v[0];
+    *end = v[1] > v[0] ? v[1] : v[0];
+    return OGI_OK;
+}
+
+static ogi_status rotary_rotate_half(op_ctx *c)
+{
+    ogi_status st;
+    for (int i = 0; i < 3; i++)
+        if ((st = op_require_dtype(c, i, OGI_FLOAT32)) != OGI_OK)
+            return st;
+    const ogi_tensor *x = c->in[0];
+    if (x->rank < 1)
+        return op_error(c, OGI_ERR_RUNTIME, "input 0: expected rank >= 1");
+    int64_t d = x->dims[x->rank - 1], a0, a1, b0, b1;
+    if ((st = rotary_half_slice(c, 3, x->rank, d, &a0, &a1)) != OGI_OK ||
+        (st = rotary_half_slice(c, 7, x->rank, d, &b0, &b1)) != OGI_OK)
+        return st;
+    if ((a1 - a0) + (b1 - b0) != d)
+        return op_error(c, OGI_ERR_RUNTIME, "slices of %lld and %lld elements do not make %lld",
+                        (long long)(a1 - a0), (long long)(b1 - b0), (long long)d);
+    op_bcast b;
+    if ((st = op_bcast_init(c, &b, 3, c->in)) != OGI_OK)
+        return st;
+    if (b.rank != x->rank || b.dims[b.rank - 1] != d || b.rows * b.inner != tensor_numel(x))
+        return op_error(c, OGI_ERR_UNSUPPORTED, "cos and sin must not broadcast X itself");
+    if ((st = op_alloc(c, 0, OGI_FLOAT32, b.rank, b.dims)) != OGI_OK)
+        return st;
+    if (tensor_numel(x) == 0)
+        return OGI_OK;
+    rotary_half_job j = {&b, x->data, c->in[1]->data, c->in[2]->data, c->out[0]->data,
+                         a0, b0,      b1 - b0};
+    threadpool_parallel_for(c->pool, b.rows, 1 + 16384 / (d > 0 ? d : 1), rotary_half_rows, &j);
+    return OGI_OK;
+}
+
 const op_kernel op_kernels_rotary[] = {
     {"", "RotaryEmbedding", 23, rotary_embedding},
+    {"ai.ogi", "RotateHalf", 1, rotary_rotate_half},
     {NULL, NULL, 0, NULL},
 };

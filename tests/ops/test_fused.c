@@ -7,9 +7,11 @@
  * is (fused at load) and once with its probabilities also a graph output,
  * which keeps every node; the two outputs must agree. The same for RMSNorm
  * written op by op and for the SwiGLU gate Mul(Mul(g, Sigmoid(g)), u), and
- * for Attention with a bool mask (run in causal mode when the mask is
+ * for rotate_half rotary embeddings, and for Attention with a bool mask (run
+ * in causal mode when the mask is
  * causal), whose unfused twin also asks for present_key. */
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -682,6 +684,68 @@ static void repeat_cases(uint64_t *rng)
     }
 }
 
+/* ---- rotate_half ---------------------------------------------------------------- */
+
+/* Y = X * C + Concat(Neg(Slice(X, HS, END, axes)), Slice(X, ZERO, HE, axes)) * S,
+ * slice bounds HS/HE graph inputs; kind 0: halves, axes [-1], steps given;
+ * 1: halves, axes [3], no steps, cos of batch 1; 2: a = everything,
+ * b = nothing (rot = X). */
+static void rotate_half_case(uint64_t *rng, int64_t b, int64_t h, int64_t seq, int64_t d, int kind)
+{
+    char paths[2][64];
+    int64_t xd[4] = {b, h, seq, d}, cd[4] = {kind == 1 ? 1 : b, 1, seq, d};
+    for (int keep = 0; keep < 2; keep++) {
+        pbw g = {0};
+        const int64_t axis = -1;
+        const char *sa_in[5] = {"X", "ZERO", "HE", "AX", "ST"},
+                   *sb_in[5] = {"X", "HS", "END", "AX", "ST"};
+        pbw_node(&g, "Mul", "mc", 2, (const char *[]){"X", "C"}, 1, (const char *[]){"XC"});
+        pbw_node(&g, "Slice", "sa", kind == 1 ? 4 : 5, sa_in, 1, (const char *[]){"A"});
+        pbw_node(&g, "Slice", "sb", kind == 1 ? 4 : 5, sb_in, 1, (const char *[]){"B"});
+        pbw_node(&g, "Neg", "neg", 1, (const char *[]){"B"}, 1, (const char *[]){"NB"});
+        node_attr(&g, "Concat", "cat", 2, (const char *[]){"NB", "A"}, "R", "axis", &axis, -1);
+        pbw_node(&g, "Mul", "ms", 2, (const char *[]){"S", "R"}, 1, (const char *[]){"RS"});
+        pbw_node(&g, "Add", "add", 2, (const char *[]){"RS", "XC"}, 1, (const char *[]){"Y"});
+        pbw_string(&g, 2, "g");
+        int64_t zero = 0, end = INT64_MAX, ax = kind == 1 ? 3 : -1, st = 1;
+        pbw_tensor_raw(&g, 5, "ZERO", 7, 1, (int64_t[]){1}, &zero, sizeof(zero));
+        pbw_tensor_raw(&g, 5, "END", 7, 1, (int64_t[]){1}, &end, sizeof(end));
+        pbw_tensor_raw(&g, 5, "AX", 7, 1, (int64_t[]){1}, &ax, sizeof(ax));
+        pbw_tensor_raw(&g, 5, "ST", 7, 1, (int64_t[]){1}, &st, sizeof(st));
+        pbw_value_info(&g, 11, "X", 1, 4, xd);
+        pbw_value_info(&g, 11, "C", 1, 4, cd);
+        pbw_value_info(&g, 11, "S", 1, 4, cd);
+        pbw_value_info(&g, 11, "HS", 7, 1, (int64_t[]){1});
+        pbw_value_info(&g, 11, "HE", 7, 1, (int64_t[]){1});
+        pbw_value_info(&g, 12, "Y", 1, -1, NULL);
+        if (keep)
+            pbw_value_info(&g, 12, "NB", 1, -1, NULL);
+        strcpy(paths[keep], write_model(&g, 17));
+    }
+    int64_t hs = kind == 2 ? d : d / 2, he = kind == 2 ? INT64_MAX : d / 2;
+    ogi_tensor *in[5] = {random_tensor(rng, 4, xd, false), random_tensor(rng, 4, cd, false),
+                         random_tensor(rng, 4, cd, false), test_tensor_i64(1, (int64_t[]){1}, &hs),
+                         test_tensor_i64(1, (int64_t[]){1}, &he)};
+    const char *names[5] = {"X", "C", "S", "HS", "HE"};
+    char what[96];
+    snprintf(what, sizeof(what), "rotate_half kind %d [%lld, %lld, %lld, %lld]", kind, (long long)b,
+             (long long)h, (long long)seq, (long long)d);
+    compare_models(paths[0], paths[1], 5, names, in, 1, what);
+    unlink(paths[0]);
+    unlink(paths[1]);
+    for (int i = 0; i < 5; i++)
+        ogi_tensor_free(in[i]);
+}
+
+static void rotate_half_cases(uint64_t *rng)
+{
+    for (int i = 0; i < 12; i++)
+        rotate_half_case(rng, 1 + (int64_t)(test_rand(rng) % 2), 1 + (int64_t)(test_rand(rng) % 5),
+                         1 + (int64_t)(test_rand(rng) % 40),
+                         2 * (1 + (int64_t)(test_rand(rng) % 40)), i % 3);
+    rotate_half_case(rng, 1, 9, 300, 64, 0); /* threaded */
+}
+
 int main(void)
 {
     uint64_t rng = 0x1234567887654321ull;
@@ -697,5 +761,6 @@ int main(void)
     norm_and_gate_cases(&rng);
     causal_cases(&rng);
     repeat_cases(&rng);
+    rotate_half_cases(&rng);
     return test_finish("test_fused", checks);
 }
