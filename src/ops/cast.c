@@ -596,6 +596,10 @@ static ogi_status cast_to(op_ctx *c, ogi_dtype to)
         (st = cast_check_dtype(c, "input 0", in->dtype)) != OGI_OK ||
         (st = cast_check_dtype(c, "target type", to)) != OGI_OK)
         return st;
+    /* to the same type: the values as they are (exported RMSNorms cast
+     * float32 to float32 twice per layer) */
+    if (to == in->dtype && to != OGI_STRING && !cast_is_packed(to))
+        return op_alloc_view(c, 0, 0, to, in->rank, in->dims);
     if ((st = op_alloc(c, 0, to, in->rank, in->dims)) != OGI_OK)
         return st;
     ogi_tensor *out = c->out[0];

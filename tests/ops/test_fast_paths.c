@@ -4,7 +4,8 @@
  * random shapes with odd row lengths, rows of -inf (masked attention rows),
  * +inf and NaN; bool And/Or/Xor and int64 comparisons (mask arithmetic)
  * with broadcasting against plain loops; RotaryEmbedding's float32 rows
- * (halves or interleaved pairs, partial rotary dims, position ids). */
+ * (halves or interleaved pairs, partial rotary dims, position ids); Cast to
+ * the input's own type (the values unchanged, bit for bit). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -319,6 +320,57 @@ static void run_rotary_case(uint64_t *rng, int64_t b, int64_t h, int64_t seq, in
     ogi_session_free(sess);
 }
 
+/* Y = Cast(X, to=float32) with X float32, read after X is also used by a
+ * second node (so the executor must not hand out X's buffer to be written). */
+static void run_identity_cast_case(uint64_t *rng, int64_t n)
+{
+    pbw g = {0}, model = {0}, node = {0}, attr = {0};
+    pbw_string(&node, 1, "X");
+    pbw_string(&node, 2, "Y");
+    pbw_string(&node, 3, "cast");
+    pbw_string(&node, 4, "Cast");
+    pbw_string(&attr, 1, "to");
+    pbw_int(&attr, 3, 1);
+    pbw_int(&attr, 20, 2);
+    pbw_message(&node, 5, &attr);
+    pbw_message(&g, 1, &node);
+    pbw_node(&g, "Neg", "neg", 1, (const char *[]){"X"}, 1, (const char *[]){"Z"});
+    pbw_string(&g, 2, "g");
+    pbw_value_info(&g, 11, "X", 1, 1, &n);
+    pbw_value_info(&g, 12, "Y", 1, 1, &n);
+    pbw_value_info(&g, 12, "Z", 1, 1, &n);
+    pbw_model(&model, 8, 17, &g);
+    char path[] = "/tmp/ogi-test-cast-XXXXXX";
+    int fd = mkstemp(path);
+    if (fd >= 0)
+        close(fd);
+    test_write_file(path, model.data, model.len);
+    pbw_free(&model);
+    ogi_session *s;
+    ogi_session_options o = ogi_session_default_options();
+    ogi_status st = ogi_session_open(path, &o, &s);
+    unlink(path);
+    TEST_CHECK(st == OGI_OK, "open: %s", ogi_last_error());
+    checks++;
+    if (st != OGI_OK)
+        return;
+    ogi_tensor *x = test_tensor_f32(1, &n, NULL), *out[2] = {NULL, NULL};
+    uint32_t *bits = ogi_tensor_data(x);
+    for (int64_t i = 0; i < n; i++)
+        bits[i] = (uint32_t)test_rand(rng); /* NaN payloads, denormals, infinities */
+    const char *in_name = "X", *names[2] = {"Y", "Z"};
+    st = ogi_session_run(s, 1, &in_name, (const ogi_tensor *const *)&x, 2, names, out);
+    TEST_CHECK(st == OGI_OK, "run: %s", ogi_last_error());
+    TEST_CHECK(st == OGI_OK &&
+                   memcmp(ogi_tensor_data(out[0]), bits, sizeof(float) * (size_t)n) == 0,
+               "Cast float32 -> float32 changed the bits (n %lld)", (long long)n);
+    checks += 2;
+    ogi_tensor_free(x);
+    ogi_tensor_free(out[0]);
+    ogi_tensor_free(out[1]);
+    ogi_session_free(s);
+}
+
 int main(void)
 {
     uint64_t rng = 0x5eed5eed12345678ull;
@@ -342,5 +394,7 @@ int main(void)
                         rot, i % 2);
     }
     run_rotary_case(&rng, 1, 8, 512, 32, 32, 0); /* threaded */
+    run_identity_cast_case(&rng, 1000);
+    run_identity_cast_case(&rng, 1);
     return test_finish("test_fast_paths", checks);
 }
