@@ -39,6 +39,8 @@ extern const op_kernel op_kernels_rnn[];      /* rnn.c: RNN, GRU, LSTM, SwiGLU, 
 extern const op_kernel op_kernels_training[]; /* training.c: optimizers, Bernoulli, ... */
 
 extern const op_kernel op_kernels_fused[];          /* fused.c: nodes made by engine/fuse.c */
-extern const op_kernel op_kernels_fused_attention[]; /* fused_attention.c: op-by-op attention */
+
+/* fused_attention.c: op-by-op attention, Attention with a causal bool mask */
+extern const op_kernel op_kernels_sdpa[];
 
 #endif

@@ -477,7 +477,7 @@ static ogi_status fused_attention_causal_mask_allowzero(op_ctx *c)
     return fused_attention_causal_mask_run(c, true);
 }
 
-const op_kernel op_kernels_fused_attention[] = {
+const op_kernel op_kernels_sdpa[] = {
     {"ai.ogi", "AttentionCausalMaskAllowZero", 1, fused_attention_causal_mask_allowzero},
     {"ai.ogi", "AttentionCausalMask", 1, fused_attention_causal_mask},
     {"ai.ogi", "ScaledDotProductAttention", 1, fused_sdpa},

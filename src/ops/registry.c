@@ -14,7 +14,7 @@ static const op_kernel *const op_families[] = {
     op_kernels_loss,          op_kernels_signal,  op_kernels_image,      op_kernels_linalg,
     op_kernels_tensor_gather, op_kernels_rnn,     op_kernels_training,   op_kernels_fused,
     op_kernels_sequence,      op_kernels_linear_attention, op_kernels_causal_conv,
-    op_kernels_flex,          op_kernels_fused_attention,
+    op_kernels_flex,          op_kernels_sdpa,
 };
 
 static bool op_same_domain(const char *a, const char *b)
