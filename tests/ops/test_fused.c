@@ -609,7 +609,7 @@ static void causal_cases(uint64_t *rng)
 /* Attention reading K and V through Reshape(Expand(Unsqueeze(X, [2]), s5), s4)
  * with s5, s4 graph inputs; kind 0: the plain GQA repeat, 1: the same with
  * 0 and -1 in s4, 2: a repeat along the keys instead (s4 = [b, kv, rep*T, d]),
- * 3: plain with allowzero = 1 */
+ * 3: plain with allowzero = 1; 4: plain with a random (not causal) mask */
 static void repeat_case(uint64_t *rng, int64_t b, int64_t kv, int64_t rep, int64_t q, int64_t t,
                         int64_t d, int kind)
 {
@@ -658,7 +658,7 @@ static void repeat_case(uint64_t *rng, int64_t b, int64_t kv, int64_t rep, int64
     uint8_t *m = ogi_tensor_data(in[3]);
     for (int64_t r = 0; r < b * q; r++)
         for (int64_t j = 0; j < md[3]; j++)
-            m[r * md[3] + j] = j <= r % q + md[3] - q;
+            m[r * md[3] + j] = kind == 4 ? test_rand(rng) % 3 != 0 : j <= r % q + md[3] - q;
     const char *names[6] = {"Q", "XK", "XV", "M", "S5", "S4"};
     char what[96];
     snprintf(what, sizeof(what), "repeat kind %d b %lld kv %lld rep %lld q %lld t %lld", kind,
@@ -676,11 +676,11 @@ static void repeat_case(uint64_t *rng, int64_t b, int64_t kv, int64_t rep, int64
 
 static void repeat_cases(uint64_t *rng)
 {
-    for (int i = 0; i < 12; i++) {
+    for (int i = 0; i < 15; i++) {
         int64_t q = 1 + (int64_t)(test_rand(rng) % 20);
         repeat_case(rng, 1 + (int64_t)(test_rand(rng) % 2), 1 + (int64_t)(test_rand(rng) % 3),
                     1 + (int64_t)(test_rand(rng) % 3), q, q + (int64_t)(test_rand(rng) % 20),
-                    (int64_t[]){8, 32}[i % 2], i % 4);
+                    (int64_t[]){8, 32}[i % 2], i % 5);
     }
 }
 
