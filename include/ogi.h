@@ -117,8 +117,8 @@ void *ogi_tensor_data(ogi_tensor *tensor);
  * used where it is expected to be faster (prefill-sized query blocks) and
  * where qk_matmul_output is not requested, EXACT everywhere else. Attention
  * outputs stay within cosine 0.999 of EXACT on the models measured in
- * docs/int8-attention.md (relative L1 up to about 2 %).
- * Decomposed attention (MatMul / Softmax graphs) always runs exact. */
+ * docs/int8-attention.md (relative L1 up to about 2 %). It applies as well
+ * to the attention the engine fuses from MatMul / Softmax graphs. */
 typedef enum ogi_attention_precision {
     OGI_ATTENTION_EXACT = 0, /* float32 throughout (default) */
     OGI_ATTENTION_INT8 = 1,

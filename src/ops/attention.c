@@ -931,10 +931,7 @@ static ogi_status attention_fast_compute(op_ctx *c, const attention_layout *l, a
         return st;
     if (l->past_len == 0)
         d.split = p->total_len;
-    if (c->attention == OGI_ATTENTION_INT8 && attention_int8_supports(p) && attention_int8_pays(p))
-        st = attention_int8(c->pool, p, &d, ATTENTION_INT8_AUTO);
-    else
-        st = attention_fast(c->pool, p, &d, ATTENTION_ISA_AUTO);
+    st = attention_run_chosen((ogi_attention_precision)c->attention, c->pool, p, &d);
     if (st == OGI_ERR_OUT_OF_MEMORY)
         return op_error(c, st, "out of memory for attention scratch");
     if (st != OGI_OK)

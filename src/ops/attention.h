@@ -180,4 +180,10 @@ bool attention_int8_pays(const attention_params *p);
 ogi_status attention_int8(threadpool *pool, const attention_params *p, const attention_fast_data *d,
                           attention_int8_isa isa);
 
+/* The kernel the engine option asks for (ogi_attention_precision): int8
+ * where it serves p and pays, the fast kernel otherwise. Used by Attention
+ * and by the fused attention nodes alike. */
+ogi_status attention_run_chosen(ogi_attention_precision precision, threadpool *pool,
+                                const attention_params *p, const attention_fast_data *d);
+
 #endif

@@ -550,3 +550,11 @@ ogi_status attention_int8(threadpool *pool, const attention_params *p, const att
     free(plan.mean);
     return st;
 }
+
+ogi_status attention_run_chosen(ogi_attention_precision precision, threadpool *pool,
+                                const attention_params *p, const attention_fast_data *d)
+{
+    if (precision == OGI_ATTENTION_INT8 && attention_int8_supports(p) && attention_int8_pays(p))
+        return attention_int8(pool, p, d, ATTENTION_INT8_AUTO);
+    return attention_fast(pool, p, d, ATTENTION_ISA_AUTO);
+}

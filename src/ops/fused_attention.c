@@ -295,7 +295,7 @@ static ogi_status fused_sdpa_core(op_ctx *c, const ogi_tensor *k, const ogi_tens
         memset(c->out[0]->data, 0, c->out[0]->nbytes);
         return OGI_OK;
     }
-    st = attention_fast(c->pool, &p, &d, ATTENTION_ISA_AUTO);
+    st = attention_run_chosen((ogi_attention_precision)c->attention, c->pool, &p, &d);
     if (st != OGI_OK)
         return op_error(c, st, "attention kernel: %s", ogi_last_error());
     if (!zero_masked && mask != NULL)
@@ -432,7 +432,7 @@ static bool fused_attention_causal(op_ctx *c, ogi_status *st)
     d.y_strides[0] = p.q_heads * p.q_len * p.v_dim;
     d.y_strides[1] = p.q_len * p.v_dim;
     d.y_strides[2] = p.v_dim;
-    *st = attention_fast(c->pool, &p, &d, ATTENTION_ISA_AUTO);
+    *st = attention_run_chosen((ogi_attention_precision)c->attention, c->pool, &p, &d);
     if (*st != OGI_OK)
         *st = op_error(c, *st, "attention kernel: %s", ogi_last_error());
     return true;

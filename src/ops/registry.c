@@ -6,15 +6,17 @@
 #include "ops/families.h"
 
 static const op_kernel *const op_families[] = {
-    op_kernels_unary,         op_kernels_binary,  op_kernels_activation, op_kernels_cast,
-    op_kernels_quantize,      op_kernels_shape,   op_kernels_slice,      op_kernels_gather,
-    op_kernels_reduce,        op_kernels_softmax, op_kernels_norm,       op_kernels_matmul,
-    op_kernels_attention,     op_kernels_rotary,  op_kernels_rms_norm,   op_kernels_tensor_scatter,
-    op_kernels_conv,          op_kernels_pool,    op_kernels_resize,     op_kernels_control,
-    op_kernels_loss,          op_kernels_signal,  op_kernels_image,      op_kernels_linalg,
-    op_kernels_tensor_gather, op_kernels_rnn,     op_kernels_training,   op_kernels_fused,
-    op_kernels_sequence,      op_kernels_linear_attention, op_kernels_causal_conv,
-    op_kernels_flex,          op_kernels_sdpa,
+    op_kernels_unary,          op_kernels_binary,   op_kernels_activation,
+    op_kernels_cast,           op_kernels_quantize, op_kernels_shape,
+    op_kernels_slice,          op_kernels_gather,   op_kernels_reduce,
+    op_kernels_softmax,        op_kernels_norm,     op_kernels_matmul,
+    op_kernels_attention,      op_kernels_rotary,   op_kernels_rms_norm,
+    op_kernels_tensor_scatter, op_kernels_conv,     op_kernels_pool,
+    op_kernels_resize,         op_kernels_control,  op_kernels_loss,
+    op_kernels_signal,         op_kernels_image,    op_kernels_linalg,
+    op_kernels_tensor_gather,  op_kernels_rnn,      op_kernels_training,
+    op_kernels_fused,          op_kernels_sequence, op_kernels_linear_attention,
+    op_kernels_causal_conv,    op_kernels_flex,     op_kernels_sdpa,
 };
 
 static bool op_same_domain(const char *a, const char *b)
