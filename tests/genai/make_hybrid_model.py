@@ -3,6 +3,9 @@
 
 Usage: make_hybrid_model.py OUT_DIR TOKENIZER_DIR
 
+Also writes OUT_DIR-bad-state: the same model with a conv state whose channel
+dimension is left symbolic, which a pipeline must refuse with a clear error.
+
 Layers 0, 2 and 3 are Gated DeltaNet blocks: one projection to q, k, v, a
 CausalConvWithState (SiLU) over the three, L2-normalised q and k, and a
 LinearAttention (gated_delta, GQA 4:2) with log-space decay and beta from
@@ -127,7 +130,7 @@ def attn_block(x, l, mask4):
     return node("Add", [x, linear(flat, p + "o", ATT_HQ * ATT_D, D)], [p + "res"])
 
 
-def build(out_dir):
+def build(out_dir, symbolic_state=False):
     inv = 1.0 / (10000.0 ** (np.arange(0, ATT_D, 2) / ATT_D))
     ang = np.arange(MAX_POS)[:, None] * inv[None, :]
     const("cos_cache", np.cos(ang).astype(np.float32))
@@ -157,7 +160,8 @@ def build(out_dir):
                                                              ["batch", ATT_HKV, "total", ATT_D]))
         else:
             x = gdn_block(x, l, mask_t)
-            for part, shape in (("conv_state", [CONV_C, KCONV - 1]), ("recurrent_state", [HKV, DK, DV])):
+            conv = ["channels" if symbolic_state else CONV_C, KCONV - 1]
+            for part, shape in (("conv_state", conv), ("recurrent_state", [HKV, DK, DV])):
                 inputs.append(helper.make_tensor_value_info(f"past_key_values.{l}.{part}", F, ["batch"] + shape))
                 outputs.append(helper.make_tensor_value_info(f"present.{l}.{part}", F, ["batch"] + shape))
         x = mlp(x, f"l{l}.")
@@ -182,9 +186,12 @@ def main():
     if len(sys.argv) != 3:
         sys.exit(__doc__)
     out_dir, tok_dir = sys.argv[1], sys.argv[2]
-    build(out_dir)
-    for name in ("tokenizer.json", "tokenizer_config.json"):
-        shutil.copy(os.path.join(tok_dir, name), os.path.join(out_dir, name))
+    for path, symbolic in ((out_dir, False), (out_dir + "-bad-state", True)):
+        nodes.clear()
+        inits.clear()
+        build(path, symbolic)
+        for name in ("tokenizer.json", "tokenizer_config.json"):
+            shutil.copy(os.path.join(tok_dir, name), os.path.join(path, name))
 
 
 if __name__ == "__main__":

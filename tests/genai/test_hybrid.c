@@ -185,6 +185,21 @@ static void check_batch(ogi_pipeline *p, const int32_t *prompt)
     checks++;
 }
 
+/* A state input whose shape the generator cannot allocate: a clear error. */
+static void check_bad_state(const char *dir)
+{
+    char bad[4096];
+    snprintf(bad, sizeof(bad), "%s-bad-state", dir);
+    ogi_pipeline *p = NULL;
+    ogi_status st = ogi_pipeline_open(bad, NULL, &p);
+    const char *msg = st != OGI_OK ? ogi_last_error() : "";
+    TEST_CHECK(st == OGI_ERR_UNSUPPORTED && strstr(msg, "past_key_values.0.conv_state") != NULL,
+               "symbolic state dimension: status %d, '%s'", (int)st, msg);
+    printf("symbolic state dimension: %s\n", msg);
+    checks++;
+    ogi_pipeline_free(p);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -220,5 +235,6 @@ int main(int argc, char **argv)
     ogi_free(prompt);
     free(text);
     ogi_pipeline_free(p);
+    check_bad_state(argv[1]);
     return test_finish("test_hybrid", checks);
 }
