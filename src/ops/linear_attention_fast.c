@@ -81,8 +81,33 @@ LA_INLINE void la_gemm(int64_t m, int64_t n, int64_t k, const float *a, int64_t 
 }
 
 #ifdef LA_X86
-/* la_gemm with the tile in registers: 4 rows x 32 columns of Y accumulate
- * over k in eight zmm registers (partial tiles masked). */
+/* ROWS rows x 32 columns of Y accumulated over k in 2 * ROWS zmm registers
+ * (partial column tiles masked). */
+#define LA_TILE(ROWS)                                                                              \
+    do {                                                                                           \
+        __m512 c0[ROWS], c1[ROWS];                                                                 \
+        for (int r = 0; r < ROWS; r++) {                                                           \
+            c0[r] = _mm512_maskz_loadu_ps(m0, y0 + r * ldy);                                       \
+            c1[r] = _mm512_maskz_loadu_ps(m1, y0 + r * ldy + 16);                                  \
+        }                                                                                          \
+        for (int64_t p = 0; p < k; p++) {                                                          \
+            const float *bp = b + p * ldb + j;                                                     \
+            const __m512 b0 = _mm512_maskz_loadu_ps(m0, bp),                                       \
+                         b1 = _mm512_maskz_loadu_ps(m1, bp + 16);                                  \
+            for (int r = 0; r < ROWS; r++) {                                                       \
+                const __m512 x = _mm512_set1_ps(a0[r * lda + p]);                                  \
+                c0[r] = _mm512_fmadd_ps(x, b0, c0[r]);                                             \
+                c1[r] = _mm512_fmadd_ps(x, b1, c1[r]);                                             \
+            }                                                                                      \
+        }                                                                                          \
+        for (int r = 0; r < ROWS; r++) {                                                           \
+            _mm512_mask_storeu_ps(y0 + r * ldy, m0, c0[r]);                                        \
+            _mm512_mask_storeu_ps(y0 + r * ldy + 16, m1, c1[r]);                                   \
+        }                                                                                          \
+    } while (0)
+
+/* la_gemm with the tile in registers: 8 (then 4, then 1) rows x 32 columns
+ * of Y per tile. */
 __attribute__((target("avx512f"))) static void la_gemm_avx512(int64_t m, int64_t n, int64_t k,
                                                               const float *a, int64_t lda,
                                                               const float *b, int64_t ldb, float *y,
@@ -95,56 +120,24 @@ __attribute__((target("avx512f"))) static void la_gemm_avx512(int64_t m, int64_t
             left >= 32 ? (__mmask16)0xffff
                        : (left > 16 ? (__mmask16)((1u << (left - 16)) - 1) : (__mmask16)0);
         int64_t i = 0;
+        for (; i + 8 <= m; i += 8) {
+            float *y0 = y + i * ldy + j;
+            const float *a0 = a + i * lda;
+            LA_TILE(8);
+        }
         for (; i + 4 <= m; i += 4) {
             float *y0 = y + i * ldy + j;
-            __m512 c00 = _mm512_maskz_loadu_ps(m0, y0), c01 = _mm512_maskz_loadu_ps(m1, y0 + 16);
-            __m512 c10 = _mm512_maskz_loadu_ps(m0, y0 + ldy),
-                   c11 = _mm512_maskz_loadu_ps(m1, y0 + ldy + 16);
-            __m512 c20 = _mm512_maskz_loadu_ps(m0, y0 + 2 * ldy),
-                   c21 = _mm512_maskz_loadu_ps(m1, y0 + 2 * ldy + 16);
-            __m512 c30 = _mm512_maskz_loadu_ps(m0, y0 + 3 * ldy),
-                   c31 = _mm512_maskz_loadu_ps(m1, y0 + 3 * ldy + 16);
             const float *a0 = a + i * lda;
-            for (int64_t p = 0; p < k; p++) {
-                const float *bp = b + p * ldb + j;
-                const __m512 b0 = _mm512_maskz_loadu_ps(m0, bp),
-                             b1 = _mm512_maskz_loadu_ps(m1, bp + 16);
-                __m512 x = _mm512_set1_ps(a0[p]);
-                c00 = _mm512_fmadd_ps(x, b0, c00);
-                c01 = _mm512_fmadd_ps(x, b1, c01);
-                x = _mm512_set1_ps(a0[lda + p]);
-                c10 = _mm512_fmadd_ps(x, b0, c10);
-                c11 = _mm512_fmadd_ps(x, b1, c11);
-                x = _mm512_set1_ps(a0[2 * lda + p]);
-                c20 = _mm512_fmadd_ps(x, b0, c20);
-                c21 = _mm512_fmadd_ps(x, b1, c21);
-                x = _mm512_set1_ps(a0[3 * lda + p]);
-                c30 = _mm512_fmadd_ps(x, b0, c30);
-                c31 = _mm512_fmadd_ps(x, b1, c31);
-            }
-            _mm512_mask_storeu_ps(y0, m0, c00);
-            _mm512_mask_storeu_ps(y0 + 16, m1, c01);
-            _mm512_mask_storeu_ps(y0 + ldy, m0, c10);
-            _mm512_mask_storeu_ps(y0 + ldy + 16, m1, c11);
-            _mm512_mask_storeu_ps(y0 + 2 * ldy, m0, c20);
-            _mm512_mask_storeu_ps(y0 + 2 * ldy + 16, m1, c21);
-            _mm512_mask_storeu_ps(y0 + 3 * ldy, m0, c30);
-            _mm512_mask_storeu_ps(y0 + 3 * ldy + 16, m1, c31);
+            LA_TILE(4);
         }
         for (; i < m; i++) {
-            float *yi = y + i * ldy + j;
-            __m512 c0 = _mm512_maskz_loadu_ps(m0, yi), c1 = _mm512_maskz_loadu_ps(m1, yi + 16);
-            for (int64_t p = 0; p < k; p++) {
-                const float *bp = b + p * ldb + j;
-                const __m512 x = _mm512_set1_ps(a[i * lda + p]);
-                c0 = _mm512_fmadd_ps(x, _mm512_maskz_loadu_ps(m0, bp), c0);
-                c1 = _mm512_fmadd_ps(x, _mm512_maskz_loadu_ps(m1, bp + 16), c1);
-            }
-            _mm512_mask_storeu_ps(yi, m0, c0);
-            _mm512_mask_storeu_ps(yi + 16, m1, c1);
+            float *y0 = y + i * ldy + j;
+            const float *a0 = a + i * lda;
+            LA_TILE(1);
         }
     }
 }
+#undef LA_TILE
 #endif
 
 /* Y += A B through the register-tiled kernel when wide (a constant in each
