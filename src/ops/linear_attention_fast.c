@@ -27,6 +27,7 @@
 #include "core/error.h"
 #include "ops/linear_attention.h"
 #include "ops/linear_attention_internal.h"
+#include "ops/vecmath.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #define LA_X86 1
@@ -215,6 +216,7 @@ LA_INLINE void la_step_body(const la_head *h, int64_t t, float *S, float *scratc
 typedef struct la_chunk_buf {
     float *gam;  /* [c, k_dim] (per-key decay) or [c]: cumulative log decay G */
     float *egam; /* exp(G), same layout */
+    float *einv; /* exp(-G) (per-key decay) */
     float *khat; /* [c, k_dim]: k_t exp(G_t) */
     float *qhat; /* [c, k_dim]: q_t exp(G_t) */
     float *rt;   /* [k_dim, c]: k_s (exp(-G_s) for a per-key decay), transposed */
@@ -250,8 +252,10 @@ LA_INLINE bool la_chunk_decay(const la_head *h, int64_t t0, int64_t n, la_chunk_
     }
     if (worst > LA_FACTOR_LIMIT)
         return false;
-    for (int64_t j = 0; j < n * dk; j++)
-        b->egam[j] = expf(b->gam[j]);
+    for (int64_t j = 0; j < n * dk; j++) {
+        b->egam[j] = vecmath_expf(b->gam[j]);
+        b->einv[j] = vecmath_expf(-b->gam[j]);
+    }
     return true;
 }
 
@@ -324,14 +328,17 @@ LA_INLINE void la_chunk_body(bool wide, const la_head *h, int64_t t0, int64_t n,
     const bool per_key = gated && p->decay_per_key;
     for (int64_t s = 0; s < n; s++) {
         const float *k = la_k(h, t0 + s);
-        /* per head: exp(G_n - G_s) directly, as exp(G_s) may underflow */
-        const float tail = gated && !per_key ? expf(b->gam[n - 1] - b->gam[s]) : 1.0f;
-        for (int64_t i = 0; i < dk; i++) {
-            if (per_key) {
-                const float es = b->egam[s * dk + i];
-                b->rt[i * c + s] = k[i] / es;
-                b->ktil[i * c + s] = k[i] * (b->egam[(n - 1) * dk + i] / es);
-            } else {
+        if (per_key) {
+            const float *einv = b->einv + s * dk, *elast = b->egam + (n - 1) * dk;
+            for (int64_t i = 0; i < dk; i++) {
+                const float r = k[i] * einv[i];
+                b->rt[i * c + s] = r;
+                b->ktil[i * c + s] = r * elast[i];
+            }
+        } else {
+            /* per head: exp(G_n - G_s) directly, as exp(G_s) may underflow */
+            const float tail = gated ? expf(b->gam[n - 1] - b->gam[s]) : 1.0f;
+            for (int64_t i = 0; i < dk; i++) {
                 b->rt[i * c + s] = k[i];
                 b->ktil[i * c + s] = k[i] * tail;
             }
@@ -340,7 +347,7 @@ LA_INLINE void la_chunk_body(bool wide, const la_head *h, int64_t t0, int64_t n,
     if (gated && !p->decay_per_key)
         for (int64_t t = 0; t < n; t++)
             for (int64_t s = 0; s <= t; s++)
-                b->edec[t * c + s] = expf(b->gam[t] - b->gam[s]);
+                b->edec[t * c + s] = vecmath_expf(b->gam[t] - b->gam[s]);
 
     /* W: the values written */
     for (int64_t t = 0; t < n; t++)
@@ -462,7 +469,7 @@ static void la_fast_range(void *arg, int64_t begin, int64_t end)
     const int64_t dk = p->k_dim, dv = p->v_dim, c = p->chunk;
     size_t floats = (size_t)(2 * dv + dk);
     if (job->chunked)
-        floats += (size_t)(c * dk * 6 + dk * c * 2 + c * c * 3 + c * dv);
+        floats += (size_t)(c * dk * 7 + dk * c * 2 + c * c * 3 + c * dv);
     float *mem = malloc(sizeof(float) * floats);
     if (mem == NULL) {
         __atomic_store_n(&job->failed, 1, __ATOMIC_RELAXED);
@@ -476,6 +483,7 @@ static void la_fast_range(void *arg, int64_t begin, int64_t end)
         b.qhat = q, q += c * dk;
         b.gam = q, q += c * dk;
         b.egam = q, q += c * dk;
+        b.einv = q, q += c * dk;
         b.rt = q, q += dk * c;
         b.ktil = q, q += dk * c;
         b.edec = q, q += c * c;
