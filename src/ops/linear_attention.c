@@ -17,7 +17,7 @@
 #include "ops/linear_attention_internal.h"
 
 /* Chunk length of the chunked path, and the shortest input it takes. */
-#define LA_DEFAULT_CHUNK 64
+#define LA_DEFAULT_CHUNK 32
 #define LA_CHUNKED_MIN_LEN 16
 
 bool linear_attention_gated(linear_attention_rule rule)

@@ -38,6 +38,9 @@
  * 1e26, far from float overflow even after the dot products. */
 #define LA_FACTOR_LIMIT 60.0f
 
+/* Rows per block of the masked (lower-triangular) chunk products. */
+#define LA_ROW_BLOCK 16
+
 #define LA_INLINE static inline __attribute__((always_inline))
 
 /* ---- vector helpers (inlined into each instruction-set body) -------------- */
@@ -290,8 +293,9 @@ LA_INLINE void la_chunk_scaled(const la_head *h, const la_chunk_buf *b, bool gat
 
 /* out[t, s] (s <= t, or s < t when strict) = left[t, :] . rt[:, s], times
  * edec[t, s] for a per-head decay; entries above the mask are zeroed. The
- * full n x n product runs through the tiled kernel: twice the multiply-adds
- * of the triangle, at several times their speed. */
+ * product runs through the tiled kernel: more multiply-adds than
+ * of the triangle, at several times their speed, by row blocks that stop
+ * at the block's last column. */
 LA_INLINE void la_chunk_scores(bool wide, const la_head *h, const la_chunk_buf *b, bool gated,
                                int64_t n, int64_t c, const float *left, int64_t ldl, bool strict,
                                float *out)
@@ -299,7 +303,11 @@ LA_INLINE void la_chunk_scores(bool wide, const la_head *h, const la_chunk_buf *
     const int64_t dk = h->p->k_dim;
     for (int64_t t = 0; t < n; t++)
         memset(out + t * c, 0, sizeof(float) * (size_t)n);
-    la_mm(wide, n, n, dk, left, ldl, b->rt, c, out, c);
+    /* row blocks against the columns up to their end: about the triangle */
+    for (int64_t r0 = 0; r0 < n; r0 += LA_ROW_BLOCK) {
+        const int64_t end = r0 + LA_ROW_BLOCK < n ? r0 + LA_ROW_BLOCK : n;
+        la_mm(wide, end - r0, end, dk, left + r0 * ldl, ldl, b->rt, c, out + r0 * c, c);
+    }
     for (int64_t t = 0; t < n; t++) {
         float *row = out + t * c;
         const int64_t len = strict ? t : t + 1;
@@ -390,7 +398,11 @@ LA_INLINE void la_chunk_body(bool wide, const la_head *h, int64_t t0, int64_t n,
         float *o = la_out(h, g, t0);
         const int64_t ldo = p->q_heads * dv;
         la_mm(wide, n, dv, dk, b->qhat, dk, S, dv, o, ldo);
-        la_mm(wide, n, dv, n, b->a, c, b->w, dv, o, ldo);
+        /* a is zero above the diagonal: each row block stops at its end */
+        for (int64_t r0 = 0; r0 < n; r0 += LA_ROW_BLOCK) {
+            const int64_t end = r0 + LA_ROW_BLOCK < n ? r0 + LA_ROW_BLOCK : n;
+            la_mm(wide, end - r0, dv, end, b->a + r0 * c, c, b->w, dv, o + r0 * ldo, ldo);
+        }
         for (int64_t t = 0; t < n; t++)
             la_scal(o + t * ldo, p->scale, dv);
     }
