@@ -357,3 +357,26 @@ void *ogi_tensor_data(ogi_tensor *tensor)
 {
     return tensor->data;
 }
+
+float *tensor_f16_widen(const ogi_tensor *x, bool *oom)
+{
+    if (x == NULL)
+        return NULL;
+    const int64_t n = tensor_numel(x);
+    float *f = malloc(sizeof(float) * (size_t)(n > 0 ? n : 1));
+    if (f == NULL) {
+        *oom = true;
+        return NULL;
+    }
+    const uint16_t *h = x->data;
+    for (int64_t i = 0; i < n; i++)
+        f[i] = dtype_f16_to_f32(h[i]);
+    return f;
+}
+
+void tensor_f16_narrow(const float *f, int64_t n, void *out)
+{
+    uint16_t *h = out;
+    for (int64_t i = 0; i < n; i++)
+        h[i] = dtype_f32_to_f16(f[i]);
+}

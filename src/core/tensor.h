@@ -112,4 +112,10 @@ bool tensor_same_shape(const ogi_tensor *a, const ogi_tensor *b);
 void tensor_load_f64(const ogi_tensor *t, int64_t off, int64_t n, double *dst);
 void tensor_store_f64(ogi_tensor *t, int64_t off, int64_t n, const double *src);
 
+/* A malloc'ed float32 copy of a float16 tensor (NULL for NULL; on failure
+ * NULL and *oom set), for kernels that compute float16 in float32. */
+float *tensor_f16_widen(const ogi_tensor *x, bool *oom);
+/* Rounds n float32 values into a float16 buffer. */
+void tensor_f16_narrow(const float *f, int64_t n, void *out);
+
 #endif

@@ -222,35 +222,14 @@ static ogi_status cc_read_params(const op_ctx *c, causal_conv_params *p)
     return OGI_OK;
 }
 
-static float *cc_widen(const ogi_tensor *x, bool *oom)
-{
-    if (x == NULL)
-        return NULL;
-    const int64_t n = tensor_numel(x);
-    float *f = malloc(sizeof(float) * (size_t)(n > 0 ? n : 1));
-    if (f == NULL) {
-        *oom = true;
-        return NULL;
-    }
-    for (int64_t i = 0; i < n; i++)
-        f[i] = dtype_f16_to_f32(((const uint16_t *)x->data)[i]);
-    return f;
-}
-
-static void cc_narrow(const float *f, int64_t n, void *out)
-{
-    for (int64_t i = 0; i < n; i++)
-        ((uint16_t *)out)[i] = dtype_f32_to_f16(f[i]);
-}
-
 static ogi_status cc_run_f16(op_ctx *c, const causal_conv_params *p)
 {
     const int64_t sdims[3] = {p->batch, p->channels, p->kernel - 1};
     const int64_t n_state = sdims[0] * sdims[1] * sdims[2], n_y = tensor_numel(c->in[0]);
     bool oom = false;
-    float *x = cc_widen(c->in[0], &oom), *w = cc_widen(c->in[1], &oom);
-    float *b = cc_widen(op_has_input(c, 2) ? c->in[2] : NULL, &oom);
-    float *state = op_has_input(c, 3) ? cc_widen(c->in[3], &oom)
+    float *x = tensor_f16_widen(c->in[0], &oom), *w = tensor_f16_widen(c->in[1], &oom);
+    float *b = tensor_f16_widen(op_has_input(c, 2) ? c->in[2] : NULL, &oom);
+    float *state = op_has_input(c, 3) ? tensor_f16_widen(c->in[3], &oom)
                                       : calloc((size_t)(n_state > 0 ? n_state : 1), sizeof(float));
     float *y = malloc(sizeof(float) * (size_t)(n_y > 0 ? n_y : 1));
     ogi_status st = OGI_OK;
@@ -263,8 +242,8 @@ static ogi_status cc_run_f16(op_ctx *c, const causal_conv_params *p)
     if (st == OGI_OK)
         st = op_alloc(c, 1, OGI_FLOAT16, 3, sdims);
     if (st == OGI_OK) {
-        cc_narrow(y, n_y, c->out[0]->data);
-        cc_narrow(state, n_state, c->out[1]->data);
+        tensor_f16_narrow(y, n_y, c->out[0]->data);
+        tensor_f16_narrow(state, n_state, c->out[1]->data);
     }
     free(x);
     free(w);

@@ -260,29 +260,6 @@ static ogi_status la_read_params(const op_ctx *c, linear_attention_params *p)
 }
 
 /* A float32 copy of a float16 input (NULL input: NULL). */
-static float *la_widen(const ogi_tensor *x, bool *oom)
-{
-    if (x == NULL)
-        return NULL;
-    const int64_t n = tensor_numel(x);
-    float *f = malloc(sizeof(float) * (size_t)(n > 0 ? n : 1));
-    if (f == NULL) {
-        *oom = true;
-        return NULL;
-    }
-    const uint16_t *h = x->data;
-    for (int64_t i = 0; i < n; i++)
-        f[i] = dtype_f16_to_f32(h[i]);
-    return f;
-}
-
-static void la_narrow(const float *f, int64_t n, void *out)
-{
-    uint16_t *h = out;
-    for (int64_t i = 0; i < n; i++)
-        h[i] = dtype_f32_to_f16(f[i]);
-}
-
 static ogi_status la_run_f32(op_ctx *c, const linear_attention_params *p, linear_attention_data *d)
 {
     const int64_t sdims[4] = {p->batch, p->kv_heads, p->k_dim, p->v_dim};
@@ -312,11 +289,11 @@ static ogi_status la_run_f16(op_ctx *c, const linear_attention_params *p, linear
     const int64_t n_state = p->batch * p->kv_heads * p->k_dim * p->v_dim;
     const int64_t n_out = tensor_numel(c->out[0]);
     bool oom = false;
-    float *q = la_widen(c->in[0], &oom), *k = la_widen(c->in[1], &oom);
-    float *v = la_widen(c->in[2], &oom);
-    float *decay = linear_attention_gated(p->rule) ? la_widen(c->in[4], &oom) : NULL;
-    float *beta = linear_attention_delta(p->rule) ? la_widen(c->in[5], &oom) : NULL;
-    float *state = op_has_input(c, 3) ? la_widen(c->in[3], &oom)
+    float *q = tensor_f16_widen(c->in[0], &oom), *k = tensor_f16_widen(c->in[1], &oom);
+    float *v = tensor_f16_widen(c->in[2], &oom);
+    float *decay = linear_attention_gated(p->rule) ? tensor_f16_widen(c->in[4], &oom) : NULL;
+    float *beta = linear_attention_delta(p->rule) ? tensor_f16_widen(c->in[5], &oom) : NULL;
+    float *state = op_has_input(c, 3) ? tensor_f16_widen(c->in[3], &oom)
                                       : calloc((size_t)(n_state > 0 ? n_state : 1), sizeof(float));
     float *out = malloc(sizeof(float) * (size_t)(n_out > 0 ? n_out : 1));
     ogi_status st = OGI_OK;
@@ -329,8 +306,8 @@ static ogi_status la_run_f16(op_ctx *c, const linear_attention_params *p, linear
     if (st == OGI_OK)
         st = op_alloc(c, 1, OGI_FLOAT16, 4, sdims);
     if (st == OGI_OK) {
-        la_narrow(out, n_out, c->out[0]->data);
-        la_narrow(state, n_state, c->out[1]->data);
+        tensor_f16_narrow(out, n_out, c->out[0]->data);
+        tensor_f16_narrow(state, n_state, c->out[1]->data);
     }
     free(q);
     free(k);
