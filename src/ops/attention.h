@@ -130,7 +130,10 @@ ogi_status attention_fast(threadpool *pool, const attention_params *p, const att
  * together from row g * qn), then tile() for each K tile it needs, which
  * must write the scores of its rows against keys j0 .. j0 + n of (b,
  * kv_head) into s (row r at s + r * s_stride). Softmax, P V and threading
- * stay the fast kernel's. NULL scorer: attention_fast. */
+ * stay the fast kernel's, and so does P V unless pv is set: then pv() must
+ * add the rows' probabilities over keys j0 .. j0 + n (row r at p + r *
+ * p_stride) times V of (b, kv_head) into their outputs (row r at o + r *
+ * o_stride, v_dim each). NULL scorer: attention_fast. */
 typedef struct attention_scorer {
     const void *ctx;
     /* bytes of one worker's scratch for units of up to rows_max rows */
@@ -139,6 +142,9 @@ typedef struct attention_scorer {
                   int64_t rows, int64_t qn);
     void (*tile)(const void *ctx, void *scratch, int64_t b, int64_t kv_head, int64_t j0, int64_t n,
                  int64_t rows, float *s, int64_t s_stride);
+    /* NULL: the fast kernel's float32 P V */
+    void (*pv)(const void *ctx, int64_t b, int64_t kv_head, int64_t j0, int64_t n, int64_t rows,
+               const float *p, int64_t p_stride, float *o, int64_t o_stride);
 } attention_scorer;
 
 ogi_status attention_fast_scored(threadpool *pool, const attention_params *p,

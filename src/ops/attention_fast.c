@@ -992,8 +992,12 @@ static void attention_tile(const attention_plan *plan, const attention_unit *u,
                       plan->key_tile);
     for (int64_t r = 0; r < u->rows; r++)
         attention_row_softmax(plan, u, w, r, j0, n);
-    plan->ops->pv(w->s, plan->key_tile, u->rows, v, d->v[piece].seq_stride, n, p->v_dim, w->o,
-                  p->v_dim);
+    if (plan->scorer != NULL && plan->scorer->pv != NULL)
+        plan->scorer->pv(plan->scorer->ctx, u->b, u->kv_head, j0, n, u->rows, w->s, plan->key_tile,
+                         w->o, p->v_dim);
+    else
+        plan->ops->pv(w->s, plan->key_tile, u->rows, v, d->v[piece].seq_stride, n, p->v_dim, w->o,
+                      p->v_dim);
 }
 
 /* Whether some row's key range meets [j0, j1). */

@@ -34,6 +34,10 @@
 /* Keys per packed block: the lanes of one 512-bit vector of int32 scores. */
 #define INT8_KEYS 16
 
+/* How P V runs: plain C, AVX512-BF16 dot products, or AVX2 FMAs on the
+ * widened bf16 values. All three multiply the same bf16 values. */
+enum { INT8_PV_SCALAR, INT8_PV_BF16, INT8_PV_AVX2 };
+
 /* The quantized keys of one call, shared by the workers. */
 typedef struct int8_plan {
     const attention_params *p;
@@ -44,6 +48,10 @@ typedef struct int8_plan {
     uint8_t *k;     /* [batch * kv_heads][blocks][dim4 / 4][16][4]: K8 + 128 */
     float *k_scale; /* [batch * kv_heads][blocks * 16]: each key's scale_k, 0 past the valid keys */
     float *mean;    /* [batch * kv_heads][qk_dim]: mu */
+    int pv;         /* INT8_PV_*: how P V runs */
+    int64_t vdim64; /* v_dim rounded up to a multiple of 64 */
+    int64_t vpairs; /* pairs of keys per head: ceil(total_len / 2) */
+    uint16_t *v;    /* [batch * kv_heads][vpairs][vdim64][2]: V in bf16, 0 past the valid keys */
     atomic_bool failed; /* a worker ran out of memory */
 } int8_plan;
 
@@ -254,6 +262,217 @@ static INT8_AVX2 void int8_dots_avx2(const uint8_t *k, const float *k_scale, int
 
 #endif /* INT8_X86 */
 
+/* ---- P V in bf16 ------------------------------------------------------------------ */
+
+/* The most keys of one tile (the fast kernel's tiles stop at 512) and the
+ * dwords of one row of probability pairs (room for the vector stores). */
+#define INT8_PV_TILE 512
+#define INT8_PV_ROW (INT8_PV_TILE / 2 + 32)
+
+/* x rounded to bf16 (to nearest, ties to even), as VCVTNE2PS2BF16 does;
+ * a NaN stays a (quiet) NaN. */
+static inline uint16_t int8_bf16(float x)
+{
+    uint32_t u;
+    memcpy(&u, &x, sizeof(u));
+    if ((u & 0x7fffffffu) > 0x7f800000u)
+        return (uint16_t)((u >> 16) | 0x40u);
+    return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+
+static inline float int8_bf16_float(uint32_t h)
+{
+    const uint32_t u = (h & 0xffffu) << 16;
+    float x;
+    memcpy(&x, &u, sizeof(x));
+    return x;
+}
+
+/* The probabilities of `rows` rows over keys [j0, j0 + n) as bf16 pairs:
+ * dword t of row r holds the keys (j0 & ~1) + 2t (low half) and + 2t + 1,
+ * zero outside [j0, j0 + n). */
+static void int8_pv_pairs_scalar(const float *p, int64_t p_stride, int64_t rows, int64_t off,
+                                 int64_t n, uint32_t *pp)
+{
+    const int64_t m = off + n;
+    for (int64_t r = 0; r < rows; r++) {
+        uint32_t *dst = pp + r * INT8_PV_ROW;
+        for (int64_t t = 0; 2 * t < m; t++) {
+            const int64_t x = 2 * t, y = 2 * t + 1;
+            const uint32_t lo = x >= off ? int8_bf16(p[r * p_stride + x - off]) : 0u;
+            const uint32_t hi = y < m ? int8_bf16(p[r * p_stride + y - off]) : 0u;
+            dst[t] = lo | hi << 16;
+        }
+    }
+}
+
+/* o[r][c] += sum over the tile's pairs t of P~[r][2t] V~[2t][c] +
+ * P~[r][2t+1] V~[2t+1][c] (~: bf16), in float32. vb: the tile's first pair
+ * of V~, vdim64 columns (pairs of keys side by side) each. */
+static void int8_pv_scalar(const uint16_t *vb, int64_t vdim64, int64_t pairs, const uint32_t *pp,
+                           int64_t rows, float *o, int64_t o_stride, int64_t v_dim)
+{
+    for (int64_t r = 0; r < rows; r++) {
+        for (int64_t t = 0; t < pairs; t++) {
+            const float x0 = int8_bf16_float(pp[r * INT8_PV_ROW + t]);
+            const float x1 = int8_bf16_float(pp[r * INT8_PV_ROW + t] >> 16);
+            const uint16_t *v = vb + t * vdim64 * 2;
+            for (int64_t c = 0; c < v_dim; c++)
+                o[r * o_stride + c] +=
+                    x1 * int8_bf16_float(v[2 * c + 1]) + x0 * int8_bf16_float(v[2 * c]);
+        }
+    }
+}
+
+#ifdef INT8_X86
+
+/* ---- AVX512-BF16 ---------------------------------------------------------------- */
+
+#define INT8_BF16 __attribute__((target("avx512f,avx512bw,avx512bf16")))
+#define INT8_BF16_INLINE                                                                           \
+    static inline __attribute__((always_inline, target("avx512f,avx512bw,avx512bf16")))
+
+/* Lanes a <= l < z of 16. */
+static inline __mmask16 int8_lanes(int64_t a, int64_t z)
+{
+    a = int8_min(int8_max(a, 0), 16);
+    z = int8_min(int8_max(z, 0), 16);
+    const uint32_t hi = (1u << z) - 1u, lo = (1u << a) - 1u;
+    return (__mmask16)(z > a ? hi & ~lo : 0u);
+}
+
+static INT8_BF16 void int8_pv_pairs_bf16(const float *p, int64_t p_stride, int64_t rows,
+                                         int64_t off, int64_t n, uint32_t *pp)
+{
+    for (int64_t r = 0; r < rows; r++) {
+        const float *src = p + r * p_stride - off; /* lanes before off stay masked */
+        for (int64_t x = 0; x < off + n; x += 32) {
+            const __m512 lo = _mm512_maskz_loadu_ps(int8_lanes(off - x, off + n - x), src + x);
+            const __m512 hi =
+                _mm512_maskz_loadu_ps(int8_lanes(off - x - 16, off + n - x - 16), src + x + 16);
+            const __m512bh h = _mm512_cvtne2ps_pbh(hi, lo);
+            _mm512_storeu_si512(pp + r * INT8_PV_ROW + x / 2, (__m512i)h);
+        }
+    }
+}
+
+/* 64 columns (c0 ..) of `rows` (1..4) rows. */
+INT8_BF16_INLINE void int8_pv_block_bf16(int rows, const uint16_t *vb, int64_t vdim64,
+                                         int64_t pairs, const uint32_t *pp, float *o,
+                                         int64_t o_stride, int64_t c0, int64_t v_dim)
+{
+    __m512 acc[4][4];
+    __mmask16 m[4];
+    for (int c = 0; c < 4; c++)
+        m[c] = int8_lanes(0, v_dim - c0 - 16 * c);
+    for (int r = 0; r < rows; r++)
+        for (int c = 0; c < 4; c++)
+            acc[r][c] = _mm512_maskz_loadu_ps(m[c], o + r * o_stride + c0 + 16 * c);
+    for (int64_t t = 0; t < pairs; t++) {
+        const uint16_t *v = vb + (t * vdim64 + c0) * 2;
+        __m512bh y[4];
+        for (int c = 0; c < 4; c++)
+            y[c] = (__m512bh)_mm512_loadu_si512(v + 32 * c);
+        for (int r = 0; r < rows; r++) {
+            const __m512bh w = (__m512bh)_mm512_set1_epi32((int)pp[r * INT8_PV_ROW + t]);
+            for (int c = 0; c < 4; c++)
+                acc[r][c] = _mm512_dpbf16_ps(acc[r][c], w, y[c]);
+        }
+    }
+    for (int r = 0; r < rows; r++)
+        for (int c = 0; c < 4; c++)
+            _mm512_mask_storeu_ps(o + r * o_stride + c0 + 16 * c, m[c], acc[r][c]);
+}
+
+static INT8_BF16 void int8_pv_bf16(const uint16_t *vb, int64_t vdim64, int64_t pairs,
+                                   const uint32_t *pp, int64_t rows, float *o, int64_t o_stride,
+                                   int64_t v_dim)
+{
+    for (int64_t c0 = 0; c0 < v_dim; c0 += 64) {
+        switch (rows) {
+        case 1:
+            int8_pv_block_bf16(1, vb, vdim64, pairs, pp, o, o_stride, c0, v_dim);
+            break;
+        case 2:
+            int8_pv_block_bf16(2, vb, vdim64, pairs, pp, o, o_stride, c0, v_dim);
+            break;
+        case 3:
+            int8_pv_block_bf16(3, vb, vdim64, pairs, pp, o, o_stride, c0, v_dim);
+            break;
+        default:
+            int8_pv_block_bf16(4, vb, vdim64, pairs, pp, o, o_stride, c0, v_dim);
+            break;
+        }
+    }
+}
+
+/* ---- bf16 products in AVX2 (no AVX512-BF16) ----------------------------------------- */
+
+#define INT8_EMU __attribute__((target("avx2,fma")))
+#define INT8_EMU_INLINE static inline __attribute__((always_inline, target("avx2,fma")))
+
+/* 16 columns (c0 ..) of `rows` (1..4) rows: each bf16 widened by a shift. */
+INT8_EMU_INLINE void int8_pv_block_avx2(int rows, const uint16_t *vb, int64_t vdim64, int64_t pairs,
+                                        const uint32_t *pp, float *o, int64_t o_stride, int64_t c0,
+                                        int64_t v_dim)
+{
+    float tmp[4][16];
+    __m256 acc[4][2];
+    const int64_t cols = int8_min(v_dim - c0, 16);
+    for (int r = 0; r < rows; r++) {
+        memset(tmp[r], 0, sizeof(tmp[r]));
+        memcpy(tmp[r], o + r * o_stride + c0, sizeof(float) * (size_t)cols);
+        acc[r][0] = _mm256_loadu_ps(tmp[r]);
+        acc[r][1] = _mm256_loadu_ps(tmp[r] + 8);
+    }
+    const __m256i high = _mm256_set1_epi32((int)0xffff0000u);
+    for (int64_t t = 0; t < pairs; t++) {
+        const uint16_t *v = vb + (t * vdim64 + c0) * 2;
+        __m256 ye[2], yo[2];
+        for (int c = 0; c < 2; c++) {
+            const __m256i y = _mm256_loadu_si256((const __m256i *)(const void *)(v + 16 * c));
+            ye[c] = _mm256_castsi256_ps(_mm256_slli_epi32(y, 16));
+            yo[c] = _mm256_castsi256_ps(_mm256_and_si256(y, high));
+        }
+        for (int r = 0; r < rows; r++) {
+            const __m256i w = _mm256_set1_epi32((int)pp[r * INT8_PV_ROW + t]);
+            const __m256 we = _mm256_castsi256_ps(_mm256_slli_epi32(w, 16));
+            const __m256 wo = _mm256_castsi256_ps(_mm256_and_si256(w, high));
+            for (int c = 0; c < 2; c++)
+                acc[r][c] = _mm256_fmadd_ps(we, ye[c], _mm256_fmadd_ps(wo, yo[c], acc[r][c]));
+        }
+    }
+    for (int r = 0; r < rows; r++) {
+        _mm256_storeu_ps(tmp[r], acc[r][0]);
+        _mm256_storeu_ps(tmp[r] + 8, acc[r][1]);
+        memcpy(o + r * o_stride + c0, tmp[r], sizeof(float) * (size_t)cols);
+    }
+}
+
+static INT8_EMU void int8_pv_avx2(const uint16_t *vb, int64_t vdim64, int64_t pairs,
+                                  const uint32_t *pp, int64_t rows, float *o, int64_t o_stride,
+                                  int64_t v_dim)
+{
+    for (int64_t c0 = 0; c0 < v_dim; c0 += 16) {
+        switch (rows) {
+        case 1:
+            int8_pv_block_avx2(1, vb, vdim64, pairs, pp, o, o_stride, c0, v_dim);
+            break;
+        case 2:
+            int8_pv_block_avx2(2, vb, vdim64, pairs, pp, o, o_stride, c0, v_dim);
+            break;
+        case 3:
+            int8_pv_block_avx2(3, vb, vdim64, pairs, pp, o, o_stride, c0, v_dim);
+            break;
+        default:
+            int8_pv_block_avx2(4, vb, vdim64, pairs, pp, o, o_stride, c0, v_dim);
+            break;
+        }
+    }
+}
+
+#endif /* INT8_X86 */
+
 /* ---- choosing an instruction set ---------------------------------------------- */
 
 bool attention_int8_isa_supported(attention_int8_isa isa)
@@ -407,6 +626,23 @@ static void int8_key_block(const int8_plan *plan, int64_t b, int64_t h, int64_t 
     }
 }
 
+/* V of (b, h) in bf16, keys in pairs: element (t, c, i) is V[2t + i][c];
+ * keys from n on and columns from v_dim on are zero. */
+static void int8_value_pairs(const int8_plan *plan, int64_t b, int64_t h, int64_t n, uint16_t *dst)
+{
+    const attention_fast_data *d = plan->d;
+    const int64_t dv = plan->p->v_dim, w = plan->vdim64;
+    memset(dst, 0, sizeof(uint16_t) * (size_t)(plan->vpairs * w * 2));
+    for (int64_t j = 0; j < n; j++) {
+        const attention_view *t = j < d->split ? &d->v[0] : &d->v[1];
+        const int64_t at = j < d->split ? j : j - d->split;
+        const float *v = t->data + b * t->batch_stride + h * t->head_stride + at * t->seq_stride;
+        uint16_t *row = dst + (j / 2) * w * 2 + j % 2;
+        for (int64_t c = 0; c < dv; c++)
+            row[2 * c] = int8_bf16(v[c]);
+    }
+}
+
 /* Smooths and quantizes the keys of heads [begin, end) (b * kv_heads + h). */
 static void int8_quantize_keys(void *arg, int64_t begin, int64_t end)
 {
@@ -432,6 +668,7 @@ static void int8_quantize_keys(void *arg, int64_t begin, int64_t end)
         for (int64_t j0 = 0; j0 < n; j0 += ATTENTION_INT8_K_BLOCK)
             int8_key_block(plan, b, h, j0, int8_min(j0 + ATTENTION_INT8_K_BLOCK, n), mean, row,
                            packed, k_scale);
+        int8_value_pairs(plan, b, h, n, plan->v + head * plan->vpairs * plan->vdim64 * 2);
     }
     free(row);
 }
@@ -506,6 +743,51 @@ static void int8_tile(const void *ctx, void *scratch, int64_t b, int64_t kv_head
     }
 }
 
+static void int8_pv(const void *ctx, int64_t b, int64_t kv_head, int64_t j0, int64_t n,
+                    int64_t rows, const float *p, int64_t p_stride, float *o, int64_t o_stride)
+{
+    const int8_plan *plan = ctx;
+    const int64_t head = b * plan->p->kv_heads + kv_head, off = j0 % 2, pairs = (off + n + 1) / 2;
+    const uint16_t *vb = plan->v + (head * plan->vpairs + j0 / 2) * plan->vdim64 * 2;
+    uint32_t pp[4 * INT8_PV_ROW];
+    for (int64_t r = 0; r < rows; r += 4) {
+        const int64_t m = int8_min(rows - r, 4);
+        const float *pr = p + r * p_stride;
+        float *out = o + r * o_stride;
+        switch (plan->pv) {
+#ifdef INT8_X86
+        case INT8_PV_BF16:
+            int8_pv_pairs_bf16(pr, p_stride, m, off, n, pp);
+            int8_pv_bf16(vb, plan->vdim64, pairs, pp, m, out, o_stride, plan->p->v_dim);
+            break;
+        case INT8_PV_AVX2:
+            int8_pv_pairs_scalar(pr, p_stride, m, off, n, pp);
+            int8_pv_avx2(vb, plan->vdim64, pairs, pp, m, out, o_stride, plan->p->v_dim);
+            break;
+#endif
+        default:
+            int8_pv_pairs_scalar(pr, p_stride, m, off, n, pp);
+            int8_pv_scalar(vb, plan->vdim64, pairs, pp, m, out, o_stride, plan->p->v_dim);
+            break;
+        }
+    }
+}
+
+/* How P V runs for isa: bf16 products everywhere, AVX512-BF16 where the CPU
+ * has it. */
+static int int8_pv_for(attention_int8_isa isa)
+{
+#ifdef INT8_X86
+    if (isa == ATTENTION_INT8_AVX512_VNNI && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512bf16"))
+        return INT8_PV_BF16;
+    if (isa != ATTENTION_INT8_SCALAR)
+        return INT8_PV_AVX2;
+#endif
+    (void)isa;
+    return INT8_PV_SCALAR;
+}
+
 /* ---- the entry point ---------------------------------------------------------------- */
 
 bool attention_int8_supports(const attention_params *p)
@@ -536,18 +818,23 @@ ogi_status attention_int8(threadpool *pool, const attention_params *p, const att
     plan.k = aligned_alloc(64, (size_t)((heads * span * plan.dim4 + 63) / 64 * 64 + 64));
     plan.k_scale = malloc(sizeof(float) * (size_t)(heads * span + 1));
     plan.mean = malloc(sizeof(float) * (size_t)(heads * int8_max(p->qk_dim, 1)));
+    plan.pv = int8_pv_for(plan.isa);
+    plan.vdim64 = (int8_max(p->v_dim, 1) + 63) / 64 * 64;
+    plan.vpairs = (p->total_len + 1) / 2 + 1;
+    plan.v = malloc(sizeof(uint16_t) * (size_t)(heads * plan.vpairs * plan.vdim64 * 2));
     ogi_status st = OGI_ERR_OUT_OF_MEMORY;
-    if (plan.k != NULL && plan.k_scale != NULL && plan.mean != NULL) {
+    if (plan.k != NULL && plan.k_scale != NULL && plan.mean != NULL && plan.v != NULL) {
         const double work = (double)heads * (double)p->total_len * (double)p->qk_dim;
         threadpool_parallel_for(work < (double)(1 << 18) ? NULL : pool, heads, 1,
                                 int8_quantize_keys, &plan);
-        const attention_scorer scorer = {&plan, int8_scratch_bytes, int8_start, int8_tile};
+        const attention_scorer scorer = {&plan, int8_scratch_bytes, int8_start, int8_tile, int8_pv};
         if (!atomic_load(&plan.failed))
             st = attention_fast_scored(pool, p, d, int8_float_isa(plan.isa), &scorer);
     }
     free(plan.k);
     free(plan.k_scale);
     free(plan.mean);
+    free(plan.v);
     return st;
 }
 

@@ -308,14 +308,22 @@ static double test_cosine(const test_case *c, const test_problem *t)
 }
 
 /* The int8 kernel for each instruction set, inline and on pool: the same
- * quantization everywhere, so every run must match the scalar one within
- * float rounding; against the exact reference, a cosine of 0.999. */
+ * quantization everywhere; against the exact reference, a cosine of 0.999.
+ * P V multiplies P and V rounded to bf16, and which way a probability
+ * rounds depends on the running max (tiles, key splits) and on the last
+ * bit of exp, so runs agree only to the bf16 bound: each output is within
+ * (2^-8 + 2^-16) max |V| of the float32 P V of its own probabilities,
+ * which agree within 1e-5 across runs. */
 static void test_run_int8(const test_case *c, test_problem *t, threadpool *pool)
 {
     char desc[256];
     const int64_t n = c->batch * c->q_heads * c->q_len * c->v_dim;
     attention_fast_data fd = test_fast_data(c, t);
     float *scalar = test_alloc(n, sizeof(float));
+    double vmax = 0.0;
+    for (int64_t e = 0; e < c->batch * c->kv_heads * (c->past_len + c->kv_len) * c->v_dim; e++)
+        vmax = fmax(vmax, fabs(t->v[e]));
+    const double tol = 2.0 * (1.0 / 256 + 1.0 / 65536) * vmax + 1e-5;
     for (size_t k = 0; k < sizeof(test_int8_isas) / sizeof(test_int8_isas[0]); k++) {
         if (!attention_int8_isa_supported(test_int8_isas[k]))
             continue;
@@ -341,7 +349,7 @@ static void test_run_int8(const test_case *c, test_problem *t, threadpool *pool)
             }
             test_int8_worst[k] = err > test_int8_worst[k] ? err : test_int8_worst[k];
             checks++;
-            TEST_CHECK(err <= 1e-5, "int8 %s %s: max difference from scalar int8 %.3g",
+            TEST_CHECK(err <= tol, "int8 %s %s: max difference from scalar int8 %.3g",
                        attention_int8_isa_name(test_int8_isas[k]),
                        test_case_str(c, desc, sizeof(desc)), err);
         }
