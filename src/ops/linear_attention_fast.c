@@ -41,6 +41,9 @@
 /* Rows per block of the masked (lower-triangular) chunk products. */
 #define LA_ROW_BLOCK 16
 
+/* Rows per block of the delta rule's forward substitution. */
+#define LA_SUB_BLOCK 8
+
 #define LA_INLINE static inline __attribute__((always_inline))
 
 /* ---- vector helpers (inlined into each instruction-set body) -------------- */
@@ -57,11 +60,16 @@ LA_INLINE void la_scal(float *restrict y, float a, int64_t n)
         y[j] *= a;
 }
 
-/* Y[m, n] += A[m, k] B[k, n], row-major with leading dims; four rows of Y
+/* Y[m, n] (+)= A[m, k] B[k, n], row-major with leading dims; element (i, p)
+ * of A at a[i * lda + p * acs] (acs = 1: row-major, lda = 1: A stored
+ * transposed). acc: accumulate into Y, else overwrite it. Four rows of Y
  * share each row of B. */
-LA_INLINE void la_gemm(int64_t m, int64_t n, int64_t k, const float *a, int64_t lda, const float *b,
-                       int64_t ldb, float *y, int64_t ldy)
+LA_INLINE void la_gemm(int64_t m, int64_t n, int64_t k, const float *a, int64_t lda, int64_t acs,
+                       const float *b, int64_t ldb, float *y, int64_t ldy, bool acc)
 {
+    if (!acc)
+        for (int64_t i = 0; i < m; i++)
+            memset(y + i * ldy, 0, sizeof(float) * (size_t)n);
     int64_t i = 0;
     for (; i + 4 <= m; i += 4) {
         float *restrict y0 = y + i * ldy, *restrict y1 = y0 + ldy, *restrict y2 = y1 + ldy,
@@ -69,7 +77,8 @@ LA_INLINE void la_gemm(int64_t m, int64_t n, int64_t k, const float *a, int64_t 
         const float *a0 = a + i * lda;
         for (int64_t p = 0; p < k; p++) {
             const float *restrict bp = b + p * ldb;
-            const float c0 = a0[p], c1 = a0[lda + p], c2 = a0[2 * lda + p], c3 = a0[3 * lda + p];
+            const float c0 = a0[p * acs], c1 = a0[lda + p * acs], c2 = a0[2 * lda + p * acs],
+                        c3 = a0[3 * lda + p * acs];
             for (int64_t j = 0; j < n; j++) {
                 const float x = bp[j];
                 y0[j] += c0 * x;
@@ -81,7 +90,7 @@ LA_INLINE void la_gemm(int64_t m, int64_t n, int64_t k, const float *a, int64_t 
     }
     for (; i < m; i++)
         for (int64_t p = 0; p < k; p++)
-            la_axpy(y + i * ldy, a[i * lda + p], b + p * ldb, n);
+            la_axpy(y + i * ldy, a[i * lda + p * acs], b + p * ldb, n);
 }
 
 #ifdef LA_X86
@@ -91,15 +100,15 @@ LA_INLINE void la_gemm(int64_t m, int64_t n, int64_t k, const float *a, int64_t 
     do {                                                                                           \
         __m512 c0[ROWS], c1[ROWS];                                                                 \
         for (int r = 0; r < ROWS; r++) {                                                           \
-            c0[r] = _mm512_maskz_loadu_ps(m0, y0 + r * ldy);                                       \
-            c1[r] = _mm512_maskz_loadu_ps(m1, y0 + r * ldy + 16);                                  \
+            c0[r] = acc ? _mm512_maskz_loadu_ps(m0, y0 + r * ldy) : _mm512_setzero_ps();           \
+            c1[r] = acc ? _mm512_maskz_loadu_ps(m1, y0 + r * ldy + 16) : _mm512_setzero_ps();      \
         }                                                                                          \
         for (int64_t p = 0; p < k; p++) {                                                          \
             const float *bp = b + p * ldb + j;                                                     \
             const __m512 b0 = _mm512_maskz_loadu_ps(m0, bp),                                       \
                          b1 = _mm512_maskz_loadu_ps(m1, bp + 16);                                  \
             for (int r = 0; r < ROWS; r++) {                                                       \
-                const __m512 x = _mm512_set1_ps(a0[r * lda + p]);                                  \
+                const __m512 x = _mm512_set1_ps(a0[r * lda + p * acs]);                            \
                 c0[r] = _mm512_fmadd_ps(x, b0, c0[r]);                                             \
                 c1[r] = _mm512_fmadd_ps(x, b1, c1[r]);                                             \
             }                                                                                      \
@@ -112,10 +121,9 @@ LA_INLINE void la_gemm(int64_t m, int64_t n, int64_t k, const float *a, int64_t 
 
 /* la_gemm with the tile in registers: 8 (then 4, then 1) rows x 32 columns
  * of Y per tile. */
-__attribute__((target("avx512f"))) static void la_gemm_avx512(int64_t m, int64_t n, int64_t k,
-                                                              const float *a, int64_t lda,
-                                                              const float *b, int64_t ldb, float *y,
-                                                              int64_t ldy)
+__attribute__((target("avx512f"))) static void
+la_gemm_avx512(int64_t m, int64_t n, int64_t k, const float *a, int64_t lda, int64_t acs,
+               const float *b, int64_t ldb, float *y, int64_t ldy, bool acc)
 {
     for (int64_t j = 0; j < n; j += 32) {
         const int64_t left = n - j;
@@ -144,20 +152,20 @@ __attribute__((target("avx512f"))) static void la_gemm_avx512(int64_t m, int64_t
 #undef LA_TILE
 #endif
 
-/* Y += A B through the register-tiled kernel when wide (a constant in each
- * instruction-set body), else the generic loops. */
+/* Y (+)= A B (see la_gemm) through the register-tiled kernel when wide (a
+ * constant in each instruction-set body), else the generic loops. */
 LA_INLINE void la_mm(bool wide, int64_t m, int64_t n, int64_t k, const float *a, int64_t lda,
-                     const float *b, int64_t ldb, float *y, int64_t ldy)
+                     int64_t acs, const float *b, int64_t ldb, float *y, int64_t ldy, bool acc)
 {
 #ifdef LA_X86
     if (wide) {
-        la_gemm_avx512(m, n, k, a, lda, b, ldb, y, ldy);
+        la_gemm_avx512(m, n, k, a, lda, acs, b, ldb, y, ldy, acc);
         return;
     }
 #else
     (void)wide;
 #endif
-    la_gemm(m, n, k, a, lda, b, ldb, y, ldy);
+    la_gemm(m, n, k, a, lda, acs, b, ldb, y, ldy, acc);
 }
 
 /* ---- the recurrent step ----------------------------------------------------- */
@@ -223,7 +231,7 @@ typedef struct la_chunk_buf {
     float *khat; /* [c, k_dim]: k_t exp(G_t) */
     float *qhat; /* [c, k_dim]: q_t exp(G_t) */
     float *rt;   /* [k_dim, c]: k_s (exp(-G_s) for a per-key decay), transposed */
-    float *ktil; /* [k_dim, c]: k_s exp(G_n - G_s), transposed */
+    float *ktil; /* [c, k_dim]: k_s exp(G_n - G_s) */
     float *edec; /* [c, c]: exp(G_t - G_s) for a per-head decay */
     float *m;    /* [c, c]: masked k_t . k_s decay(t, s) */
     float *a;    /* [c, c]: masked q_t . k_s decay(t, s) */
@@ -270,21 +278,24 @@ LA_INLINE float la_gexp(const la_head *h, const la_chunk_buf *b, bool gated, int
     return h->p->decay_per_key ? b->egam[t * h->p->k_dim + i] : b->egam[t];
 }
 
-/* rows[t, :] = x_t exp(G_t) for t < n (x: q of query head qh, or k when qh < 0). */
+/* rows[t, :] = scale x_t exp(G_t) for t < n (x: q of query head qh, or k
+ * when qh < 0). */
 LA_INLINE void la_chunk_scaled(const la_head *h, const la_chunk_buf *b, bool gated, int64_t t0,
-                               int64_t n, int64_t qh, float *rows)
+                               int64_t n, int64_t qh, float scale, float *rows)
 {
     const int64_t dk = h->p->k_dim;
     for (int64_t t = 0; t < n; t++) {
         const float *x = qh < 0 ? la_k(h, t0 + t) : la_q(h, qh, t0 + t);
         float *row = rows + t * dk;
         if (!gated) {
-            memcpy(row, x, sizeof(float) * (size_t)dk);
-        } else if (h->p->decay_per_key) {
             for (int64_t i = 0; i < dk; i++)
-                row[i] = x[i] * b->egam[t * dk + i];
+                row[i] = x[i] * scale;
+        } else if (h->p->decay_per_key) {
+            const float *e = b->egam + t * dk;
+            for (int64_t i = 0; i < dk; i++)
+                row[i] = x[i] * e[i] * scale;
         } else {
-            const float e = b->egam[t];
+            const float e = b->egam[t] * scale;
             for (int64_t i = 0; i < dk; i++)
                 row[i] = x[i] * e;
         }
@@ -301,12 +312,11 @@ LA_INLINE void la_chunk_scores(bool wide, const la_head *h, const la_chunk_buf *
                                float *out)
 {
     const int64_t dk = h->p->k_dim;
-    for (int64_t t = 0; t < n; t++)
-        memset(out + t * c, 0, sizeof(float) * (size_t)n);
-    /* row blocks against the columns up to their end: about the triangle */
+    /* row blocks against the columns up to their end: about the triangle;
+     * the columns past a block's end are zeroed by the mask below */
     for (int64_t r0 = 0; r0 < n; r0 += LA_ROW_BLOCK) {
         const int64_t end = r0 + LA_ROW_BLOCK < n ? r0 + LA_ROW_BLOCK : n;
-        la_mm(wide, end - r0, end, dk, left + r0 * ldl, ldl, b->rt, c, out + r0 * c, c);
+        la_mm(wide, end - r0, end, dk, left + r0 * ldl, ldl, 1, b->rt, c, out + r0 * c, c, false);
     }
     for (int64_t t = 0; t < n; t++) {
         float *row = out + t * c;
@@ -319,36 +329,52 @@ LA_INLINE void la_chunk_scores(bool wide, const la_head *h, const la_chunk_buf *
     }
 }
 
-/* One chunk of n tokens from t0, S updated. */
+/* One chunk of n tokens from t0, S updated. Keys, values and queries are
+ * read in place with their row strides where no scaled copy is needed; the
+ * output scale is folded into the query rows. */
 LA_INLINE void la_chunk_body(bool wide, const la_head *h, int64_t t0, int64_t n, float *S,
                              la_chunk_buf *b)
 {
     const linear_attention_params *p = h->p;
     const int64_t dk = p->k_dim, dv = p->v_dim, c = p->chunk;
+    const int64_t ldk = p->kv_heads * dk, ldv = p->kv_heads * dv, ldo = p->q_heads * dv;
     const bool gated = linear_attention_gated(p->rule), delta = linear_attention_delta(p->rule);
     if (gated && !la_chunk_decay(h, t0, n, b)) {
         for (int64_t t = 0; t < n; t++)
             la_step_body(h, t0 + t, S, b->step);
         return;
     }
-    /* the right factors, transposed: rt for the masked products, ktil for
-     * the state update */
     const bool per_key = gated && p->decay_per_key;
-    for (int64_t s = 0; s < n; s++) {
-        const float *k = la_k(h, t0 + s);
-        if (per_key) {
-            const float *einv = b->einv + s * dk, *elast = b->egam + (n - 1) * dk;
-            for (int64_t i = 0; i < dk; i++) {
-                const float r = k[i] * einv[i];
-                b->rt[i * c + s] = r;
-                b->ktil[i * c + s] = r * elast[i];
-            }
-        } else {
-            /* per head: exp(G_n - G_s) directly, as exp(G_s) may underflow */
-            const float tail = gated ? expf(b->gam[n - 1] - b->gam[s]) : 1.0f;
+    const float *k0 = la_k(h, t0);
+    /* rt: the right factor of the masked products, transposed [k_dim, c];
+     * ktil: the state update's left factor, row-major [n, k_dim] (copied:
+     * the inputs' row stride, a multiple of 4 KiB with many heads, would
+     * make the products' rows collide in the cache) */
+    if (per_key) {
+        const float *elast = b->egam + (n - 1) * dk;
+        for (int64_t s = 0; s < n; s++) {
+            const float *k = k0 + s * ldk, *einv = b->einv + s * dk;
+            float *row = b->ktil + s * dk;
+            for (int64_t i = 0; i < dk; i++)
+                row[i] = k[i] * einv[i];
+        }
+        for (int64_t i = 0; i < dk; i++)
+            for (int64_t s = 0; s < n; s++)
+                b->rt[i * c + s] = b->ktil[s * dk + i];
+        for (int64_t s = 0; s < n; s++) {
+            float *row = b->ktil + s * dk;
+            for (int64_t i = 0; i < dk; i++)
+                row[i] *= elast[i];
+        }
+    } else {
+        /* per head: exp(G_n - G_s) directly, as exp(G_s) may underflow */
+        for (int64_t s = 0; s < n; s++) {
+            const float *k = k0 + s * ldk;
+            float *row = b->ktil + s * dk;
+            const float tail = gated ? vecmath_expf(b->gam[n - 1] - b->gam[s]) : 1.0f;
             for (int64_t i = 0; i < dk; i++) {
                 b->rt[i * c + s] = k[i];
-                b->ktil[i * c + s] = k[i] * tail;
+                row[i] = k[i] * tail;
             }
         }
     }
@@ -357,61 +383,63 @@ LA_INLINE void la_chunk_body(bool wide, const la_head *h, int64_t t0, int64_t n,
             for (int64_t s = 0; s <= t; s++)
                 b->edec[t * c + s] = vecmath_expf(b->gam[t] - b->gam[s]);
 
-    /* W: the values written */
+    /* W: the values written, copied to contiguous rows (the inputs' row
+     * stride, a multiple of 4 KiB with many heads, would make the products'
+     * rows collide in the cache) */
     for (int64_t t = 0; t < n; t++)
-        memcpy(b->w + t * dv, la_v(h, t0 + t), sizeof(float) * (size_t)dv);
+        memcpy(b->w + t * dv, la_v(h, t0) + t * ldv, sizeof(float) * (size_t)dv);
+    const float *w = b->w;
+    const int64_t ldw = dv;
     if (delta) {
-        la_chunk_scaled(h, b, gated, t0, n, -1, b->khat);
-        /* raw keys on the left when the decay is applied afterwards (edec) */
-        const bool raw_left = !per_key;
-        if (raw_left)
-            for (int64_t t = 0; t < n; t++)
-                memcpy(b->qhat + t * dk, la_k(h, t0 + t), sizeof(float) * (size_t)dk);
-        la_chunk_scores(wide, h, b, gated, n, c, raw_left ? b->qhat : b->khat, dk, true, b->m);
-        /* R = V - K̂ S0, then forward substitution W_t = beta_t (R_t - sum M_ts W_s) */
-        for (int64_t j = 0; j < n * dk; j++)
-            b->khat[j] = -b->khat[j];
-        la_mm(wide, n, dv, dk, b->khat, dk, S, dv, b->w, dv);
-        for (int64_t t = 0; t < n; t++) {
-            float *wt = b->w + t * dv;
-            for (int64_t s = 0; s < t; s++)
-                la_axpy(wt, -b->m[t * c + s], b->w + s * dv, dv);
-            la_scal(wt, la_beta(h, t0 + t), dv);
+        /* khat = -K̂; the masked products from negated keys give -M */
+        la_chunk_scaled(h, b, gated, t0, n, -1, -1.0f, b->khat);
+        const float *left = b->khat;
+        if (gated && !per_key) { /* raw keys, the decay applied afterwards (edec) */
+            la_chunk_scaled(h, b, false, t0, n, -1, -1.0f, b->qhat);
+            left = b->qhat;
+        }
+        la_chunk_scores(wide, h, b, gated, n, c, left, dk, true, b->m);
+        /* R = V - K̂ S0, then W_t = beta_t (R_t - sum_{s<t} M_ts W_s) by row
+         * blocks: the earlier blocks' part as one product, then the rows */
+        la_mm(wide, n, dv, dk, b->khat, dk, 1, S, dv, b->w, dv, true);
+        for (int64_t r0 = 0; r0 < n; r0 += LA_SUB_BLOCK) {
+            const int64_t end = r0 + LA_SUB_BLOCK < n ? r0 + LA_SUB_BLOCK : n;
+            if (r0 > 0)
+                la_mm(wide, end - r0, dv, r0, b->m + r0 * c, c, 1, b->w, dv, b->w + r0 * dv, dv,
+                      true);
+            for (int64_t t = r0; t < end; t++) {
+                float *wt = b->w + t * dv;
+                for (int64_t s = r0; s < t; s++)
+                    la_axpy(wt, b->m[t * c + s], b->w + s * dv, dv);
+                la_scal(wt, la_beta(h, t0 + t), dv);
+            }
         }
     }
 
-    /* outputs of every query head of the group */
+    /* outputs of every query head of the group, the scale in the queries */
     const int64_t group = p->q_heads / p->kv_heads;
     for (int64_t g = 0; g < group; g++) {
-        la_chunk_scaled(h, b, gated, t0, n, g, b->qhat);
-        for (int64_t t = 0; t < n; t++)
-            memset(la_out(h, g, t0 + t), 0, sizeof(float) * (size_t)dv);
-        if (gated && !p->decay_per_key) {
-            /* raw queries against raw keys, decay from edec */
-            float *raw = b->khat; /* free again once W is known */
-            for (int64_t t = 0; t < n; t++)
-                memcpy(raw + t * dk, la_q(h, g, t0 + t), sizeof(float) * (size_t)dk);
-            la_chunk_scores(wide, h, b, gated, n, c, raw, dk, false, b->a);
-        } else {
-            la_chunk_scores(wide, h, b, gated, n, c, b->qhat, dk, false, b->a);
+        la_chunk_scaled(h, b, gated, t0, n, g, p->scale, b->qhat);
+        const float *left = b->qhat;
+        if (gated && !per_key) { /* raw queries against raw keys, decay from edec */
+            la_chunk_scaled(h, b, false, t0, n, g, p->scale, b->khat);
+            left = b->khat;
         }
+        la_chunk_scores(wide, h, b, gated, n, c, left, dk, false, b->a);
         float *o = la_out(h, g, t0);
-        const int64_t ldo = p->q_heads * dv;
-        la_mm(wide, n, dv, dk, b->qhat, dk, S, dv, o, ldo);
+        la_mm(wide, n, dv, dk, b->qhat, dk, 1, S, dv, o, ldo, false);
         /* a is zero above the diagonal: each row block stops at its end */
         for (int64_t r0 = 0; r0 < n; r0 += LA_ROW_BLOCK) {
             const int64_t end = r0 + LA_ROW_BLOCK < n ? r0 + LA_ROW_BLOCK : n;
-            la_mm(wide, end - r0, dv, end, b->a + r0 * c, c, b->w, dv, o + r0 * ldo, ldo);
+            la_mm(wide, end - r0, dv, end, b->a + r0 * c, c, 1, w, ldw, o + r0 * ldo, ldo, true);
         }
-        for (int64_t t = 0; t < n; t++)
-            la_scal(o + t * ldo, p->scale, dv);
     }
 
-    /* S_n = exp(G_n) S0 + ktil W */
+    /* S_n = exp(G_n) S0 + ktil^T W (ktil read transposed) */
     if (gated)
         for (int64_t i = 0; i < dk; i++)
             la_scal(S + i * dv, la_gexp(h, b, gated, n - 1, i), dv);
-    la_mm(wide, dk, dv, n, b->ktil, c, b->w, dv, S, dv);
+    la_mm(wide, dk, dv, n, b->ktil, 1, dk, w, ldw, S, dv, true);
 }
 
 LA_INLINE void la_head_body(bool wide, const la_head *h, bool chunked, la_chunk_buf *b)
