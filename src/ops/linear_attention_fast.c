@@ -21,6 +21,7 @@
  * . (k_s exp(-G_s)), which stays in range only while |G| is moderate; a chunk
  * whose |G| exceeds LA_FACTOR_LIMIT runs the recurrent step instead. */
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -166,6 +167,43 @@ LA_INLINE void la_mm(bool wide, int64_t m, int64_t n, int64_t k, const float *a,
     (void)wide;
 #endif
     la_gemm(m, n, k, a, lda, acs, b, ldb, y, ldy, acc);
+}
+
+/* dst[i * ldd + s] = src[s * k + i] for s < n, i < k (src contiguous). */
+#ifdef LA_X86
+/* 16 rows at a time: one gather per column of the block. */
+__attribute__((target("avx512f"))) static inline void
+la_transpose_avx512(const float *src, int64_t n, int64_t k, float *dst, int64_t ldd)
+{
+    const __m512i idx =
+        _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                           _mm512_set1_epi32((int)k));
+    for (int64_t s0 = 0; s0 < n; s0 += 16) {
+        const int64_t left = n - s0;
+        const __mmask16 m = left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1);
+        const float *base = src + s0 * k;
+        for (int64_t i = 0; i < k; i++) {
+            const __m512 x = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, idx, base + i, 4);
+            _mm512_mask_storeu_ps(dst + i * ldd + s0, m, x);
+        }
+    }
+}
+#endif
+
+LA_INLINE void la_transpose(bool wide, const float *src, int64_t n, int64_t k, float *dst,
+                            int64_t ldd)
+{
+#ifdef LA_X86
+    if (wide && k <= INT32_MAX / 16) {
+        la_transpose_avx512(src, n, k, dst, ldd);
+        return;
+    }
+#else
+    (void)wide;
+#endif
+    for (int64_t s = 0; s < n; s++)
+        for (int64_t i = 0; i < k; i++)
+            dst[i * ldd + s] = src[s * k + i];
 }
 
 /* ---- the recurrent step ----------------------------------------------------- */
@@ -351,32 +389,27 @@ LA_INLINE void la_chunk_body(bool wide, const la_head *h, int64_t t0, int64_t n,
      * the inputs' row stride, a multiple of 4 KiB with many heads, would
      * make the products' rows collide in the cache) */
     if (per_key) {
-        const float *elast = b->egam + (n - 1) * dk;
         for (int64_t s = 0; s < n; s++) {
             const float *k = k0 + s * ldk, *einv = b->einv + s * dk;
             float *row = b->ktil + s * dk;
             for (int64_t i = 0; i < dk; i++)
                 row[i] = k[i] * einv[i];
         }
-        for (int64_t i = 0; i < dk; i++)
-            for (int64_t s = 0; s < n; s++)
-                b->rt[i * c + s] = b->ktil[s * dk + i];
+        la_transpose(wide, b->ktil, n, dk, b->rt, c);
+        const float *elast = b->egam + (n - 1) * dk;
         for (int64_t s = 0; s < n; s++) {
             float *row = b->ktil + s * dk;
             for (int64_t i = 0; i < dk; i++)
                 row[i] *= elast[i];
         }
     } else {
-        /* per head: exp(G_n - G_s) directly, as exp(G_s) may underflow */
-        for (int64_t s = 0; s < n; s++) {
-            const float *k = k0 + s * ldk;
-            float *row = b->ktil + s * dk;
-            const float tail = gated ? vecmath_expf(b->gam[n - 1] - b->gam[s]) : 1.0f;
-            for (int64_t i = 0; i < dk; i++) {
-                b->rt[i * c + s] = k[i];
-                row[i] = k[i] * tail;
-            }
-        }
+        for (int64_t s = 0; s < n; s++)
+            memcpy(b->ktil + s * dk, k0 + s * ldk, sizeof(float) * (size_t)dk);
+        la_transpose(wide, b->ktil, n, dk, b->rt, c);
+        if (gated)
+            /* per head: exp(G_n - G_s) directly, as exp(G_s) may underflow */
+            for (int64_t s = 0; s < n; s++)
+                la_scal(b->ktil + s * dk, vecmath_expf(b->gam[n - 1] - b->gam[s]), dk);
     }
     if (gated && !p->decay_per_key)
         for (int64_t t = 0; t < n; t++)
