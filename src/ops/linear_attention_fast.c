@@ -286,19 +286,32 @@ LA_INLINE bool la_chunk_decay(const la_head *h, int64_t t0, int64_t n, la_chunk_
         float acc = 0.0f;
         for (int64_t t = 0; t < n; t++) {
             b->gam[t] = acc += *la_decay(h, t0 + t);
-            b->egam[t] = expf(acc);
+            b->egam[t] = vecmath_expf(acc);
         }
         return true;
     }
-    float worst = 0.0f;
+    /* |G| maxima per channel (in einv until the exponentials), kept
+     * elementwise so that the loops vectorise */
+    float *most = b->einv;
     for (int64_t t = 0; t < n; t++) {
         const float *g = la_decay(h, t0 + t);
         float *row = b->gam + t * dk;
+        if (t == 0) {
+            for (int64_t i = 0; i < dk; i++) {
+                row[i] = g[i];
+                most[i] = fabsf(g[i]);
+            }
+            continue;
+        }
         for (int64_t i = 0; i < dk; i++) {
-            row[i] = (t > 0 ? row[i - dk] : 0.0f) + g[i];
-            worst = fmaxf(worst, fabsf(row[i]));
+            row[i] = row[i - dk] + g[i];
+            const float a = fabsf(row[i]);
+            most[i] = a > most[i] ? a : most[i];
         }
     }
+    float worst = 0.0f;
+    for (int64_t i = 0; i < dk; i++)
+        worst = most[i] > worst ? most[i] : worst;
     if (worst > LA_FACTOR_LIMIT)
         return false;
     for (int64_t j = 0; j < n * dk; j++) {
