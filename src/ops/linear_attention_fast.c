@@ -380,6 +380,32 @@ LA_INLINE void la_chunk_scores(bool wide, const la_head *h, const la_chunk_buf *
     }
 }
 
+/* Starts loading quarter `part` (0..3) of the rows of the chunk at t0 (keys,
+ * values, queries, per-key decays, output rows) while this chunk computes:
+ * with many heads the rows lie a multiple of 4 KiB apart, past the hardware
+ * prefetchers. Spread over the chunk's phases so as not to stall on a burst. */
+LA_INLINE void la_chunk_prefetch(const la_head *h, int64_t next, int part)
+{
+    const linear_attention_params *p = h->p;
+    const int64_t n = p->seq_len - next < p->chunk ? p->seq_len - next : p->chunk;
+    const int64_t t0 = next + n * part / 4, t1 = next + n * (part + 1) / 4;
+    const int64_t group = p->q_heads / p->kv_heads, line = 64 / (int64_t)sizeof(float);
+    for (int64_t t = t0; t < t1; t++) {
+        for (int64_t i = 0; i < p->k_dim; i += line) {
+            __builtin_prefetch(la_k(h, t) + i);
+            for (int64_t g = 0; g < group; g++)
+                __builtin_prefetch(la_q(h, g, t) + i);
+            if (linear_attention_gated(p->rule) && p->decay_per_key)
+                __builtin_prefetch(la_decay(h, t) + i);
+        }
+        for (int64_t j = 0; j < p->v_dim; j += line) {
+            __builtin_prefetch(la_v(h, t) + j);
+            for (int64_t g = 0; g < group; g++)
+                __builtin_prefetch(la_out(h, g, t) + j, 1);
+        }
+    }
+}
+
 /* One chunk of n tokens from t0, S updated. Keys, values and queries are
  * read in place with their row strides where no scaled copy is needed; the
  * output scale is folded into the query rows. */
@@ -395,6 +421,7 @@ LA_INLINE void la_chunk_body(bool wide, const la_head *h, int64_t t0, int64_t n,
             la_step_body(h, t0 + t, S, b->step);
         return;
     }
+    la_chunk_prefetch(h, t0 + n, 0);
     const bool per_key = gated && p->decay_per_key;
     const float *k0 = la_k(h, t0);
     /* rt: the right factor of the masked products, transposed [k_dim, c];
@@ -462,6 +489,7 @@ LA_INLINE void la_chunk_body(bool wide, const la_head *h, int64_t t0, int64_t n,
         }
     }
 
+    la_chunk_prefetch(h, t0 + n, 1);
     /* outputs of every query head of the group, the scale in the queries */
     const int64_t group = p->q_heads / p->kv_heads;
     for (int64_t g = 0; g < group; g++) {
@@ -473,6 +501,8 @@ LA_INLINE void la_chunk_body(bool wide, const la_head *h, int64_t t0, int64_t n,
         }
         la_chunk_scores(wide, h, b, gated, n, c, left, dk, false, b->a);
         float *o = la_out(h, g, t0);
+        if (g == 0)
+            la_chunk_prefetch(h, t0 + n, 2);
         la_mm(wide, n, dv, dk, b->qhat, dk, 1, S, dv, o, ldo, false);
         /* a is zero above the diagonal: each row block stops at its end */
         for (int64_t r0 = 0; r0 < n; r0 += LA_ROW_BLOCK) {
@@ -481,6 +511,7 @@ LA_INLINE void la_chunk_body(bool wide, const la_head *h, int64_t t0, int64_t n,
         }
     }
 
+    la_chunk_prefetch(h, t0 + n, 3);
     /* S_n = exp(G_n) S0 + ktil^T W (ktil read transposed) */
     if (gated)
         for (int64_t i = 0; i < dk; i++)
