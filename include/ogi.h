@@ -27,9 +27,9 @@ typedef enum ogi_status {
     OGI_ERR_INVALID_MODEL,    /* a model file or graph is malformed */
     OGI_ERR_UNSUPPORTED,      /* valid, but not implemented (an op, a dtype) */
     OGI_ERR_OUT_OF_MEMORY,
-    OGI_ERR_IO,               /* a file could not be opened, read or mapped */
-    OGI_ERR_RUNTIME,          /* a run failed on its inputs (shapes, indices) */
-    OGI_ERR_NOT_FOUND,        /* a named input, output or file does not exist */
+    OGI_ERR_IO,        /* a file could not be opened, read or mapped */
+    OGI_ERR_RUNTIME,   /* a run failed on its inputs (shapes, indices) */
+    OGI_ERR_NOT_FOUND, /* a named input, output or file does not exist */
 } ogi_status;
 
 /* Short name of a status ("OGI_ERR_IO"). Never NULL. */
@@ -125,9 +125,9 @@ typedef enum ogi_attention_precision {
 } ogi_attention_precision;
 
 typedef struct ogi_session_options {
-    int threads;          /* worker threads; 0 = one per core */
-    int fold_constants;   /* run constant-only subgraphs once at load (default 1) */
-    size_t max_tensor_bytes; /* refuse to create a larger tensor; 0 = no limit */
+    int threads;                       /* worker threads; 0 = one per core */
+    int fold_constants;                /* run constant-only subgraphs once at load (default 1) */
+    size_t max_tensor_bytes;           /* refuse to create a larger tensor; 0 = no limit */
     ogi_attention_precision attention; /* default OGI_ATTENTION_EXACT */
 } ogi_session_options;
 
@@ -177,7 +177,6 @@ ogi_status ogi_tensor_read_pb(const char *path, ogi_tensor **out, char **name_ou
 /* Frees memory that an ogi function returned to the caller (ids, text). */
 void ogi_free(void *ptr);
 
-
 /* ---- Generation: configs in the Hugging Face vocabulary ------------------- */
 
 #define OGI_MAX_EOS_IDS 8
@@ -188,27 +187,27 @@ typedef int (*ogi_logits_processor)(void *user, float *logits, size_t vocab, con
                                     size_t n_ids);
 
 typedef struct ogi_generation_config {
-    int max_new_tokens;          /* generated tokens at most (default 20) */
-    int min_new_tokens;          /* EOS and stop strings are ignored before this many */
-    int do_sample;               /* 0: greedy (or beam search when num_beams > 1) */
-    float temperature;           /* > 0; 1 = unchanged */
-    int top_k;                   /* 0 = off */
-    float top_p;                 /* in (0, 1]; 1 = off */
-    float min_p;                 /* in [0, 1); 0 = off */
-    float repetition_penalty;    /* 1 = off (CTRL-style, as transformers) */
-    float presence_penalty;      /* 0 = off (OpenAI-style) */
-    float frequency_penalty;     /* 0 = off */
-    int no_repeat_ngram_size;    /* 0 = off */
+    int max_new_tokens;       /* generated tokens at most (default 20) */
+    int min_new_tokens;       /* EOS and stop strings are ignored before this many */
+    int do_sample;            /* 0: greedy (or beam search when num_beams > 1) */
+    float temperature;        /* > 0; 1 = unchanged */
+    int top_k;                /* 0 = off */
+    float top_p;              /* in (0, 1]; 1 = off */
+    float min_p;              /* in [0, 1); 0 = off */
+    float repetition_penalty; /* 1 = off (CTRL-style, as transformers) */
+    float presence_penalty;   /* 0 = off (OpenAI-style) */
+    float frequency_penalty;  /* 0 = off */
+    int no_repeat_ngram_size; /* 0 = off */
     int32_t eos_token_ids[OGI_MAX_EOS_IDS];
     int n_eos_token_ids;
     const char *const *stop_strings; /* borrowed; matched on text across tokens */
     size_t n_stop_strings;
-    uint64_t seed;               /* same seed, same tokens on every backend and thread count */
-    int num_beams;               /* 1 = no beam search */
-    float length_penalty;        /* beam search: score / length^length_penalty */
-    int num_return_sequences;    /* <= num_beams */
-    int logprobs;                /* top log-probabilities to report per token (0 = none) */
-    int prefill_chunk;           /* prompt tokens per model run; 0 = the whole prompt at once */
+    uint64_t seed;                  /* same seed, same tokens on every backend and thread count */
+    int num_beams;                  /* 1 = no beam search */
+    float length_penalty;           /* beam search: score / length^length_penalty */
+    int num_return_sequences;       /* <= num_beams */
+    int logprobs;                   /* top log-probabilities to report per token (0 = none) */
+    int prefill_chunk;              /* prompt tokens per model run; 0 = the whole prompt at once */
     ogi_logits_processor processor; /* optional, runs first in the chain */
     void *processor_user;
 } ogi_generation_config;
@@ -240,9 +239,9 @@ typedef struct ogi_pipeline_options {
      * ONNX Runtime ignores it. */
     ogi_attention_precision attention;
     /* ONNX Runtime only: */
-    const char *ort_library;   /* libonnxruntime.so path; NULL: $OGI_ORT_LIBRARY, then deps/ */
-    int graph_optimization;    /* 0 disable, 1 basic, 2 extended, 99 all (default 99) */
-    const char *providers;     /* execution providers in order, e.g. "cuda,cpu"; NULL: cpu */
+    const char *ort_library; /* libonnxruntime.so path; NULL: $OGI_ORT_LIBRARY, then deps/ */
+    int graph_optimization;  /* 0 disable, 1 basic, 2 extended, 99 all (default 99) */
+    const char *providers;   /* execution providers in order, e.g. "cuda,cpu"; NULL: cpu */
 } ogi_pipeline_options;
 
 ogi_pipeline_options ogi_pipeline_default_options(void);
@@ -294,10 +293,10 @@ typedef enum ogi_stream_action {
 typedef ogi_stream_action (*ogi_stream_fn)(void *user, const char *piece, size_t len);
 
 typedef struct ogi_metrics {
-    double load_s;        /* pipeline open */
-    double ttft_s;        /* time to first token (prompt processing included) */
-    double tpot_s;        /* mean time per output token after the first */
-    double tokens_per_s;  /* generated tokens / generation time */
+    double load_s;       /* pipeline open */
+    double ttft_s;       /* time to first token (prompt processing included) */
+    double tpot_s;       /* mean time per output token after the first */
+    double tokens_per_s; /* generated tokens / generation time */
     size_t prompt_tokens;
     size_t generated_tokens;
 } ogi_metrics;
@@ -308,10 +307,10 @@ typedef struct ogi_top_logprob {
 } ogi_top_logprob;
 
 typedef struct ogi_result {
-    char *text;           /* generated text (UTF-8, NUL-terminated) */
-    int32_t *ids;         /* generated ids, the EOS that ended generation included */
+    char *text;   /* generated text (UTF-8, NUL-terminated) */
+    int32_t *ids; /* generated ids, the EOS that ended generation included */
     size_t n_ids;
-    float *logprobs;      /* log-probability of each generated id */
+    float *logprobs;               /* log-probability of each generated id */
     ogi_top_logprob *top_logprobs; /* n_ids x n_top, best first (config.logprobs) */
     int n_top;
     ogi_finish_reason finish;

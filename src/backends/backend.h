@@ -12,20 +12,19 @@
 typedef struct backend_session backend_session;
 
 typedef struct backend_options {
-    int threads;                /* 0: the backend's default */
-    int graph_optimization;     /* ONNX Runtime level 0-99; ignored by native */
-    const char *library_path;   /* ONNX Runtime shared library; NULL: search */
-    const char *providers;      /* execution providers, comma-separated ("cuda,cpu") */
-    int static_kv;              /* ask for a static, in-place KV cache (native only) */
-    int attention;              /* ogi_attention_precision (native only) */
+    int threads;              /* 0: the backend's default */
+    int graph_optimization;   /* ONNX Runtime level 0-99; ignored by native */
+    const char *library_path; /* ONNX Runtime shared library; NULL: search */
+    const char *providers;    /* execution providers, comma-separated ("cuda,cpu") */
+    int static_kv;            /* ask for a static, in-place KV cache (native only) */
+    int attention;            /* ogi_attention_precision (native only) */
 } backend_options;
 
 typedef struct backend_vtable {
     const char *name;
     /* 1 when the backend can be used here (its library is found). */
     int (*available)(const backend_options *opts);
-    ogi_status (*open)(const char *model_path, const backend_options *opts,
-                       backend_session **out);
+    ogi_status (*open)(const char *model_path, const backend_options *opts, backend_session **out);
     void (*free)(backend_session *s);
     size_t (*input_count)(const backend_session *s);
     size_t (*output_count)(const backend_session *s);

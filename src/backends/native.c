@@ -72,8 +72,8 @@ static const char *native_output_name(const backend_session *s, size_t i)
     return ogi_session_output_name(native_of(s), i);
 }
 
-static ogi_status native_input_info(const backend_session *s, size_t i, ogi_dtype *dtype,
-                                    int *rank, int64_t *dims)
+static ogi_status native_input_info(const backend_session *s, size_t i, ogi_dtype *dtype, int *rank,
+                                    int64_t *dims)
 {
     return ogi_session_input_info(native_of(s), i, dtype, rank, dims);
 }
@@ -82,8 +82,8 @@ static ogi_status native_run(backend_session *s, size_t n_in, const char *const 
                              const ogi_tensor *const *inputs, size_t n_out,
                              const char *const *out_names, ogi_tensor **outputs)
 {
-    return ogi_session_run(((native_session *)s)->session, n_in, in_names, inputs, n_out,
-                           out_names, outputs);
+    return ogi_session_run(((native_session *)s)->session, n_in, in_names, inputs, n_out, out_names,
+                           outputs);
 }
 
 static int native_static_kv(const backend_session *s)

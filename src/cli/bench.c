@@ -21,8 +21,8 @@
 enum { BENCH_MAX_BACKENDS = 4, BENCH_METRICS = 6 };
 
 static const char *const bench_metric_names[BENCH_METRICS] = {
-    "load_s", "prefill_tok_s_128", "prefill_tok_s_512", "decode_tok_s_b1", "decode_tok_s_b4",
-    "peak_rss_mb"};
+    "load_s",          "prefill_tok_s_128", "prefill_tok_s_512",
+    "decode_tok_s_b1", "decode_tok_s_b4",   "peak_rss_mb"};
 
 typedef struct bench_opts {
     const char *dir;
@@ -335,7 +335,8 @@ int cli_bench(int argc, char **argv)
             bench_summarise(samples[b][m], o.repeats, &results[b].med[m], &results[b].min[m],
                             &results[b].max[m]);
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    double bandwidth = bench_bandwidth(o.threads > 0 ? o.threads : (int)cores), weights = bench_weight_bytes(o.dir);
+    double bandwidth = bench_bandwidth(o.threads > 0 ? o.threads : (int)cores),
+           weights = bench_weight_bytes(o.dir);
     double roofline = weights > 0 ? bandwidth * 1e9 / weights : 0;
     if (json) {
         json_t *root = json_pack("{s:f, s:f, s:f, s:{}}", "roofline_decode_tok_s", roofline,

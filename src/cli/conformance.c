@@ -100,12 +100,17 @@ static int conf_cmp_pb(const void *a, const void *b)
 static bool conf_fp8_nan(ogi_dtype t, uint8_t b)
 {
     switch (t) {
-    case OGI_FLOAT8E4M3FN: return (b & 0x7f) == 0x7f;
+    case OGI_FLOAT8E4M3FN:
+        return (b & 0x7f) == 0x7f;
     case OGI_FLOAT8E4M3FNUZ:
-    case OGI_FLOAT8E5M2FNUZ: return b == 0x80;
-    case OGI_FLOAT8E5M2: return (b & 0x7f) > 0x7c;
-    case OGI_FLOAT8E8M0: return b == 0xff;
-    default: return false;
+    case OGI_FLOAT8E5M2FNUZ:
+        return b == 0x80;
+    case OGI_FLOAT8E5M2:
+        return (b & 0x7f) > 0x7c;
+    case OGI_FLOAT8E8M0:
+        return b == 0xff;
+    default:
+        return false;
     }
 }
 

@@ -108,7 +108,8 @@ uint16_t dtype_f32_to_f16(float f)
     uint32_t sign = (x >> 16) & 0x8000;
     uint32_t absx = x & 0x7fffffffu;
     if (absx >= 0x7f800000u) /* inf or NaN (keep NaN quiet) */
-        return (uint16_t)(sign | 0x7c00 | (absx > 0x7f800000u ? 0x200 | ((absx >> 13) & 0x3ff) : 0));
+        return (uint16_t)(sign | 0x7c00 |
+                          (absx > 0x7f800000u ? 0x200 | ((absx >> 13) & 0x3ff) : 0));
     if (absx >= 0x477ff000u) /* rounds to >= 65520: overflow to inf */
         return (uint16_t)(sign | 0x7c00);
     if (absx < 0x38800000u) {
@@ -150,35 +151,58 @@ uint16_t dtype_f32_to_bf16(float f)
 double dtype_get_f64(const void *data, ogi_dtype dtype, int64_t i)
 {
     switch (dtype) {
-    case OGI_FLOAT32: return ((const float *)data)[i];
-    case OGI_FLOAT64: return ((const double *)data)[i];
-    case OGI_FLOAT16: return dtype_f16_to_f32(((const uint16_t *)data)[i]);
-    case OGI_BFLOAT16: return dtype_bf16_to_f32(((const uint16_t *)data)[i]);
-    case OGI_INT8: return ((const int8_t *)data)[i];
-    case OGI_INT16: return ((const int16_t *)data)[i];
-    case OGI_INT32: return ((const int32_t *)data)[i];
-    case OGI_INT64: return (double)((const int64_t *)data)[i];
-    case OGI_UINT8: return ((const uint8_t *)data)[i];
-    case OGI_UINT16: return ((const uint16_t *)data)[i];
-    case OGI_UINT32: return ((const uint32_t *)data)[i];
-    case OGI_UINT64: return (double)((const uint64_t *)data)[i];
-    case OGI_BOOL: return ((const uint8_t *)data)[i] ? 1.0 : 0.0;
-    default: return NAN;
+    case OGI_FLOAT32:
+        return ((const float *)data)[i];
+    case OGI_FLOAT64:
+        return ((const double *)data)[i];
+    case OGI_FLOAT16:
+        return dtype_f16_to_f32(((const uint16_t *)data)[i]);
+    case OGI_BFLOAT16:
+        return dtype_bf16_to_f32(((const uint16_t *)data)[i]);
+    case OGI_INT8:
+        return ((const int8_t *)data)[i];
+    case OGI_INT16:
+        return ((const int16_t *)data)[i];
+    case OGI_INT32:
+        return ((const int32_t *)data)[i];
+    case OGI_INT64:
+        return (double)((const int64_t *)data)[i];
+    case OGI_UINT8:
+        return ((const uint8_t *)data)[i];
+    case OGI_UINT16:
+        return ((const uint16_t *)data)[i];
+    case OGI_UINT32:
+        return ((const uint32_t *)data)[i];
+    case OGI_UINT64:
+        return (double)((const uint64_t *)data)[i];
+    case OGI_BOOL:
+        return ((const uint8_t *)data)[i] ? 1.0 : 0.0;
+    default:
+        return NAN;
     }
 }
 
 int64_t dtype_get_i64(const void *data, ogi_dtype dtype, int64_t i)
 {
     switch (dtype) {
-    case OGI_INT8: return ((const int8_t *)data)[i];
-    case OGI_INT16: return ((const int16_t *)data)[i];
-    case OGI_INT32: return ((const int32_t *)data)[i];
-    case OGI_INT64: return ((const int64_t *)data)[i];
-    case OGI_UINT8: return ((const uint8_t *)data)[i];
-    case OGI_UINT16: return ((const uint16_t *)data)[i];
-    case OGI_UINT32: return ((const uint32_t *)data)[i];
-    case OGI_UINT64: return (int64_t)((const uint64_t *)data)[i];
-    case OGI_BOOL: return ((const uint8_t *)data)[i] ? 1 : 0;
+    case OGI_INT8:
+        return ((const int8_t *)data)[i];
+    case OGI_INT16:
+        return ((const int16_t *)data)[i];
+    case OGI_INT32:
+        return ((const int32_t *)data)[i];
+    case OGI_INT64:
+        return ((const int64_t *)data)[i];
+    case OGI_UINT8:
+        return ((const uint8_t *)data)[i];
+    case OGI_UINT16:
+        return ((const uint16_t *)data)[i];
+    case OGI_UINT32:
+        return ((const uint32_t *)data)[i];
+    case OGI_UINT64:
+        return (int64_t)((const uint64_t *)data)[i];
+    case OGI_BOOL:
+        return ((const uint8_t *)data)[i] ? 1 : 0;
     default: {
         double v = dtype_get_f64(data, dtype, i);
         if (!(v > -9.2e18 && v < 9.2e18))
@@ -191,14 +215,27 @@ int64_t dtype_get_i64(const void *data, ogi_dtype dtype, int64_t i)
 void dtype_set_f64(void *data, ogi_dtype dtype, int64_t i, double v)
 {
     switch (dtype) {
-    case OGI_FLOAT32: ((float *)data)[i] = (float)v; break;
-    case OGI_FLOAT64: ((double *)data)[i] = v; break;
-    case OGI_FLOAT16: ((uint16_t *)data)[i] = dtype_f32_to_f16((float)v); break;
-    case OGI_BFLOAT16: ((uint16_t *)data)[i] = dtype_f32_to_bf16((float)v); break;
-    case OGI_BOOL: ((uint8_t *)data)[i] = v != 0.0; break;
+    case OGI_FLOAT32:
+        ((float *)data)[i] = (float)v;
+        break;
+    case OGI_FLOAT64:
+        ((double *)data)[i] = v;
+        break;
+    case OGI_FLOAT16:
+        ((uint16_t *)data)[i] = dtype_f32_to_f16((float)v);
+        break;
+    case OGI_BFLOAT16:
+        ((uint16_t *)data)[i] = dtype_f32_to_bf16((float)v);
+        break;
+    case OGI_BOOL:
+        ((uint8_t *)data)[i] = v != 0.0;
+        break;
     default:
         if (dtype_is_integer(dtype)) {
-            int64_t x = isnan(v) ? 0 : v >= 9.2e18 ? INT64_MAX : v <= -9.2e18 ? INT64_MIN : (int64_t)v;
+            int64_t x = isnan(v)       ? 0
+                        : v >= 9.2e18  ? INT64_MAX
+                        : v <= -9.2e18 ? INT64_MIN
+                                       : (int64_t)v;
             dtype_set_i64(data, dtype, i, x);
         }
         break; /* other types need the converters in ops/cast.h */
@@ -208,15 +245,33 @@ void dtype_set_f64(void *data, ogi_dtype dtype, int64_t i, double v)
 void dtype_set_i64(void *data, ogi_dtype dtype, int64_t i, int64_t v)
 {
     switch (dtype) {
-    case OGI_INT8: ((int8_t *)data)[i] = (int8_t)v; break;
-    case OGI_INT16: ((int16_t *)data)[i] = (int16_t)v; break;
-    case OGI_INT32: ((int32_t *)data)[i] = (int32_t)v; break;
-    case OGI_INT64: ((int64_t *)data)[i] = v; break;
-    case OGI_UINT8: ((uint8_t *)data)[i] = (uint8_t)v; break;
-    case OGI_UINT16: ((uint16_t *)data)[i] = (uint16_t)v; break;
-    case OGI_UINT32: ((uint32_t *)data)[i] = (uint32_t)v; break;
-    case OGI_UINT64: ((uint64_t *)data)[i] = (uint64_t)v; break;
-    case OGI_BOOL: ((uint8_t *)data)[i] = v != 0; break;
+    case OGI_INT8:
+        ((int8_t *)data)[i] = (int8_t)v;
+        break;
+    case OGI_INT16:
+        ((int16_t *)data)[i] = (int16_t)v;
+        break;
+    case OGI_INT32:
+        ((int32_t *)data)[i] = (int32_t)v;
+        break;
+    case OGI_INT64:
+        ((int64_t *)data)[i] = v;
+        break;
+    case OGI_UINT8:
+        ((uint8_t *)data)[i] = (uint8_t)v;
+        break;
+    case OGI_UINT16:
+        ((uint16_t *)data)[i] = (uint16_t)v;
+        break;
+    case OGI_UINT32:
+        ((uint32_t *)data)[i] = (uint32_t)v;
+        break;
+    case OGI_UINT64:
+        ((uint64_t *)data)[i] = (uint64_t)v;
+        break;
+    case OGI_BOOL:
+        ((uint8_t *)data)[i] = v != 0;
+        break;
     default:
         if (dtype_is_float(dtype))
             dtype_set_f64(data, dtype, i, (double)v);

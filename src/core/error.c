@@ -10,9 +10,14 @@
 static _Thread_local char error_message[1024];
 
 static const char *const status_names[] = {
-    "OGI_OK",          "OGI_ERR_INVALID_ARGUMENT", "OGI_ERR_INVALID_MODEL",
-    "OGI_ERR_UNSUPPORTED", "OGI_ERR_OUT_OF_MEMORY", "OGI_ERR_IO",
-    "OGI_ERR_RUNTIME", "OGI_ERR_NOT_FOUND",
+    "OGI_OK",
+    "OGI_ERR_INVALID_ARGUMENT",
+    "OGI_ERR_INVALID_MODEL",
+    "OGI_ERR_UNSUPPORTED",
+    "OGI_ERR_OUT_OF_MEMORY",
+    "OGI_ERR_IO",
+    "OGI_ERR_RUNTIME",
+    "OGI_ERR_NOT_FOUND",
 };
 
 const char *ogi_status_name(ogi_status status)

@@ -14,11 +14,11 @@ typedef struct arena_segment {
 struct exec_arena {
     unsigned char *base;
     size_t capacity;
-    size_t high_water; /* largest end offset the plan needed */
-    size_t tail;       /* everything from here on is free */
+    size_t high_water;        /* largest end offset the plan needed */
+    size_t tail;              /* everything from here on is free */
     arena_segment *free_list; /* free holes below tail, sorted by offset */
     size_t n_free, cap_free;
-    size_t live;       /* outstanding allocations */
+    size_t live; /* outstanding allocations */
 };
 
 ogi_status exec_arena_create(exec_arena **out)

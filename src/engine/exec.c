@@ -109,12 +109,11 @@ ogi_status op_alloc(op_ctx *c, int i, ogi_dtype dtype, int rank, const int64_t *
         const ogi_tensor *b = f->bound[v];
         if (b->dtype != t->dtype || !tensor_same_shape(b, t)) {
             char s1[128], s2[128];
-            return op_error(c, OGI_ERR_RUNTIME,
-                            "output '%s' is %s %s, but the tensor bound to it is %s %s",
-                            f->g->values[v].name, ogi_dtype_name(t->dtype),
-                            tensor_shape_str(t->rank, t->dims, s1, sizeof(s1)),
-                            ogi_dtype_name(b->dtype),
-                            tensor_shape_str(b->rank, b->dims, s2, sizeof(s2)));
+            return op_error(
+                c, OGI_ERR_RUNTIME, "output '%s' is %s %s, but the tensor bound to it is %s %s",
+                f->g->values[v].name, ogi_dtype_name(t->dtype),
+                tensor_shape_str(t->rank, t->dims, s1, sizeof(s1)), ogi_dtype_name(b->dtype),
+                tensor_shape_str(b->rank, b->dims, s2, sizeof(s2)));
         }
         t->data = b->data;
         t->storage = TENSOR_BORROWED;
@@ -174,8 +173,8 @@ static bool exec_output_movable(const op_ctx *c, int i)
     return f != NULL && v >= 0 && !f->g->values[v].is_output && c->out[i]->data == NULL;
 }
 
-ogi_status op_alloc_view_at(op_ctx *c, int i, int j, size_t byte_offset, ogi_dtype dtype,
-                            int rank, const int64_t *dims)
+ogi_status op_alloc_view_at(op_ctx *c, int i, int j, size_t byte_offset, ogi_dtype dtype, int rank,
+                            const int64_t *dims)
 {
     const ogi_tensor *x = j < c->n_in ? c->in[j] : NULL;
     size_t bytes;
@@ -224,8 +223,8 @@ ogi_status op_alloc_view(op_ctx *c, int i, int j, ogi_dtype dtype, int rank, con
     size_t bytes;
     int64_t numel = tensor_shape_numel(rank, dims);
     if (x == NULL || numel < 0 || !tensor_bytes_for(dtype, numel, &bytes) || bytes != x->nbytes)
-        return op_error(c, OGI_ERR_RUNTIME, "output %d: cannot view input %d with another size",
-                        i, j);
+        return op_error(c, OGI_ERR_RUNTIME, "output %d: cannot view input %d with another size", i,
+                        j);
     return op_alloc_view_at(c, i, j, 0, dtype, rank, dims);
 }
 
@@ -256,19 +255,19 @@ static ogi_status exec_check_input(const graph_value *v, const ogi_tensor *t)
     if (t->kind != TENSOR_KIND_TENSOR)
         return OGI_OK;
     if (v->dtype != OGI_DTYPE_UNDEFINED && t->dtype != v->dtype)
-        return ogi_error(OGI_ERR_INVALID_ARGUMENT, "input '%s': expected dtype %s, got %s",
-                         v->name, ogi_dtype_name(v->dtype), ogi_dtype_name(t->dtype));
+        return ogi_error(OGI_ERR_INVALID_ARGUMENT, "input '%s': expected dtype %s, got %s", v->name,
+                         ogi_dtype_name(v->dtype), ogi_dtype_name(t->dtype));
     if (v->shape.rank < 0)
         return OGI_OK;
     if (t->rank != v->shape.rank)
         return ogi_error(OGI_ERR_INVALID_ARGUMENT, "input '%s': expected rank %d, got shape %s",
-                         v->name, v->shape.rank, tensor_shape_str(t->rank, t->dims, s1, sizeof(s1)));
+                         v->name, v->shape.rank,
+                         tensor_shape_str(t->rank, t->dims, s1, sizeof(s1)));
     for (int d = 0; d < t->rank; d++)
         if (v->shape.dims[d] >= 0 && v->shape.dims[d] != t->dims[d])
-            return ogi_error(OGI_ERR_INVALID_ARGUMENT,
-                             "input '%s': dim %d must be %lld, got shape %s", v->name, d,
-                             (long long)v->shape.dims[d],
-                             tensor_shape_str(t->rank, t->dims, s1, sizeof(s1)));
+            return ogi_error(
+                OGI_ERR_INVALID_ARGUMENT, "input '%s': dim %d must be %lld, got shape %s", v->name,
+                d, (long long)v->shape.dims[d], tensor_shape_str(t->rank, t->dims, s1, sizeof(s1)));
     return OGI_OK;
 }
 
@@ -475,11 +474,10 @@ ogi_status exec_copy_into(ogi_tensor *dst, const ogi_tensor *src)
         return OGI_OK;
     if (src->dtype != dst->dtype || !tensor_same_shape(src, dst)) {
         char s1[128], s2[128];
-        return ogi_error(OGI_ERR_RUNTIME, "a %s %s result does not fit the bound %s %s tensor",
-                         ogi_dtype_name(src->dtype),
-                         tensor_shape_str(src->rank, src->dims, s1, sizeof(s1)),
-                         ogi_dtype_name(dst->dtype),
-                         tensor_shape_str(dst->rank, dst->dims, s2, sizeof(s2)));
+        return ogi_error(
+            OGI_ERR_RUNTIME, "a %s %s result does not fit the bound %s %s tensor",
+            ogi_dtype_name(src->dtype), tensor_shape_str(src->rank, src->dims, s1, sizeof(s1)),
+            ogi_dtype_name(dst->dtype), tensor_shape_str(dst->rank, dst->dims, s2, sizeof(s2)));
     }
     if (src->nbytes)
         memcpy(dst->data, src->data, src->nbytes);
@@ -554,10 +552,9 @@ static ogi_status exec_frame_run(exec_frame *f, const ogi_tensor *const *inputs,
         double start = profile ? exec_now() : 0;
         st = exec_node(f, i);
         if (profile)
-            exec_profile_add(profile,
-                             profile->by_node ? g->nodes[i].proto->name
-                                              : g->nodes[i].kernel->op_type,
-                             exec_now() - start);
+            exec_profile_add(
+                profile, profile->by_node ? g->nodes[i].proto->name : g->nodes[i].kernel->op_type,
+                exec_now() - start);
         const graph_node *n = &g->nodes[i];
         for (int r = 0; r < n->n_release; r++)
             exec_release_slot(f, n->release[r]);
@@ -587,8 +584,8 @@ ogi_status op_run_subgraph(op_ctx *c, const graph *g, int n_in, const ogi_tensor
         return op_error(c, OGI_ERR_UNSUPPORTED, "subgraphs cannot run at load time");
     if (n_in != g->n_inputs || n_out != g->n_outputs)
         return op_error(c, OGI_ERR_INVALID_MODEL,
-                        "subgraph takes %d inputs and gives %d outputs, not %d and %d",
-                        g->n_inputs, g->n_outputs, n_in, n_out);
+                        "subgraph takes %d inputs and gives %d outputs, not %d and %d", g->n_inputs,
+                        g->n_outputs, n_in, n_out);
     for (int i = 0; i < n_in; i++)
         if (inputs[i] == NULL)
             return op_error(c, OGI_ERR_INVALID_MODEL, "subgraph input %d is missing", i);
@@ -616,8 +613,13 @@ static bool exec_shape_only(const graph *g, const graph_node *n)
 static bool exec_foldable(const graph *g, const graph_node *n)
 {
     static const char *const random_ops[] = {
-        "RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike",
-        "Bernoulli",    "Multinomial",   NULL,
+        "RandomNormal",
+        "RandomUniform",
+        "RandomNormalLike",
+        "RandomUniformLike",
+        "Bernoulli",
+        "Multinomial",
+        NULL,
     };
     if (n->n_subgraphs > 0 || n->proto->domain[0] != '\0')
         return false;
@@ -686,8 +688,13 @@ static ogi_status exec_fold_node(graph *g, graph_node *n, bool *folded)
         out_ptrs[o] = &outs[o];
         used[o] = true;
     }
-    op_ctx c = {.node = n, .opset = n->opset, .n_in = n->n_inputs, .in = in,
-                .n_out = n->n_outputs, .out = out_ptrs, .out_used = used};
+    op_ctx c = {.node = n,
+                .opset = n->opset,
+                .n_in = n->n_inputs,
+                .in = in,
+                .n_out = n->n_outputs,
+                .out = out_ptrs,
+                .out_used = used};
     ogi_status st = exec_check_strings(n, in);
     if (st == OGI_OK)
         st = n->kernel->run(&c);

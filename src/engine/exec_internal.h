@@ -21,9 +21,9 @@ void arena_end_run(exec_arena *a);
 
 typedef struct exec_frame {
     const graph *g;
-    ogi_tensor *slots;    /* one per value */
-    arena_block *blocks;  /* arena placement of slots with TENSOR_ARENA storage */
-    ogi_tensor **bound;   /* per value: a caller's tensor the output is written into */
+    ogi_tensor *slots;   /* one per value */
+    arena_block *blocks; /* arena placement of slots with TENSOR_ARENA storage */
+    ogi_tensor **bound;  /* per value: a caller's tensor the output is written into */
     struct exec_frame *parent;
     const exec_env *env;
 } exec_frame;

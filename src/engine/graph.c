@@ -13,7 +13,6 @@
 #include "engine/op.h"
 #include "engine/shape_infer.h"
 
-
 /* Name → value index, open addressing. */
 typedef struct name_map {
     size_t cap; /* power of two */
@@ -180,8 +179,8 @@ static void graph_set_const(graph_value *v, const ogi_tensor *t)
     }
 }
 
-static ogi_status graph_build_graph(const onnx_model *model, const onnx_graph *proto,
-                                    graph *parent, const graph_options *options, graph **out);
+static ogi_status graph_build_graph(const onnx_model *model, const onnx_graph *proto, graph *parent,
+                                    const graph_options *options, graph **out);
 
 /* ---- values --------------------------------------------------------------- */
 
@@ -271,8 +270,8 @@ static ogi_status graph_node_subgraphs(graph *g, graph_node *gn, const graph_opt
         if (p->attrs[a].type != ONNX_ATTR_GRAPH || p->attrs[a].g == NULL)
             continue;
         gn->subgraph_names[gn->n_subgraphs] = p->attrs[a].name;
-        ogi_status st = graph_build_graph(g->model, p->attrs[a].g, g, options,
-                                          &gn->subgraphs[gn->n_subgraphs]);
+        ogi_status st =
+            graph_build_graph(g->model, p->attrs[a].g, g, options, &gn->subgraphs[gn->n_subgraphs]);
         if (st != OGI_OK)
             return ogi_error_prefix(st, "subgraph '%s'", p->attrs[a].name);
         gn->n_subgraphs++;
@@ -531,8 +530,8 @@ ogi_status graph_plan_lifetimes(graph *g)
     return OGI_OK;
 }
 
-static ogi_status graph_build_graph(const onnx_model *model, const onnx_graph *proto,
-                                    graph *parent, const graph_options *options, graph **out)
+static ogi_status graph_build_graph(const onnx_model *model, const onnx_graph *proto, graph *parent,
+                                    const graph_options *options, graph **out)
 {
     if (proto->n_sparse_initializers > 0)
         return ogi_error(OGI_ERR_UNSUPPORTED, "sparse initializers are not supported");

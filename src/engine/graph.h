@@ -30,7 +30,7 @@ typedef struct graph_value {
     const char *name;
     value_kind kind;
     tensor_kind type; /* tensor, sequence or optional, as declared */
-    ogi_dtype dtype; /* OGI_DTYPE_UNDEFINED when unknown */
+    ogi_dtype dtype;  /* OGI_DTYPE_UNDEFINED when unknown */
     value_shape shape;
     const ogi_tensor *constant; /* VALUE_CONST: borrowed from the model or owned by the graph */
     int producer;               /* node index for VALUE_NODE, else -1 */
@@ -43,12 +43,12 @@ typedef struct graph_node {
     const onnx_node *proto; /* name, op_type, domain, attributes */
     int opset;              /* the model's opset version for the node's domain */
     int n_inputs;
-    int *inputs;            /* value index, -1 for an omitted optional input */
+    int *inputs; /* value index, -1 for an omitted optional input */
     int n_outputs;
-    int *outputs;           /* value index, -1 for an omitted output */
+    int *outputs; /* value index, -1 for an omitted output */
     const struct op_kernel *kernel;
     int n_subgraphs;
-    struct graph **subgraphs; /* in attribute order */
+    struct graph **subgraphs;    /* in attribute order */
     const char **subgraph_names; /* attribute name of each subgraph */
     int n_release;
     int *release; /* values whose last reader is this node: freed after it runs */
@@ -60,16 +60,16 @@ typedef struct graph {
     int n_nodes;
     graph_node *nodes; /* topological order */
     int n_inputs;
-    int *inputs;       /* value indices of the caller-fed inputs, in order */
+    int *inputs; /* value indices of the caller-fed inputs, in order */
     int n_outputs;
-    int *outputs;      /* value indices of the outputs, in order */
+    int *outputs; /* value indices of the outputs, in order */
     struct graph *parent;
     const onnx_model *model; /* borrowed */
     const onnx_graph *proto; /* borrowed */
     int n_owned;
-    ogi_tensor **owned; /* constants created at load by folding */
-    int n_folded;       /* nodes removed by constant folding */
-    int n_fused;        /* patterns replaced by fused kernels */
+    ogi_tensor **owned;              /* constants created at load by folding */
+    int n_folded;                    /* nodes removed by constant folding */
+    int n_fused;                     /* patterns replaced by fused kernels */
     struct graph_build_state *build; /* only while building */
 } graph;
 

@@ -114,8 +114,8 @@ static ogi_status gen_on_token(gen_run_state *r, int32_t id, size_t generated, b
     size_t safe = r->text.len;
     if (!*stop && r->text.max_stop > 0)
         safe = r->text.len >= r->text.max_stop - 1 ? r->text.len - (r->text.max_stop - 1) : 0;
-    ogi_stream_action a = gen_stream(&r->text, safe < r->text.streamed ? r->text.streamed : safe,
-                                     r->stream, r->user);
+    ogi_stream_action a =
+        gen_stream(&r->text, safe < r->text.streamed ? r->text.streamed : safe, r->stream, r->user);
     if (a != OGI_STREAM_CONTINUE) {
         r->finish = a == OGI_STREAM_CANCEL ? OGI_FINISH_CANCELLED : OGI_FINISH_STOPPED;
         *stop = true;
@@ -201,7 +201,7 @@ ogi_status genai_run_loop(ogi_pipeline *pipe, ogi_generator *g, size_t n_prompt,
         bool eos = false;
         for (int i = 0; i < cfg->n_eos_token_ids && n > n_prompt; i++)
             eos |= ids[n - 1] == cfg->eos_token_ids[i];
-        r.finish = eos ? OGI_FINISH_EOS
+        r.finish = eos                  ? OGI_FINISH_EOS
                    : n >= pipe->context ? OGI_FINISH_CONTEXT
                                         : OGI_FINISH_LENGTH;
     }

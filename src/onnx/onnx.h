@@ -31,9 +31,9 @@ typedef enum onnx_attr_type {
 struct onnx_graph;
 
 typedef struct onnx_tensor {
-    const char *name;    /* "" when unnamed */
-    ogi_tensor tensor;   /* storage TENSOR_BORROWED: mmap or model pool */
-    bool external;       /* data came from an external-data file */
+    const char *name;              /* "" when unnamed */
+    ogi_tensor tensor;             /* storage TENSOR_BORROWED: mmap or model pool */
+    bool external;                 /* data came from an external-data file */
     const char *external_location; /* for external data: file, offset, length */
     uint64_t external_offset, external_length;
 } onnx_tensor;
@@ -57,9 +57,9 @@ typedef struct onnx_attr {
 } onnx_attr;
 
 typedef struct onnx_node {
-    const char *name;    /* "" when unnamed */
+    const char *name; /* "" when unnamed */
     const char *op_type;
-    const char *domain;  /* "" for the default ONNX domain */
+    const char *domain; /* "" for the default ONNX domain */
     int n_inputs;
     const char **inputs; /* "" marks an omitted optional input */
     int n_outputs;
@@ -151,8 +151,7 @@ ogi_status onnx_model_load_structure(const char *path, onnx_model **out);
 
 /* Decodes a model held in memory (borrowed: must outlive the model).
  * base_dir (may be NULL) is where external data is looked for. */
-ogi_status onnx_model_parse(const void *data, size_t size, const char *base_dir,
-                            onnx_model **out);
+ogi_status onnx_model_parse(const void *data, size_t size, const char *base_dir, onnx_model **out);
 
 void onnx_model_free(onnx_model *model);
 

@@ -97,11 +97,21 @@ static inline uint64_t pb_fixed64(pb_cursor *c)
 static inline void pb_skip(pb_cursor *c, uint32_t wire)
 {
     switch (wire) {
-    case PB_VARINT: pb_varint(c); break;
-    case PB_FIXED64: pb_fixed64(c); break;
-    case PB_LEN: pb_bytes(c); break;
-    case PB_FIXED32: pb_fixed32(c); break;
-    default: c->bad = true; break;
+    case PB_VARINT:
+        pb_varint(c);
+        break;
+    case PB_FIXED64:
+        pb_fixed64(c);
+        break;
+    case PB_LEN:
+        pb_bytes(c);
+        break;
+    case PB_FIXED32:
+        pb_fixed32(c);
+        break;
+    default:
+        c->bad = true;
+        break;
     }
 }
 

@@ -127,8 +127,9 @@ static void reader_scalars(pb_cursor *c, uint32_t wire, int elem_bytes, uint64_t
             c->bad = true;
         return;
     }
-    uint64_t v = wire == PB_FIXED32 ? pb_fixed32(c) : wire == PB_FIXED64 ? pb_fixed64(c)
-                                                                         : pb_varint(c);
+    uint64_t v = wire == PB_FIXED32   ? pb_fixed32(c)
+                 : wire == PB_FIXED64 ? pb_fixed64(c)
+                                      : pb_varint(c);
     if (*i < cap)
         out[(*i)++] = v;
 }
@@ -766,13 +767,27 @@ static ogi_status reader_node(reader *r, pb_cursor m, onnx_node *n)
             continue;
         }
         switch (field) {
-        case 1: n->inputs[n->n_inputs++] = reader_string(r, &m, NULL); break;
-        case 2: n->outputs[n->n_outputs++] = reader_string(r, &m, NULL); break;
-        case 3: n->name = reader_string(r, &m, NULL); break;
-        case 4: n->op_type = reader_string(r, &m, NULL); break;
-        case 7: n->domain = reader_string(r, &m, NULL); break;
-        case 5: st = reader_attr(r, pb_bytes(&m), &n->attrs[n->n_attrs++]); break;
-        default: pb_skip(&m, wire); break;
+        case 1:
+            n->inputs[n->n_inputs++] = reader_string(r, &m, NULL);
+            break;
+        case 2:
+            n->outputs[n->n_outputs++] = reader_string(r, &m, NULL);
+            break;
+        case 3:
+            n->name = reader_string(r, &m, NULL);
+            break;
+        case 4:
+            n->op_type = reader_string(r, &m, NULL);
+            break;
+        case 7:
+            n->domain = reader_string(r, &m, NULL);
+            break;
+        case 5:
+            st = reader_attr(r, pb_bytes(&m), &n->attrs[n->n_attrs++]);
+            break;
+        default:
+            pb_skip(&m, wire);
+            break;
         }
         if (st != OGI_OK)
             return ogi_error_prefix(st, "node '%s' (%s)", n->name ? n->name : "",
@@ -813,13 +828,27 @@ static ogi_status reader_graph(reader *r, pb_cursor m, onnx_graph *g)
             continue;
         }
         switch (field) {
-        case 1: st = reader_node(r, pb_bytes(&m), &g->nodes[g->n_nodes++]); break;
-        case 2: g->name = reader_string(r, &m, NULL); break;
-        case 5: st = reader_tensor(r, pb_bytes(&m), &g->initializers[g->n_initializers++]); break;
-        case 11: st = reader_value_info(r, pb_bytes(&m), &g->inputs[g->n_inputs++]); break;
-        case 12: st = reader_value_info(r, pb_bytes(&m), &g->outputs[g->n_outputs++]); break;
-        case 13: st = reader_value_info(r, pb_bytes(&m), &g->value_infos[g->n_value_infos++]); break;
-        default: pb_skip(&m, wire); break;
+        case 1:
+            st = reader_node(r, pb_bytes(&m), &g->nodes[g->n_nodes++]);
+            break;
+        case 2:
+            g->name = reader_string(r, &m, NULL);
+            break;
+        case 5:
+            st = reader_tensor(r, pb_bytes(&m), &g->initializers[g->n_initializers++]);
+            break;
+        case 11:
+            st = reader_value_info(r, pb_bytes(&m), &g->inputs[g->n_inputs++]);
+            break;
+        case 12:
+            st = reader_value_info(r, pb_bytes(&m), &g->outputs[g->n_outputs++]);
+            break;
+        case 13:
+            st = reader_value_info(r, pb_bytes(&m), &g->value_infos[g->n_value_infos++]);
+            break;
+        default:
+            pb_skip(&m, wire);
+            break;
         }
         if (st != OGI_OK)
             return st;
@@ -866,14 +895,30 @@ static ogi_status reader_function(reader *r, pb_cursor m, onnx_function *f)
             continue;
         }
         switch (field) {
-        case 1: f->name = reader_string(r, &m, NULL); break;
-        case 4: f->inputs[f->n_inputs++] = reader_string(r, &m, NULL); break;
-        case 5: f->outputs[f->n_outputs++] = reader_string(r, &m, NULL); break;
-        case 6: f->attr_names[f->n_attr_names++] = reader_string(r, &m, NULL); break;
-        case 7: st = reader_node(r, pb_bytes(&m), &f->nodes[f->n_nodes++]); break;
-        case 9: st = reader_opset(r, pb_bytes(&m), &f->opsets[f->n_opsets++]); break;
-        case 10: f->domain = reader_string(r, &m, NULL); break;
-        default: pb_skip(&m, wire); break;
+        case 1:
+            f->name = reader_string(r, &m, NULL);
+            break;
+        case 4:
+            f->inputs[f->n_inputs++] = reader_string(r, &m, NULL);
+            break;
+        case 5:
+            f->outputs[f->n_outputs++] = reader_string(r, &m, NULL);
+            break;
+        case 6:
+            f->attr_names[f->n_attr_names++] = reader_string(r, &m, NULL);
+            break;
+        case 7:
+            st = reader_node(r, pb_bytes(&m), &f->nodes[f->n_nodes++]);
+            break;
+        case 9:
+            st = reader_opset(r, pb_bytes(&m), &f->opsets[f->n_opsets++]);
+            break;
+        case 10:
+            f->domain = reader_string(r, &m, NULL);
+            break;
+        default:
+            pb_skip(&m, wire);
+            break;
         }
         if (st != OGI_OK)
             return st;
@@ -966,8 +1011,7 @@ static ogi_status onnx_model_decode(onnx_model *model, const void *data, size_t 
     return reader_model(&r, pb_make(data, size));
 }
 
-ogi_status onnx_model_parse(const void *data, size_t size, const char *base_dir,
-                            onnx_model **out)
+ogi_status onnx_model_parse(const void *data, size_t size, const char *base_dir, onnx_model **out)
 {
     onnx_model *model = NULL;
     ogi_status st = onnx_model_new("<memory>", base_dir, &model);

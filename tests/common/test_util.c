@@ -66,8 +66,8 @@ bool test_load_npy_f32(const char *path, float **data, int *rank, int64_t *dims)
     char header[1024];
     snprintf(header, sizeof(header), "%.*s", (int)header_len, (const char *)buf + start);
     const char *shape = strstr(header, "'shape': (");
-    if (strstr(header, "'descr': '<f4'") == NULL || strstr(header, "'fortran_order': False") == NULL ||
-        shape == NULL) {
+    if (strstr(header, "'descr': '<f4'") == NULL ||
+        strstr(header, "'fortran_order': False") == NULL || shape == NULL) {
         free(buf);
         return false;
     }

@@ -103,8 +103,7 @@ static void test_bound_inplace(void)
 static void test_arena_and_threads(void)
 {
     char path[4096];
-    snprintf(path, sizeof(path), "%s/models/tiny/llama-legacy-op17/model.onnx",
-             test_shared_dir());
+    snprintf(path, sizeof(path), "%s/models/tiny/llama-legacy-op17/model.onnx", test_shared_dir());
     onnx_model *m = NULL;
     graph *g = NULL;
     ogi_status st = onnx_model_load(path, &m);
@@ -116,7 +115,8 @@ static void test_arena_and_threads(void)
         onnx_model_free(m);
         return;
     }
-    int64_t ids[6] = {5, 17, 33, 2, 99, 7}, ones[6] = {1, 1, 1, 1, 1, 1}, pos[6] = {0, 1, 2, 3, 4, 5};
+    int64_t ids[6] = {5, 17, 33, 2, 99, 7}, ones[6] = {1, 1, 1, 1, 1, 1},
+            pos[6] = {0, 1, 2, 3, 4, 5};
     const ogi_tensor *inputs[16] = {0};
     ogi_tensor *owned[16] = {0};
     for (int i = 0; i < g->n_inputs; i++) {
@@ -157,8 +157,7 @@ static void test_arena_and_threads(void)
                            "output %d differs in run %d", k, run);
                 checks++;
             }
-    printf("arena: %zu bytes planned for a 6-token prefill of %d nodes\n", capacity[0],
-           g->n_nodes);
+    printf("arena: %zu bytes planned for a 6-token prefill of %d nodes\n", capacity[0], g->n_nodes);
     for (int run = 0; run < 3; run++)
         for (int k = 0; k < 16; k++)
             ogi_tensor_free(out[run][k]);

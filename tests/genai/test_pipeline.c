@@ -138,16 +138,16 @@ static void test_docstring(const char *export)
         const char *text = json_string_value(json_object_get(e, "greedy_text"));
         ogi_generation_config cfg = greedy(p, 40);
         ogi_result r;
-        ogi_status st = ogi_generate(p, json_string_value(json_object_get(e, "prompt")), &cfg,
-                                     NULL, NULL, &r);
+        ogi_status st =
+            ogi_generate(p, json_string_value(json_object_get(e, "prompt")), &cfg, NULL, NULL, &r);
         TEST_CHECK(st == OGI_OK, "%s prompt %zu: %s", export, i, ogi_last_error());
         checks++;
         if (st != OGI_OK)
             continue;
         TEST_CHECK(same_ids(r.ids, r.n_ids, want, nw), "%s prompt %zu: ids differ (%zu vs %zu)",
                    export, i, r.n_ids, nw);
-        TEST_CHECK(text != NULL && strcmp(r.text, text) == 0, "%s prompt %zu: text '%s'", export,
-                   i, r.text);
+        TEST_CHECK(text != NULL && strcmp(r.text, text) == 0, "%s prompt %zu: text '%s'", export, i,
+                   r.text);
         checks += 2;
         ogi_result_clear(&r);
     }
@@ -291,8 +291,8 @@ static void test_generator_behaviour(void)
     gcfg.n_stop_strings = 1;
     char streamed[4000] = "";
     st = ogi_generate(p1, "Return the number of", &gcfg, collect, streamed, &r1);
-    TEST_CHECK(st == OGI_OK && r1.finish == OGI_FINISH_STOP_STRING && strstr(r1.text, "roots") == NULL &&
-                   strcmp(streamed, r1.text) == 0,
+    TEST_CHECK(st == OGI_OK && r1.finish == OGI_FINISH_STOP_STRING &&
+                   strstr(r1.text, "roots") == NULL && strcmp(streamed, r1.text) == 0,
                "stop string: finish %s, text '%s', streamed '%s'",
                ogi_finish_reason_name(r1.finish), r1.text, streamed);
     checks++;
@@ -300,8 +300,8 @@ static void test_generator_behaviour(void)
 
     /* a callback that cancels */
     st = ogi_generate(p1, "Return the number of", &gcfg, cancel_at_once, NULL, &r1);
-    TEST_CHECK(st == OGI_OK && r1.finish == OGI_FINISH_CANCELLED && r1.n_ids >= 1,
-               "cancel: %s", ogi_finish_reason_name(r1.finish));
+    TEST_CHECK(st == OGI_OK && r1.finish == OGI_FINISH_CANCELLED && r1.n_ids >= 1, "cancel: %s",
+               ogi_finish_reason_name(r1.finish));
     checks++;
     ogi_result_clear(&r1);
 
@@ -330,8 +330,8 @@ static void test_generator_behaviour(void)
     bad.do_sample = 1;
     bad.top_p = 1.5f;
     st = ogi_generate_ids(p1, prompt, np, &bad, NULL, NULL, &r1);
-    TEST_CHECK(st == OGI_ERR_INVALID_ARGUMENT && strstr(ogi_last_error(), "top_p"),
-               "top_p 1.5: %s", ogi_last_error());
+    TEST_CHECK(st == OGI_ERR_INVALID_ARGUMENT && strstr(ogi_last_error(), "top_p"), "top_p 1.5: %s",
+               ogi_last_error());
     checks += 2;
 
     /* a prompt longer than the context */
@@ -420,8 +420,7 @@ static void test_beam_search(void)
             st = ogi_pipeline_score(p, prompt, np, &ce_prompt);
         double rescored = -(ce_all * (double)(n - 1) - ce_prompt * (double)(np - 1));
         TEST_CHECK(st == OGI_OK && n_lp == 20 && fabs(reported - rescored) < 1e-3,
-                   "hypothesis %zu: reported log-prob %.5f, rescored %.5f", r, reported,
-                   rescored);
+                   "hypothesis %zu: reported log-prob %.5f, rescored %.5f", r, reported, rescored);
         TEST_CHECK(r == 0 || reported <= best + 1e-6, "hypothesis %zu beats the best", r);
         checks += 2;
         if (r == 0) {
@@ -450,8 +449,8 @@ static void test_chat(void)
     ogi_result r;
     if (st == OGI_OK)
         st = ogi_chat_send(chat, "Return the number of elements.", &cfg, collect, streamed, &r);
-    TEST_CHECK(st == OGI_OK && r.n_ids > 0 && strcmp(streamed, r.text) == 0,
-               "chat turn 1: %s", ogi_last_error());
+    TEST_CHECK(st == OGI_OK && r.n_ids > 0 && strcmp(streamed, r.text) == 0, "chat turn 1: %s",
+               ogi_last_error());
     checks++;
     size_t first_prompt = r.metrics.prompt_tokens;
     if (st == OGI_OK)
@@ -459,8 +458,8 @@ static void test_chat(void)
     streamed[0] = '\0';
     if (st == OGI_OK)
         st = ogi_chat_send(chat, "And the size?", &cfg, collect, streamed, &r);
-    TEST_CHECK(st == OGI_OK && r.metrics.prompt_tokens > first_prompt,
-               "chat turn 2: %s", ogi_last_error());
+    TEST_CHECK(st == OGI_OK && r.metrics.prompt_tokens > first_prompt, "chat turn 2: %s",
+               ogi_last_error());
     checks++;
     printf("chat: turn 1 prompt %zu tokens; turn 2 conversation %zu tokens: '%s'\n", first_prompt,
            st == OGI_OK ? r.metrics.prompt_tokens : 0, st == OGI_OK ? r.text : "");
@@ -503,8 +502,8 @@ static void test_bad_dirs(void)
 
 int main(void)
 {
-    const char *tiny[] = {"llama-dynamo-op23",   "llama-dynamo-op18",   "llama-legacy-op17",
-                          "gpt2-legacy-op17",    "mistral-legacy-op17", "mistral-dynamo-op23"};
+    const char *tiny[] = {"llama-dynamo-op23", "llama-dynamo-op18",   "llama-legacy-op17",
+                          "gpt2-legacy-op17",  "mistral-legacy-op17", "mistral-dynamo-op23"};
     for (size_t i = 0; i < sizeof(tiny) / sizeof(tiny[0]); i++)
         test_tiny(tiny[i]);
     test_docstring("onnx-dynamo-op23");

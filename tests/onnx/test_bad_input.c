@@ -125,8 +125,8 @@ static void test_valid_model_runs(void)
     TEST_CHECK(st == OGI_ERR_INVALID_ARGUMENT && strstr(ogi_last_error(), "'X' was not given"),
                "missing input: %s", ogi_last_error());
     ogi_tensor *wrong_type = test_tensor_i64(1, (int64_t[]){2}, (int64_t[]){1, 2});
-    st = ogi_session_run(s, 1, &in_name, (const ogi_tensor *const *)&wrong_type, 1, &out_name,
-                         &out);
+    st =
+        ogi_session_run(s, 1, &in_name, (const ogi_tensor *const *)&wrong_type, 1, &out_name, &out);
     TEST_CHECK(st == OGI_ERR_INVALID_ARGUMENT && strstr(ogi_last_error(), "dtype"),
                "wrong dtype: %s", ogi_last_error());
     ogi_tensor *wrong_shape = test_tensor_f32(1, (int64_t[]){3}, NULL);
@@ -135,10 +135,10 @@ static void test_valid_model_runs(void)
     TEST_CHECK(st == OGI_ERR_INVALID_ARGUMENT && strstr(ogi_last_error(), "dim 0 must be 2"),
                "wrong shape: %s", ogi_last_error());
     ogi_tensor *wrong_rank = test_tensor_f32(2, (int64_t[]){1, 2}, NULL);
-    st = ogi_session_run(s, 1, &in_name, (const ogi_tensor *const *)&wrong_rank, 1, &out_name,
-                         &out);
-    TEST_CHECK(st == OGI_ERR_INVALID_ARGUMENT && strstr(ogi_last_error(), "rank"),
-               "wrong rank: %s", ogi_last_error());
+    st =
+        ogi_session_run(s, 1, &in_name, (const ogi_tensor *const *)&wrong_rank, 1, &out_name, &out);
+    TEST_CHECK(st == OGI_ERR_INVALID_ARGUMENT && strstr(ogi_last_error(), "rank"), "wrong rank: %s",
+               ogi_last_error());
     const char *bad_out = "Z";
     st = ogi_session_run(s, 1, &in_name, (const ogi_tensor *const *)&in, 1, &bad_out, &out);
     TEST_CHECK(st == OGI_ERR_NOT_FOUND, "unknown output: %s", ogi_last_error());
@@ -176,17 +176,22 @@ static void test_external_data(void)
         const char *needle;
     } cases[] = {
         {"external: negative offset", {"w.bin", "-5", NULL}, OGI_ERR_INVALID_MODEL, "offset"},
-        {"external: offset overflows", {"w.bin", "99999999999999999999999", NULL},
-         OGI_ERR_INVALID_MODEL, "offset"},
+        {"external: offset overflows",
+         {"w.bin", "99999999999999999999999", NULL},
+         OGI_ERR_INVALID_MODEL,
+         "offset"},
         {"external: offset past the end", {"w.bin", "12", NULL}, OGI_ERR_INVALID_MODEL, "beyond"},
-        {"external: huge offset", {"w.bin", "9223372036854775800", NULL}, OGI_ERR_INVALID_MODEL,
+        {"external: huge offset",
+         {"w.bin", "9223372036854775800", NULL},
+         OGI_ERR_INVALID_MODEL,
          "beyond"},
         {"external: wrong length", {"w.bin", "0", "12"}, OGI_ERR_INVALID_MODEL, "length"},
         {"external: '..' in path", {"../w.bin", NULL, NULL}, OGI_ERR_INVALID_MODEL, "leaves"},
-        {"external: '..' inside path", {"sub/../../x.bin", NULL, NULL}, OGI_ERR_INVALID_MODEL,
+        {"external: '..' inside path",
+         {"sub/../../x.bin", NULL, NULL},
+         OGI_ERR_INVALID_MODEL,
          "leaves"},
-        {"external: absolute path", {"/etc/passwd", NULL, NULL}, OGI_ERR_INVALID_MODEL,
-         "relative"},
+        {"external: absolute path", {"/etc/passwd", NULL, NULL}, OGI_ERR_INVALID_MODEL, "relative"},
         {"external: symlink outside", {"link.bin", NULL, NULL}, OGI_ERR_INVALID_MODEL, "outside"},
         {"external: missing file", {"absent.bin", NULL, NULL}, OGI_ERR_IO, "absent.bin"},
         {"external: no location", {NULL, "0", NULL}, OGI_ERR_INVALID_MODEL, "location"},
@@ -248,8 +253,8 @@ static void test_graph_structure(void)
     pbw_value_info(&g, 11, "X", 1, 1, (int64_t[]){2});
     pbw_value_info(&g, 12, "Y", 1, 1, (int64_t[]){2});
     pbw_model(&m, 8, 17, &g);
-    expect_open_error("value produced twice", write_model("twice.onnx", &m),
-                      OGI_ERR_INVALID_MODEL, "twice");
+    expect_open_error("value produced twice", write_model("twice.onnx", &m), OGI_ERR_INVALID_MODEL,
+                      "twice");
 
     /* an op nobody implements */
     pbw_node(&g, "NoSuchOp", "e", 1, d_in, 1, d_out);
@@ -274,8 +279,7 @@ static void test_graph_structure(void)
 static void test_mutations(void)
 {
     char path[4096];
-    snprintf(path, sizeof(path), "%s/models/tiny/llama-legacy-op17/model.onnx",
-             test_shared_dir());
+    snprintf(path, sizeof(path), "%s/models/tiny/llama-legacy-op17/model.onnx", test_shared_dir());
     size_t size;
     unsigned char *orig = test_read_file(path, &size);
     TEST_CHECK(orig != NULL, "cannot read %s", path);

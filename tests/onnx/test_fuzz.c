@@ -103,15 +103,22 @@ int main(void)
         for (int k = 0; k < flips; k++) {
             size_t at = test_rand(&rng) % size;
             switch (test_rand(&rng) % 3) {
-            case 0: bytes[at] ^= (unsigned char)(1u << (test_rand(&rng) % 8)); break;
-            case 1: bytes[at] = 0xff; break;
-            default: bytes[at] = (unsigned char)test_rand(&rng); break;
+            case 0:
+                bytes[at] ^= (unsigned char)(1u << (test_rand(&rng) % 8));
+                break;
+            case 1:
+                bytes[at] = 0xff;
+                break;
+            default:
+                bytes[at] = (unsigned char)test_rand(&rng);
+                break;
             }
         }
         cases++;
         onnx_model *m = NULL;
         graph *g = NULL;
-        if (onnx_model_parse(bytes, size, NULL, &m) == OGI_OK && graph_build(m, NULL, &g) == OGI_OK) {
+        if (onnx_model_parse(bytes, size, NULL, &m) == OGI_OK &&
+            graph_build(m, NULL, &g) == OGI_OK) {
             loaded++;
             if (!fuzz_has_loops(g)) {
                 fuzz_run(g, dir, &env);

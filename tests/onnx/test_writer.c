@@ -96,8 +96,7 @@ static bool eq_attr_value(const onnx_attr *a, const onnx_attr *b, const char *at
         return true;
     case ONNX_ATTR_GRAPHS:
         for (int64_t i = 0; i < a->n; i++) {
-            if (snprintf(sub, sizeof(sub), "%s/graphs[%lld]", at, (long long)i) >=
-                (int)sizeof(sub))
+            if (snprintf(sub, sizeof(sub), "%s/graphs[%lld]", at, (long long)i) >= (int)sizeof(sub))
                 return eq_fail(at, "path too long");
             if (!eq_graph(a->graphs[i], b->graphs[i], sub))
                 return false;
