@@ -11,7 +11,6 @@
  * SiLUMul: Y = G * sigmoid(G) * U (broadcast as Mul broadcasts), the SwiGLU
  * gate of Llama-style MLPs that exporters write as Sigmoid and two Muls. */
 #include <cblas.h>
-#include <immintrin.h>
 #include <string.h>
 
 #include "ops/families.h"
@@ -33,48 +32,14 @@ static float fused_dot_ref(const float *x, const float *w, int64_t k)
     return s;
 }
 
-__attribute__((target("avx2,fma"))) static float fused_dot_avx2(const float *x, const float *w,
-                                                                int64_t k)
-{
-    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
-    int64_t i = 0;
-    for (; i + 16 <= k; i += 16) {
-        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(w + i), s0);
-        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 8), _mm256_loadu_ps(w + i + 8), s1);
-    }
-    s0 = _mm256_add_ps(s0, s1);
-    __m128 h = _mm_add_ps(_mm256_castps256_ps128(s0), _mm256_extractf128_ps(s0, 1));
-    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
-    h = _mm_add_ss(h, _mm_movehdup_ps(h));
-    float s = _mm_cvtss_f32(h);
-    for (; i < k; i++)
-        s += x[i] * w[i];
-    return s;
-}
-
-__attribute__((target("avx512f"))) static float fused_dot_avx512(const float *x, const float *w,
-                                                                 int64_t k)
-{
-    __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
-    int64_t i = 0;
-    for (; i + 32 <= k; i += 32) {
-        s0 = _mm512_fmadd_ps(_mm512_loadu_ps(x + i), _mm512_loadu_ps(w + i), s0);
-        s1 = _mm512_fmadd_ps(_mm512_loadu_ps(x + i + 16), _mm512_loadu_ps(w + i + 16), s1);
-    }
-    float s = _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
-    for (; i < k; i++)
-        s += x[i] * w[i];
-    return s;
-}
-
 typedef float (*fused_dot_fn)(const float *, const float *, int64_t);
 
 static fused_dot_fn fused_dot(void)
 {
     if (__builtin_cpu_supports("avx512f"))
-        return fused_dot_avx512;
+        return vecmath_dot_avx512;
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-        return fused_dot_avx2;
+        return vecmath_dot_avx2;
     return fused_dot_ref;
 }
 

@@ -2,7 +2,6 @@
  * mean taken over the dims axis..rank-1. Statistics are computed in double
  * (at least the precision stash_type asks for); the normalized value is
  * rounded to X's type before the scale is applied, as the function body does. */
-#include <immintrin.h>
 #include <math.h>
 #include <stdlib.h>
 
@@ -121,40 +120,6 @@ static double rms_sumsq_generic(const float *x, int64_t n)
     return s;
 }
 
-VECMATH_TARGET_AVX2 static float rms_sumsq_avx2(const float *x, int64_t n)
-{
-    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
-    int64_t i = 0;
-    for (; i + 16 <= n; i += 16) {
-        __m256 a = _mm256_loadu_ps(x + i), b = _mm256_loadu_ps(x + i + 8);
-        s0 = _mm256_fmadd_ps(a, a, s0);
-        s1 = _mm256_fmadd_ps(b, b, s1);
-    }
-    s0 = _mm256_add_ps(s0, s1);
-    __m128 h = _mm_add_ps(_mm256_castps256_ps128(s0), _mm256_extractf128_ps(s0, 1));
-    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
-    h = _mm_add_ss(h, _mm_movehdup_ps(h));
-    float s = _mm_cvtss_f32(h);
-    for (; i < n; i++)
-        s += x[i] * x[i];
-    return s;
-}
-
-VECMATH_TARGET_AVX512 static float rms_sumsq_avx512(const float *x, int64_t n)
-{
-    __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
-    int64_t i = 0;
-    for (; i + 32 <= n; i += 32) {
-        __m512 a = _mm512_loadu_ps(x + i), b = _mm512_loadu_ps(x + i + 16);
-        s0 = _mm512_fmadd_ps(a, a, s0);
-        s1 = _mm512_fmadd_ps(b, b, s1);
-    }
-    float s = _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
-    for (; i < n; i++)
-        s += x[i] * x[i];
-    return s;
-}
-
 /* y = (float)(x * inv_rms) * scale over one row, written for the vectoriser. */
 static void rms_scale_row(const float *x, const float *scale, bool scalar_scale, float inv_rms,
                           float *y, int64_t n)
@@ -185,8 +150,8 @@ static void rms_f32_rows(void *arg, int64_t begin, int64_t end)
     for (int64_t r = begin; r < end; r++) {
         const float *x = j->x + r * j->inner;
         float *y = j->y + r * j->inner;
-        float sumsq = isa == VECMATH_AVX512 ? rms_sumsq_avx512(x, j->inner)
-                      : isa == VECMATH_AVX2 ? rms_sumsq_avx2(x, j->inner)
+        float sumsq = isa == VECMATH_AVX512 ? vecmath_dot_avx512(x, x, j->inner)
+                      : isa == VECMATH_AVX2 ? vecmath_dot_avx2(x, x, j->inner)
                                             : (float)rms_sumsq_generic(x, j->inner);
         if (!isfinite(sumsq)) {
             rms_row_f64(x, j->scale, j->scalar_scale, j->epsilon, y, j->inner);

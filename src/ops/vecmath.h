@@ -71,4 +71,9 @@ static inline vecmath_isa vecmath_best_isa(void)
 #define VECMATH_TARGET_AVX2 __attribute__((target("avx2,fma")))
 #define VECMATH_TARGET_AVX512 __attribute__((target("avx512f,avx512dq,avx512vl,avx512bw")))
 
+/* sum x[i] * w[i] in float lanes (vecmath.c), for CPUs with AVX2+FMA and
+ * AVX-512 respectively. */
+float vecmath_dot_avx2(const float *x, const float *w, int64_t n);
+float vecmath_dot_avx512(const float *x, const float *w, int64_t n);
+
 #endif
