@@ -129,13 +129,18 @@ typedef struct ogi_session_options {
     int fold_constants;                /* run constant-only subgraphs once at load (default 1) */
     size_t max_tensor_bytes;           /* refuse to create a larger tensor; 0 = no limit */
     ogi_attention_precision attention; /* default OGI_ATTENTION_EXACT */
+    /* copy the weights that only MatMul reads into panels at load, the layout
+     * the decode and prefill kernels stream fastest (default 1; 0 keeps every
+     * weight in the mapped file, shared with other processes) */
+    int pack_weights;
 } ogi_session_options;
 
 ogi_session_options ogi_session_default_options(void);
 
 typedef struct ogi_session ogi_session;
 
-/* Loads an ONNX model file (mapped, never copied) and prepares it to run.
+/* Loads an ONNX model file (mapped; only the MatMul weights are copied, into
+ * panels, unless options->pack_weights is 0) and prepares it to run.
  * External-data files must lie in the model's directory. */
 ogi_status ogi_session_open(const char *model_path, const ogi_session_options *options,
                             ogi_session **out);

@@ -87,6 +87,14 @@ ogi_status op_alloc_container(op_ctx *c, int i, tensor_kind kind, ogi_dtype elem
     return OGI_OK;
 }
 
+const float *op_input_panels(const op_ctx *c, int i)
+{
+    if (c->frame == NULL || c->frame->g->panels == NULL || i < 0 || i >= c->n_in ||
+        c->node->inputs[i] < 0)
+        return NULL;
+    return c->frame->g->panels[c->node->inputs[i]];
+}
+
 ogi_status op_alloc(op_ctx *c, int i, ogi_dtype dtype, int rank, const int64_t *dims)
 {
     if (i < 0 || i >= c->n_out)

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "core/error.h"
 #include "engine/exec.h"
@@ -609,5 +610,8 @@ void graph_free(graph *g)
     for (int i = 0; i < g->n_owned; i++)
         ogi_tensor_free(g->owned[i]);
     free(g->owned);
+    free(g->panels);
+    if (g->panel_buffer != NULL)
+        munmap(g->panel_buffer, g->panel_bytes);
     free(g);
 }

@@ -67,7 +67,12 @@ typedef struct graph {
     const onnx_model *model; /* borrowed */
     const onnx_graph *proto; /* borrowed */
     int n_owned;
-    ogi_tensor **owned;              /* constants created at load by folding */
+    ogi_tensor **owned; /* constants created at load by folding */
+    /* per value: the weight pre-packed as panels for MatMul (engine/pack.c),
+     * or NULL; all of them live in one anonymous mapping */
+    const float **panels;
+    void *panel_buffer;
+    size_t panel_bytes;
     int n_folded;                    /* nodes removed by constant folding */
     int n_fused;                     /* patterns replaced by fused kernels */
     struct graph_build_state *build; /* only while building */

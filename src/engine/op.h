@@ -62,6 +62,10 @@ static inline bool op_output_used(const op_ctx *c, int i)
     return i < c->n_out && c->out_used[i];
 }
 
+/* The panels of input i when it is a weight the session pre-packed at load
+ * (engine/pack.c; see ops/gemm.h for the layout), else NULL. */
+const float *op_input_panels(const op_ctx *c, int i);
+
 /* Shapes out[i] and gives it an uninitialised buffer. */
 ogi_status op_alloc(op_ctx *c, int i, ogi_dtype dtype, int rank, const int64_t *dims);
 

@@ -12,6 +12,7 @@
 #include "core/error.h"
 #include "engine/exec.h"
 #include "engine/kv_rewrite.h"
+#include "engine/pack.h"
 #include "engine/logits_rewrite.h"
 #include "engine/session_internal.h"
 #include "onnx/onnx.h"
@@ -30,7 +31,8 @@ struct ogi_session {
 
 ogi_session_options ogi_session_default_options(void)
 {
-    ogi_session_options o = {.threads = 0, .fold_constants = 1, .max_tensor_bytes = 0};
+    ogi_session_options o = {
+        .threads = 0, .fold_constants = 1, .max_tensor_bytes = 0, .pack_weights = 1};
     return o;
 }
 
@@ -108,6 +110,8 @@ static ogi_status session_open(const char *model_path, const ogi_session_options
     }
     if (st == OGI_OK)
         st = threadpool_create(opts.threads, &s->pool);
+    if (st == OGI_OK && opts.pack_weights)
+        st = graph_pack_weights(s->graph, s->model, s->pool);
     if (st == OGI_OK)
         st = exec_arena_create(&s->arena);
     const char *profile = getenv("OGI_PROFILE");

@@ -155,6 +155,13 @@ ogi_status onnx_model_parse(const void *data, size_t size, const char *base_dir,
 
 void onnx_model_free(onnx_model *model);
 
+/* Says that tensor data of model's (size bytes at data) will not be read
+ * for a while, e.g. after it was copied into another layout: where it lies
+ * in one of the model's file mappings, its whole pages leave the process's
+ * resident memory (reading them again maps them again from the file).
+ * Data elsewhere (a model parsed from a caller's buffer) is left alone. */
+void onnx_model_release_data(const onnx_model *model, const void *data, size_t size);
+
 /* Opset version the model imports for domain ("" and "ai.onnx" are the same
  * domain); 0 when not imported. */
 int64_t onnx_model_opset(const onnx_model *model, const char *domain);

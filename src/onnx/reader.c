@@ -4,6 +4,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1081,6 +1083,34 @@ void onnx_model_free(onnx_model *model)
     pool_free_all(&priv->pool);
     free(priv);
     free(model);
+}
+
+/* The whole pages of [data, data + size) that lie in mapping m leave the
+ * resident set: a private, never-written file mapping gives them back to
+ * the page cache, and a later read maps them again from the file. */
+static bool reader_release_in(const onnx_mapping *m, const char *data, size_t size)
+{
+    const char *base = m->data;
+    if (base == NULL || data < base || size > m->size || data - base > (ptrdiff_t)(m->size - size))
+        return false;
+    long page = sysconf(_SC_PAGESIZE);
+    uintptr_t first = ((uintptr_t)data + (uintptr_t)page - 1) & ~((uintptr_t)page - 1);
+    uintptr_t last = ((uintptr_t)data + size) & ~((uintptr_t)page - 1);
+    if (last > first)
+        madvise((void *)first, last - first, MADV_DONTNEED);
+    return true;
+}
+
+void onnx_model_release_data(const onnx_model *model, const void *data, size_t size)
+{
+    if (model == NULL || data == NULL || size == 0)
+        return;
+    const struct onnx_private *priv = model->priv;
+    if (reader_release_in(&priv->main, data, size))
+        return;
+    for (int i = 0; i < priv->n_mappings; i++)
+        if (reader_release_in(&priv->mappings[i], data, size))
+            return;
 }
 
 int64_t onnx_model_opset(const onnx_model *model, const char *domain)

@@ -9,7 +9,13 @@
  * tile, and also takes B stored transposed ([n, k], as Gemm's transB and a
  * tied LM head have it). Both split Y over the pool's threads; pool may be
  * NULL. Products with k == 0 set Y to 0 (or leave it when accumulating).
- * Both pack per call: no copy of a weight outlives the call. */
+ *
+ * A constant B (a weight) may also come pre-packed, once at load, as
+ * panels of GEMM_PANEL columns: panel p holds B[0..k)[32p .. 32p + 32) as k
+ * contiguous rows of 32 floats, zero past column n. Both kernels then read
+ * it instead of B: the small-m kernel streams each panel front to back
+ * (one sequential run per panel rather than k short rows), and the packed
+ * GEMM uses the panel's k blocks as they are, with no packing per call. */
 #ifndef OGI_OPS_GEMM_H
 #define OGI_OPS_GEMM_H
 
@@ -29,7 +35,24 @@ typedef struct gemm_f32_args {
     int64_t ldy;
     bool accumulate; /* Y += A @ B instead of Y = A @ B */
     bool b_trans;    /* B stored [n, k]: element (p, j) at b[j * ldb + p] */
+    /* B pre-packed as panels (see above; 64-byte aligned), or NULL. Only
+     * read with b_trans false and an AVX-512 kernel; b stays valid too. */
+    const float *b_panels;
 } gemm_f32_args;
+
+/* Columns per panel of a pre-packed B (the packed GEMM's tile width). */
+#define GEMM_PANEL 32
+
+/* Floats of the panels of a [k, n] matrix. */
+static inline size_t gemm_panels_floats(int64_t k, int64_t n)
+{
+    return (size_t)((n + GEMM_PANEL - 1) / GEMM_PANEL) * (size_t)k * GEMM_PANEL;
+}
+
+/* Writes panels [p0, p1) of B ([k, n], row-major, leading dim ldb) into
+ * out, which holds all of B's panels. */
+void gemm_pack_panels(const float *b, int64_t k, int64_t n, int64_t ldb, int64_t p0, int64_t p1,
+                      float *out);
 
 /* Instruction sets the kernels come in; gemm_isa_best() is the widest this
  * CPU runs (AVX2 also needs FMA). */

@@ -13,7 +13,9 @@
  *     first tile prefetches the B rows the next packing reads.
  * Threads take ranges of panels (and of rows when the panels are few); each
  * copies its rows of A and packs its panels of B itself, which costs about
- * 4 / (columns per range) + 2 / (rows per range) of the multiply work. */
+ * 4 / (columns per range) + 2 / (rows per range) of the multiply work. A B
+ * pre-packed at load (g->b_panels) is read where it lies: its panels' k
+ * blocks are already [kc][32]. */
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,7 +28,7 @@
 #endif
 
 #define GEMM_MR 14
-#define GEMM_NR 32
+#define GEMM_NR GEMM_PANEL
 /* A B panel of kc x 32 floats (24 KiB at 192) plus a 14-row strip of A fit
  * L1; the copied rows of A (all of k) take at most GEMM_A_BYTES of L2. */
 #define GEMM_KC 192
@@ -84,7 +86,12 @@ static gemm_prefetch gemm_next_block(const gemm_packed_job *job, int64_t j, int6
     int64_t cols = j1 - j < GEMM_NR ? j1 - j : GEMM_NR;
     int64_t kc = g->k - k0 < job->kc ? g->k - k0 : job->kc;
     pf.stride = g->ldb * (int64_t)sizeof(float);
-    if (g->b_trans) {
+    if (g->b_panels != NULL) { /* the next block is one run */
+        pf.base = (const char *)(g->b_panels + ((j / GEMM_NR) * g->k + k0) * GEMM_NR);
+        pf.stride = 0;
+        pf.rows = 1;
+        pf.bytes = kc * GEMM_NR * (int64_t)sizeof(float);
+    } else if (g->b_trans) {
         pf.base = (const char *)(g->b + j * g->ldb + k0);
         pf.rows = cols;
         pf.bytes = kc * (int64_t)sizeof(float);
@@ -300,12 +307,15 @@ static void gemm_packed_block(const gemm_packed_job *job, int64_t m0, int64_t m1
             const float *a_block = ap;
             for (int64_t k0 = 0; k0 < g->k; k0 += job->kc, a_block += padded * GEMM_A_STRIDE) {
                 int64_t kc = g->k - k0 < job->kc ? g->k - k0 : job->kc;
-                if (g->b_trans)
+                const float *panel = bp;
+                if (g->b_panels != NULL)
+                    panel = g->b_panels + ((j / GEMM_NR) * g->k + k0) * GEMM_NR;
+                else if (g->b_trans)
                     gemm_pack_bt_avx512(g, k0, kc, j, cols, bp);
                 else
                     gemm_pack_b_avx512(g, k0, kc, j, cols, bp);
                 gemm_tile t = {.kc = kc,
-                               .b = bp,
+                               .b = panel,
                                .ldy = g->ldy,
                                .cols = cols,
                                .add = g->accumulate || k0 > 0,

@@ -402,6 +402,34 @@ static ogi_status matmul_int(op_ctx *c, const ogi_tensor *a, const ogi_tensor *b
     return st;
 }
 
+/* Y = A @ B with B a weight pre-packed at load: A's rows (all batches
+ * stacked) against B's panels. False when the packed GEMM cannot allocate
+ * its buffers (the caller then takes the plain path). */
+static bool matmul_panels(const ogi_tensor *a, const ogi_tensor *b, const float *panels, float *y,
+                          threadpool *pool)
+{
+    int64_t k = b->dims[0], n = b->dims[1];
+    if (a->dims[a->rank - 1] != k)
+        return false;
+    gemm_f32_args f = {.m = (int64_t)tensor_numel(a) / k,
+                       .n = n,
+                       .k = k,
+                       .a = a->data,
+                       .lda = k,
+                       .b = b->data,
+                       .ldb = n,
+                       .y = y,
+                       .ldy = n,
+                       .b_panels = panels};
+    if (f.m == 0)
+        return true;
+    if (f.m <= GEMM_SMALL_MAX_M) {
+        gemm_small_f32(&f, GEMM_ISA_AVX512, pool);
+        return true;
+    }
+    return gemm_packed_f32(&f, pool);
+}
+
 static ogi_status matmul_run(op_ctx *c)
 {
     ogi_status st = matmul_require_pair(c, 0, 1);
@@ -420,6 +448,10 @@ static ogi_status matmul_run(op_ctx *c)
         st = op_alloc(c, 0, a->dtype, p.y_rank, p.y_dims);
     if (st != OGI_OK)
         return st;
+    /* the pack pass only packs 2-D float32 weights, on CPUs with AVX-512 */
+    const float *panels = a->dtype == OGI_FLOAT32 && b->rank == 2 ? op_input_panels(c, 1) : NULL;
+    if (panels != NULL && a->rank >= 1 && matmul_panels(a, b, panels, c->out[0]->data, c->pool))
+        return OGI_OK;
     if (a->dtype == OGI_FLOAT32 || a->dtype == OGI_FLOAT64) {
         matmul_float(a->dtype, a->data, a->rank, a->dims, b->data, b->rank, b->dims,
                      c->out[0]->data, MATMUL_AUTO, c->pool);

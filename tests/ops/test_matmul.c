@@ -238,6 +238,7 @@ typedef struct test_kernel {
     const char *name;
     bool packed;
     gemm_isa isa; /* small kernel's */
+    bool panels;  /* B pre-packed into panels (AVX-512 only) */
 } test_kernel;
 
 static void test_kernel_run(const test_kernel *kern, const gemm_f32_args *g, threadpool *pool)
@@ -256,10 +257,12 @@ static void test_kernel_run(const test_kernel *kern, const gemm_f32_args *g, thr
 static bool test_kernel_shape(int64_t m, int64_t n, int64_t k, bool b_trans, bool accumulate)
 {
     static const test_kernel kernels[] = {
-        {"packed", true, GEMM_ISA_AVX512},
-        {"small AVX-512", false, GEMM_ISA_AVX512},
-        {"small AVX2", false, GEMM_ISA_AVX2},
-        {"small scalar", false, GEMM_ISA_SCALAR},
+        {"packed", true, GEMM_ISA_AVX512, false},
+        {"small AVX-512", false, GEMM_ISA_AVX512, false},
+        {"small AVX2", false, GEMM_ISA_AVX2, false},
+        {"small scalar", false, GEMM_ISA_SCALAR, false},
+        {"packed, B in panels", true, GEMM_ISA_AVX512, true},
+        {"small, B in panels", false, GEMM_ISA_AVX512, true},
     };
     float *a = malloc((size_t)(m * k + 1) * sizeof(float));
     float *b = malloc((size_t)(k * n + 1) * sizeof(float));
@@ -296,15 +299,24 @@ static bool test_kernel_shape(int64_t m, int64_t n, int64_t k, bool b_trans, boo
                        .ldy = n,
                        .accumulate = accumulate,
                        .b_trans = b_trans};
+    /* B's panels, with NaN past the end so that a kernel reading beyond the
+     * last panel shows */
+    size_t panel_floats = gemm_panels_floats(k, n);
+    float *panels = aligned_alloc(64, (panel_floats + GEMM_PANEL * 16) * sizeof(float));
+    for (size_t i = 0; i < panel_floats + GEMM_PANEL * 16; i++)
+        panels[i] = NAN;
+    if (!b_trans)
+        gemm_pack_panels(b, k, n, n, 0, (n + GEMM_PANEL - 1) / GEMM_PANEL, panels);
     bool ok = true;
     for (size_t v = 0; v < sizeof(kernels) / sizeof(kernels[0]) * 2 && ok; v++) {
         const test_kernel *kern = &kernels[v / 2];
         threadpool *pool = v % 2 ? test_pool : NULL;
         if ((kern->packed ? GEMM_ISA_AVX512 : kern->isa) > gemm_isa_best() ||
-            (b_trans && !kern->packed))
+            (b_trans && (!kern->packed || kern->panels)))
             continue;
         for (int64_t i = 0; i < m * n; i++)
             y[i] = accumulate ? y0[i] : NAN; /* NaN: catches unwritten elements */
+        g.b_panels = kern->panels ? panels : NULL;
         test_kernel_run(kern, &g, pool);
         for (int64_t i = 0; ok && i < m * n; i++) {
             if (!(fabs(y[i] - want[i]) <= 1e-5 * (scale[i] + 1.0))) {
@@ -324,6 +336,7 @@ static bool test_kernel_shape(int64_t m, int64_t n, int64_t k, bool b_trans, boo
     free(y);
     free(want);
     free(scale);
+    free(panels);
     return ok;
 }
 
@@ -332,9 +345,26 @@ static bool test_kernel_shape(int64_t m, int64_t n, int64_t k, bool b_trans, boo
 static bool test_kernels(void)
 {
     static const int64_t fixed[][3] = {
-        {1, 1, 1},     {0, 5, 7},     {5, 0, 7},     {5, 7, 0},     {15, 33, 17},
-        {16, 64, 16},  {28, 31, 193}, {30, 97, 400}, {200, 40, 33}, {3, 700, 301},
-        {1, 600, 576}, {13, 35, 385}, {57, 129, 16}, {520, 20, 33},
+        {1, 1, 1},
+        {0, 5, 7},
+        {5, 0, 7},
+        {5, 7, 0},
+        {15, 33, 17},
+        {16, 64, 16},
+        {28, 31, 193},
+        {30, 97, 400},
+        {200, 40, 33},
+        {3, 700, 301},
+        {1, 600, 576},
+        {13, 35, 385},
+        {57, 129, 16},
+        {520, 20, 33},
+        /* panels: partial groups and panels, k blocks, threaded units */
+        {1, 33, 1000},
+        {16, 200, 300},
+        {7, 1000, 130},
+        {1, 4100, 64},
+        {4, 97, 257},
     };
     for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
         for (int c = 0; c < 4; c++)

@@ -1,0 +1,140 @@
+/* Load-time packing of MatMul weights: every float32 2-D constant that is
+ * read only as the B operand of MatMul nodes is copied once into panels of
+ * 32 columns (ops/gemm.h), which the small-m kernel of a decode step streams
+ * front to back and the prefill GEMM reads without packing per call.
+ *
+ * All panels share one anonymous mapping. (Transparent huge pages measured
+ * no faster at decode here, and the first session of a process then spent
+ * up to a second in the kernel's compaction.) Once a weight
+ * is packed, its pages in the model file's mapping leave the resident set
+ * (onnx_model_release_data), so a session holds each weight once; nothing
+ * else reads them, and if something did they would map again from the file.
+ *
+ * The MatMul kernel finds the panels with op_input_panels() and falls back
+ * to the plain layout for anything the panels do not serve. Sessions on a
+ * CPU without AVX-512 (the panel kernels' instruction set) pack nothing. */
+#include "engine/pack.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "engine/exec.h"
+#include "engine/op.h"
+#include "ops/gemm.h"
+
+/* Weights smaller than this many elements stay as they are (a few KiB
+ * stream just as well in rows). */
+enum { PACK_MIN_ELEMENTS = 4096, PACK_PANELS_PER_UNIT = 16 };
+
+typedef struct pack_item {
+    const float *b;
+    int64_t k, n;
+    float *out;
+} pack_item;
+
+static bool pack_is_matmul(const graph_node *n)
+{
+    return n->n_inputs == 2 && n->kernel != NULL &&
+           n->kernel == op_find_kernel("", "MatMul", n->opset);
+}
+
+/* Values read as B by MatMul nodes and by nothing else (no other node, no
+ * subgraph capture, not a graph output). */
+static bool *pack_candidates(const graph *g)
+{
+    bool *ok = calloc((size_t)g->n_values + 1, sizeof(bool));
+    bool *other = calloc((size_t)g->n_values + 1, sizeof(bool));
+    if (ok == NULL || other == NULL) {
+        free(ok);
+        free(other);
+        return NULL;
+    }
+    for (int i = 0; i < g->n_nodes; i++) {
+        const graph_node *n = &g->nodes[i];
+        for (int k = 0; k < n->n_inputs; k++) {
+            int v = n->inputs[k];
+            if (v < 0)
+                continue;
+            if (k == 1 && pack_is_matmul(n) && n->inputs[0] != v)
+                ok[v] = true;
+            else
+                other[v] = true;
+        }
+        for (int s = 0; s < n->n_subgraphs; s++)
+            for (int v = 0; v < n->subgraphs[s]->n_values; v++)
+                if (n->subgraphs[s]->values[v].kind == VALUE_CAPTURED)
+                    other[n->subgraphs[s]->values[v].capture_index] = true;
+    }
+    for (int k = 0; k < g->n_outputs; k++)
+        other[g->outputs[k]] = true;
+    for (int v = 0; v < g->n_values; v++) {
+        const graph_value *x = &g->values[v];
+        const ogi_tensor *t = x->constant;
+        ok[v] = ok[v] && !other[v] && x->kind == VALUE_CONST && t != NULL && t->data != NULL &&
+                t->dtype == OGI_FLOAT32 && t->rank == 2 && t->dims[0] >= 1 &&
+                t->dims[1] >= GEMM_PANEL && t->dims[0] * t->dims[1] >= PACK_MIN_ELEMENTS;
+    }
+    free(other);
+    return ok;
+}
+
+/* Units [begin, end) of PACK_PANELS_PER_UNIT panels of one weight. */
+static void pack_units(void *arg, int64_t begin, int64_t end)
+{
+    const pack_item *it = arg;
+    int64_t panels = (it->n + GEMM_PANEL - 1) / GEMM_PANEL;
+    int64_t p0 = begin * PACK_PANELS_PER_UNIT;
+    int64_t p1 = end * PACK_PANELS_PER_UNIT < panels ? end * PACK_PANELS_PER_UNIT : panels;
+    gemm_pack_panels(it->b, it->k, it->n, it->n, p0, p1, it->out);
+}
+
+ogi_status graph_pack_weights(graph *g, const onnx_model *source, threadpool *pool)
+{
+    if (gemm_isa_best() != GEMM_ISA_AVX512 || g->panels != NULL)
+        return OGI_OK;
+    bool *ok = pack_candidates(g);
+    if (ok == NULL)
+        return ogi_error(OGI_ERR_OUT_OF_MEMORY, "out of memory while packing weights");
+    size_t bytes = 0;
+    for (int v = 0; v < g->n_values; v++)
+        if (ok[v]) {
+            const ogi_tensor *t = g->values[v].constant;
+            bytes += gemm_panels_floats(t->dims[0], t->dims[1]) * sizeof(float);
+        }
+    if (bytes == 0) {
+        free(ok);
+        return OGI_OK;
+    }
+    const float **panels = calloc((size_t)g->n_values, sizeof(*panels));
+    size_t mapped = bytes;
+    void *buffer = mmap(NULL, mapped, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (panels == NULL || buffer == MAP_FAILED) {
+        /* the plain layout still works: run without panels */
+        free(ok);
+        free(panels);
+        if (buffer != MAP_FAILED)
+            munmap(buffer, mapped);
+        return OGI_OK;
+    }
+    char *at = buffer;
+    /* one weight at a time, its pages released as soon as it is packed, so
+     * that the copy never holds more than one weight twice */
+    for (int v = 0; v < g->n_values; v++) {
+        if (!ok[v])
+            continue;
+        const ogi_tensor *t = g->values[v].constant;
+        pack_item it = {.b = t->data, .k = t->dims[0], .n = t->dims[1], .out = (float *)at};
+        int64_t n_panels = (it.n + GEMM_PANEL - 1) / GEMM_PANEL;
+        threadpool_parallel_for(pool, (n_panels + PACK_PANELS_PER_UNIT - 1) / PACK_PANELS_PER_UNIT,
+                                1, pack_units, &it);
+        onnx_model_release_data(source, t->data, t->nbytes);
+        panels[v] = it.out;
+        at += gemm_panels_floats(it.k, it.n) * sizeof(float);
+    }
+    g->panels = panels;
+    g->panel_buffer = buffer;
+    g->panel_bytes = mapped;
+    free(ok);
+    return OGI_OK;
+}
