@@ -11,7 +11,8 @@
  *   prefill  M = 128 and 512: GFLOP/s, 2 M N K flops per call.
  *
  * Columns: ogi is the fast kernel (gemm_small for decode, gemm_packed for
- * prefill), BLAS OpenBLAS's cblas_sgemm (its own threads), ref the plain
+ * prefill), panels the same kernel reading B pre-packed as a session packs
+ * its weights at load (AVX-512), BLAS OpenBLAS's cblas_sgemm (its own threads), ref the plain
  * reference loop (prefill: timed on 4 rows of A); auto names the path
  * MatMul picks for the shape. All use 2 threads unless --threads N. Each
  * number is a median over calls taken in turns (see bench_time); |diff| is
@@ -34,7 +35,7 @@
 #include <immintrin.h>
 #endif
 
-enum { BENCH_MAX_RUNS = 2000, BENCH_MAX_CALLS = 4, BENCH_ROUNDS = 5 };
+enum { BENCH_MAX_RUNS = 2000, BENCH_MAX_CALLS = 5, BENCH_ROUNDS = 5 };
 
 /* Weights of the "mem" columns: a pool of this many bytes, several times
  * the L3 cache. */
@@ -137,17 +138,19 @@ static double bench_bandwidth(const float *data, size_t bytes, threadpool *pool)
 /* ---- timing --------------------------------------------------------------- */
 
 typedef enum bench_kind {
-    BENCH_OGI,  /* matmul_float on `path` */
-    BENCH_BLAS, /* cblas_sgemm */
-    BENCH_READ, /* no product: a streaming read of B on the pool */
+    BENCH_OGI,    /* matmul_float on `path` */
+    BENCH_PANELS, /* the same kernel on B pre-packed as panels (AVX-512) */
+    BENCH_BLAS,   /* cblas_sgemm */
+    BENCH_READ,   /* no product: a streaming read of B on the pool */
 } bench_kind;
 
 /* One product to time: which implementation, and where its operands are. */
 typedef struct bench_call {
     int64_t m, k, n;
     const float *a;
-    const float *b; /* first copy */
-    int64_t copies; /* copies of B, K * N floats apart, used in turn */
+    const float *b;      /* first copy */
+    const float *panels; /* first copy of B as panels (BENCH_PANELS) */
+    int64_t copies;      /* copies of B, K * N floats apart, used in turn */
     float *y;
     matmul_path path;
     bench_kind kind;
@@ -166,6 +169,24 @@ static void bench_run(bench_call *c)
     if (c->kind == BENCH_BLAS) {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)c->m, (int)c->n, (int)c->k,
                     1.0f, c->a, (int)c->k, b, (int)c->n, 0.0f, c->y, (int)c->n);
+        return;
+    }
+    if (c->kind == BENCH_PANELS) {
+        gemm_f32_args f = {.m = c->m,
+                           .n = c->n,
+                           .k = c->k,
+                           .a = c->a,
+                           .lda = c->k,
+                           .b = b,
+                           .ldb = c->n,
+                           .y = c->y,
+                           .ldy = c->n,
+                           .b_panels = c->panels + ((c->next - 1) % c->copies) *
+                                                       (int64_t)gemm_panels_floats(c->k, c->n)};
+        if (c->m <= GEMM_SMALL_MAX_M)
+            gemm_small_f32(&f, GEMM_ISA_AVX512, c->pool);
+        else if (!gemm_packed_f32(&f, c->pool))
+            abort();
         return;
     }
     int64_t a_dims[2] = {c->m, c->k}, b_dims[2] = {c->k, c->n};
@@ -230,6 +251,7 @@ typedef struct bench_env {
     bench_opts o;
     threadpool *pool;
     float *weights; /* BENCH_POOL_BYTES of random floats */
+    float *panels;  /* the copies of the current shape's B, as panels */
     float *a;       /* 512 x 1536 */
     float *y[3];    /* 512 x 49152 for ogi and BLAS, 16 x 49152 for ref */
     double bandwidth;
@@ -257,11 +279,24 @@ static matmul_path bench_small_path(void)
                                   : MATMUL_SMALL_SCALAR;
 }
 
-/* Decode: B from memory (ogi, BLAS, ref), then cached (ogi, BLAS). */
+/* Packs each of the first `copies` copies of a [k, n] B in the pool. */
+static void bench_pack(bench_env *e, bench_kn s, int64_t copies)
+{
+    size_t floats = gemm_panels_floats(s.k, s.n);
+    for (int64_t c = 0; c < copies; c++)
+        gemm_pack_panels(e->weights + c * s.k * s.n, s.k, s.n, s.n, 0,
+                         (s.n + GEMM_PANEL - 1) / GEMM_PANEL, e->panels + (size_t)c * floats);
+}
+
+/* Decode: B from memory (ogi, BLAS, ref, ogi on panels), then cached (ogi,
+ * BLAS, ogi on panels). */
 static void bench_decode_row(bench_env *e, int64_t m, bench_kn s)
 {
     size_t b_floats = (size_t)(s.k * s.n);
     int64_t copies = (int64_t)(BENCH_POOL_BYTES / sizeof(float) / b_floats);
+    bool panels = gemm_isa_best() == GEMM_ISA_AVX512;
+    if (panels)
+        bench_pack(e, s, copies);
     double gb = (double)b_floats * sizeof(float) * 1e-9;
     bench_call ogi = {.m = m,
                       .k = s.k,
@@ -272,22 +307,29 @@ static void bench_decode_row(bench_env *e, int64_t m, bench_kn s)
                       .y = e->y[0],
                       .path = bench_small_path(),
                       .pool = e->pool};
-    bench_call mem[4] = {ogi, ogi, ogi, ogi};
+    bench_call mem[5] = {ogi, ogi, ogi, ogi, ogi};
     mem[1].kind = BENCH_BLAS;
     mem[1].y = e->y[1];
     mem[2].path = MATMUL_REFERENCE;
     mem[2].y = e->y[2];
     mem[3].kind = BENCH_READ;
-    double t[4], hot[2];
-    bench_time(mem, 4, e->o.budget, t);
-    bench_call cached[2] = {mem[0], mem[1]};
-    cached[0].copies = cached[1].copies = 1;
-    bench_time(cached, 2, e->o.budget, hot);
+    mem[4].kind = BENCH_PANELS;
+    mem[4].panels = e->panels;
+    mem[4].y = e->y[2];
+    double t[5] = {0}, hot[3] = {0};
+    bench_time(mem, panels ? 5 : 4, e->o.budget, t);
+    bench_call cached[3] = {mem[0], mem[1], mem[4]};
+    cached[0].copies = cached[1].copies = cached[2].copies = 1;
+    bench_time(cached, panels ? 3 : 2, e->o.budget, hot);
+    /* all three products of the cached runs are of the first copy */
+    double diff_panels = panels ? bench_diff(e->y[2], e->y[1], m * s.n) : 0;
     double diff = bench_diff(e->y[0], e->y[1], m * s.n);
-    printf("%4lld x %5lld x %5lld  %7.1f %7.1f %7.1f %6.2f %6.1f %5.0f%%  %7.1f %7.1f %6.2f  %-6s "
-           "%.1e\n",
+    diff = diff > diff_panels ? diff : diff_panels;
+    printf("%4lld x %5lld x %5lld  %7.1f %7.1f %7.1f %6.2f %6.1f %5.0f%%  %7.1f %7.1f %6.2f  %7.1f "
+           "%5.0f%% %7.1f  %-6s %.1e\n",
            (long long)m, (long long)s.k, (long long)s.n, gb / t[0], gb / t[1], gb / t[2],
            t[1] / t[0], t[2] / t[0], 100.0 * t[3] / t[0], gb / hot[0], gb / hot[1], hot[1] / hot[0],
+           panels ? gb / t[4] : NAN, panels ? 100.0 * t[3] / t[4] : NAN, panels ? gb / hot[2] : NAN,
            bench_path_name(matmul_auto_path(m, s.n, s.k)), diff);
 }
 
@@ -295,7 +337,7 @@ static void bench_decode_row(bench_env *e, int64_t m, bench_kn s)
 static void bench_prefill_row(bench_env *e, int64_t m, bench_kn s)
 {
     double flops = 2.0 * (double)m * (double)s.k * (double)s.n;
-    bench_call c[3] = {{.m = m,
+    bench_call c[4] = {{.m = m,
                         .k = s.k,
                         .n = s.n,
                         .a = e->a,
@@ -311,16 +353,19 @@ static void bench_prefill_row(bench_env *e, int64_t m, bench_kn s)
     c[2].path = MATMUL_REFERENCE;
     c[2].m = 4;
     c[2].y = e->y[2];
-    double t[3];
+    c[3] = c[0];
+    c[3].kind = BENCH_PANELS;
+    c[3].panels = e->panels;
+    double t[4] = {NAN, NAN, NAN, NAN};
     int first = gemm_isa_best() == GEMM_ISA_AVX512 ? 0 : 1;
-    bench_time(c + first, 3 - first, e->o.budget, t + first);
-    if (first)
-        t[0] = NAN;
+    if (!first)
+        bench_pack(e, s, 1);
+    bench_time(c + first, first ? 2 : 4, e->o.budget, t + first);
     t[2] *= (double)m / 4.0;
     double diff = bench_diff(e->y[0], e->y[1], m * s.n);
-    printf("%4lld x %5lld x %5lld  %7.1f %7.1f %7.2f %6.2f %6.1f  %-6s %.1e\n", (long long)m,
+    printf("%4lld x %5lld x %5lld  %7.1f %7.1f %7.2f %6.2f %6.1f  %7.1f  %-6s %.1e\n", (long long)m,
            (long long)s.k, (long long)s.n, flops / t[0] * 1e-9, flops / t[1] * 1e-9,
-           flops / t[2] * 1e-9, t[1] / t[0], t[2] / t[0],
+           flops / t[2] * 1e-9, t[1] / t[0], t[2] / t[0], flops / t[3] * 1e-9,
            bench_path_name(matmul_auto_path(m, s.n, s.k)), diff);
 }
 
@@ -330,17 +375,18 @@ static void bench_tables(bench_env *e)
         printf("\ndecode: GB/s of B (mem: from memory; hot: cached)\n");
         printf(
             "   M x     K x     N      ogi    BLAS     ref   ogi/  ogi/    %%BW      ogi    BLAS  "
-            "ogi/  auto   |diff|\n");
+            "ogi/   panels    %%BW  panels  auto   |diff|\n");
         printf(
             "                          mem     mem     mem   BLAS   ref    mem      hot     hot  "
-            "BLAS\n");
+            "BLAS      mem    mem     hot\n");
         for (int m = 1; m <= 4; m += 3)
             for (int i = 0; i < BENCH_KNS; i++)
                 bench_decode_row(e, m, bench_kns[i]);
     }
     if (e->o.prefill) {
         printf("\nprefill: GFLOP/s\n");
-        printf("   M x     K x     N      ogi    BLAS     ref   ogi/   ogi/  auto   |diff|\n");
+        printf("   M x     K x     N      ogi    BLAS     ref   ogi/   ogi/   panels  auto   "
+               "|diff|\n");
         printf("                       packed                  BLAS    ref\n");
         for (int m = 128; m <= 512; m *= 4)
             for (int i = 0; i < BENCH_KNS; i++)
@@ -378,6 +424,7 @@ int main(int argc, char **argv)
         return 1;
     openblas_set_num_threads(e.o.threads);
     e.weights = bench_alloc(BENCH_POOL_BYTES);
+    e.panels = bench_alloc(BENCH_POOL_BYTES / 8 * 9); /* room for padded panels */
     e.a = bench_alloc(512 * 1536 * sizeof(float));
     e.y[0] = bench_alloc(512 * 49152 * sizeof(float));
     e.y[1] = bench_alloc(512 * 49152 * sizeof(float));
@@ -399,6 +446,7 @@ int main(int argc, char **argv)
            e.o.threads, isa, e.bandwidth, bw1);
     bench_tables(&e);
     free(e.weights);
+    free(e.panels);
     free(e.a);
     free(e.y[0]);
     free(e.y[1]);
