@@ -114,8 +114,9 @@ int cli_info(int argc, char **argv)
     graph *g;
     int rc = 0;
     if (graph_build(m, &go, &g) == OGI_OK) {
-        printf("prepared: %d nodes to run (%d folded into constants, %d patterns fused)\n",
-               g->n_nodes, g->n_folded, g->n_fused);
+        printf("prepared: %d nodes to run (%d folded into constants, %d patterns fused, %d "
+               "merged into equal nodes)\n",
+               g->n_nodes, g->n_folded, g->n_fused, g->n_merged);
         graph_free(g);
     } else {
         printf("cannot be prepared: %s\n", ogi_last_error());

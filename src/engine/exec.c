@@ -620,20 +620,8 @@ static bool exec_shape_only(const graph *g, const graph_node *n)
 
 static bool exec_foldable(const graph *g, const graph_node *n)
 {
-    static const char *const random_ops[] = {
-        "RandomNormal",
-        "RandomUniform",
-        "RandomNormalLike",
-        "RandomUniformLike",
-        "Bernoulli",
-        "Multinomial",
-        NULL,
-    };
-    if (n->n_subgraphs > 0 || n->proto->domain[0] != '\0')
+    if (n->n_subgraphs > 0 || n->proto->domain[0] != '\0' || op_kernel_is_random(n->kernel))
         return false;
-    for (int k = 0; random_ops[k]; k++)
-        if (strcmp(n->proto->op_type, random_ops[k]) == 0)
-            return false;
     for (int o = 0; o < n->n_outputs; o++)
         if (n->outputs[o] < 0)
             return false;

@@ -1,6 +1,7 @@
 /* Builds the graph IR from a decoded ONNX graph: names to value indices,
  * kernels, subgraphs with captured outer values, a topological order that
- * rejects cycles, value lifetimes, and constant folding. */
+ * rejects cycles, value lifetimes, constant folding, fusion (fuse.c) and the
+ * merging of common subexpressions (cse.c). */
 #include "engine/graph.h"
 
 #include <stdio.h>
@@ -9,6 +10,7 @@
 #include <sys/mman.h>
 
 #include "core/error.h"
+#include "engine/cse.h"
 #include "engine/exec.h"
 #include "engine/fuse.h"
 #include "engine/op.h"
@@ -567,6 +569,8 @@ static ogi_status graph_build_graph(const onnx_model *model, const onnx_graph *p
         st = graph_fold_constants(g);
     if (st == OGI_OK && parent == NULL)
         st = graph_fuse(g);
+    if (st == OGI_OK && parent == NULL)
+        st = graph_eliminate_common(g);
     name_map_free(&b->names);
     free(b);
     g->build = NULL;

@@ -75,6 +75,7 @@ typedef struct graph {
     size_t panel_bytes;
     int n_folded;                    /* nodes removed by constant folding */
     int n_fused;                     /* patterns replaced by fused kernels */
+    int n_merged;                    /* nodes merged into an equal earlier node */
     struct graph_build_state *build; /* only while building */
 } graph;
 

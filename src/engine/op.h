@@ -50,6 +50,14 @@ bool op_kernel_takes_strings(const op_kernel *k);
  * registry.c); the executor never passes one to any other kernel. */
 bool op_kernel_takes_sequences(const op_kernel *k);
 
+/* Whether kernel k draws random numbers (a list in registry.c): its nodes
+ * are never folded nor merged. */
+bool op_kernel_is_random(const op_kernel *k);
+
+/* Whether kernel k may update an input's buffer in place (op_alloc_inplace:
+ * a KV cache or recurrent state): its nodes are never merged. */
+bool op_kernel_updates_in_place(const op_kernel *k);
+
 /* ---- inputs and outputs --------------------------------------------------- */
 
 static inline bool op_has_input(const op_ctx *c, int i)

@@ -73,3 +73,35 @@ bool op_kernel_takes_sequences(const op_kernel *k)
             return true;
     return false;
 }
+
+bool op_kernel_is_random(const op_kernel *k)
+{
+    static const char *const random_ops[] = {
+        "RandomNormal",
+        "RandomUniform",
+        "RandomNormalLike",
+        "RandomUniformLike",
+        "Bernoulli",
+        "Multinomial",
+        NULL,
+    };
+    if (k->domain[0] != '\0')
+        return false;
+    for (int i = 0; random_ops[i] != NULL; i++)
+        if (strcmp(k->op_type, random_ops[i]) == 0)
+            return true;
+    return false;
+}
+
+bool op_kernel_updates_in_place(const op_kernel *k)
+{
+    /* the kernels that call op_alloc_inplace */
+    static const char *const inplace_ops[] = {"TensorScatter", "LinearAttention",
+                                              "CausalConvWithState", NULL};
+    if (k->domain[0] != '\0')
+        return false;
+    for (int i = 0; inplace_ops[i] != NULL; i++)
+        if (strcmp(k->op_type, inplace_ops[i]) == 0)
+            return true;
+    return false;
+}
