@@ -28,7 +28,14 @@
  *    When K and V are both Reshape(Expand(Unsqueeze(X, axes=[2]), s5), s4)
  *    (the GQA repeat of torch exports), the node takes X, s5 and s4 instead
  *    and reads X as the GQA key or value when the shapes at run time make
- *    it a plain repeat. */
+ *    it a plain repeat.
+ *  - When K and V of that node are ai.ogi.TensorGather(cache, length) (the
+ *    valid prefix of a fixed-size KV cache, as kv_rewrite.c writes it;
+ *    linear mode, no read_indices, axis 2 of a rank-4 cache), read by
+ *    nothing else and of the same length, the node takes the two caches and
+ *    the length (input 8) instead: the fast kernel reads the prefix in
+ *    place, with the cache's row pitch, and no copy of the cache is made
+ *    each step. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -679,6 +686,80 @@ static ogi_status fuse_causal_masks(fuse_state *f, int *fused)
     return OGI_OK;
 }
 
+/* ---- KV cache read in place ---------------------------------------------------- */
+
+/* The live TensorGather(cache, length) producing v, read by nothing else:
+ * linear mode, no read_indices, along axis 2 of a rank-4 cache. */
+static const graph_node *fuse_cache_gather(const fuse_state *f, const int *readers, int v)
+{
+    const graph *g = f->g;
+    if (v < 0 || readers[v] != 1 || g->values[v].kind != VALUE_NODE || g->values[v].producer < 0 ||
+        f->removed[g->values[v].producer])
+        return NULL;
+    const graph_node *n = &g->nodes[g->values[v].producer];
+    if (strcmp(n->proto->domain, "ai.ogi") != 0 || strcmp(n->proto->op_type, "TensorGather") != 0 ||
+        n->n_outputs != 1 || n->n_inputs < 2 || (n->n_inputs > 2 && n->inputs[2] >= 0) ||
+        n->inputs[0] < 0 || n->inputs[1] < 0)
+        return NULL;
+    const onnx_attr *mode = NULL;
+    for (int a = 0; a < n->proto->n_attrs; a++)
+        if (strcmp(n->proto->attrs[a].name, "mode") == 0)
+            mode = &n->proto->attrs[a];
+    if (mode != NULL && (mode->type != ONNX_ATTR_STRING || strcmp(mode->s, "linear") != 0))
+        return NULL;
+    int64_t axis = fuse_attr_int(n, "axis", -2);
+    if (g->values[n->inputs[0]].shape.rank != 4 || (axis != 2 && axis != -2))
+        return NULL;
+    return n;
+}
+
+/* AttentionCausalMask[AllowZero] whose K and V are TensorGathers of the
+ * same length from two caches: the node reads the caches themselves, with
+ * the length as input 8 (inputs 4-7 omitted in the 4-input form), and the
+ * gathers (a copy of each cache every step) are dropped. */
+static ogi_status fuse_cache_reads(fuse_state *f, int *fused)
+{
+    graph *g = f->g;
+    const op_kernel *masks[2] = {op_find_kernel("ai.ogi", "AttentionCausalMask", 1),
+                                 op_find_kernel("ai.ogi", "AttentionCausalMaskAllowZero", 1)};
+    int *readers = calloc((size_t)g->n_values + 1, sizeof(int));
+    if (readers == NULL)
+        return ogi_error(OGI_ERR_OUT_OF_MEMORY, "out of memory while fusing");
+    for (int i = 0; i < g->n_nodes; i++) { /* the readers as the fusions above left them */
+        const graph_node *n = &g->nodes[i];
+        for (int k = 0; k < n->n_inputs && !f->removed[i]; k++)
+            if (n->inputs[k] >= 0)
+                readers[n->inputs[k]]++;
+        for (int s = 0; s < n->n_subgraphs && !f->removed[i]; s++)
+            for (int v = 0; v < n->subgraphs[s]->n_values; v++)
+                if (n->subgraphs[s]->values[v].kind == VALUE_CAPTURED)
+                    readers[n->subgraphs[s]->values[v].capture_index]++;
+    }
+    for (int k = 0; k < g->n_outputs; k++)
+        readers[g->outputs[k]]++;
+    ogi_status st = OGI_OK;
+    for (int i = 0; i < g->n_nodes && st == OGI_OK; i++) {
+        graph_node *n = &g->nodes[i];
+        if (f->removed[i] || n->kernel == NULL || (n->kernel != masks[0] && n->kernel != masks[1]))
+            continue;
+        if (n->n_inputs != 4 && n->n_inputs != 8)
+            continue;
+        const graph_node *gk = fuse_cache_gather(f, readers, n->inputs[1]);
+        const graph_node *gv = fuse_cache_gather(f, readers, n->inputs[2]);
+        if (gk == NULL || gv == NULL || gk == gv || gk->inputs[1] != gv->inputs[1])
+            continue;
+        int inputs[9] = {n->inputs[0], gk->inputs[0], gv->inputs[0], n->inputs[3], -1, -1, -1,
+                         -1,           gk->inputs[1]};
+        for (int k = 4; k < n->n_inputs; k++)
+            inputs[k] = n->inputs[k];
+        graph_node *nodes[3] = {(graph_node *)gk, (graph_node *)gv, n};
+        st = fuse_replace(f, n, nodes, 3, inputs, 9, n->kernel);
+        (*fused)++;
+    }
+    free(readers);
+    return st;
+}
+
 ogi_status graph_fuse(graph *g)
 {
     const op_kernel *mtb = op_find_kernel("ai.ogi", "MatMulTransposeB", 1);
@@ -700,6 +781,8 @@ ogi_status graph_fuse(graph *g)
         st = fuse_rotate_halves(&f, &fused);
     if (st == OGI_OK)
         st = fuse_causal_masks(&f, &fused);
+    if (st == OGI_OK)
+        st = fuse_cache_reads(&f, &fused);
     for (int i = 0; i < g->n_nodes && mtb != NULL && st == OGI_OK; i++) {
         graph_node *n = &g->nodes[i];
         if (removed[i])

@@ -63,6 +63,18 @@ static attention_view fused_view(const ogi_tensor *t, const int64_t *dims)
     return v;
 }
 
+/* The same for a window of a cache that stores `rows` positions per head
+ * (rows >= dims[2]; 0: the tensor is contiguous). */
+static attention_view fused_view_rows(const ogi_tensor *t, const int64_t *dims, int64_t rows)
+{
+    attention_view v = fused_view(t, dims);
+    if (rows > 0) {
+        v.head_stride = dims[1] == 1 ? 0 : rows * dims[3];
+        v.batch_stride = dims[0] == 1 ? 0 : dims[1] * rows * dims[3];
+    }
+    return v;
+}
+
 /* scale from the six optional scalar inputs. */
 static ogi_status fused_scale(op_ctx *c, double *scale)
 {
@@ -158,12 +170,20 @@ static bool fused_reshape_dims(const int64_t *dims, int rank, const int64_t *sha
     return true;
 }
 
+/* How fused_repeat_operand gives the repeated operand. */
+typedef enum fused_repeat_mode {
+    FUSED_REPEAT_VIEW_OR_COPY, /* Xk itself when the repeat is plain, else a copy */
+    FUSED_REPEAT_COPY,         /* always the materialised copy */
+    FUSED_REPEAT_VIEW_ONLY,    /* Xk itself when plain, else NULL (nothing read) */
+} fused_repeat_mode;
+
 /* K or V of the 8-input form: *gqa is Xk itself when the repeat is plain
- * (Xk [b, kv, T, d] -> [b, kv, rep, T, d] -> [b, kv * rep, T, d]) and
- * materialize is false; otherwise *owned is the materialised tensor. */
+ * (Xk [b, kv, T, d] -> [b, kv, rep, T, d] -> [b, kv * rep, T, d]) and mode
+ * allows; otherwise *owned is the materialised tensor (or, VIEW_ONLY, *gqa
+ * is NULL). */
 static ogi_status fused_repeat_operand(op_ctx *c, int x_in, int expand_in, int reshape_in,
-                                       bool allowzero, bool materialize, const ogi_tensor **gqa,
-                                       ogi_tensor **owned)
+                                       bool allowzero, fused_repeat_mode mode,
+                                       const ogi_tensor **gqa, ogi_tensor **owned)
 {
     const ogi_tensor *x = c->in[x_in];
     int64_t shape[OGI_MAX_RANK], n, dims[OGI_MAX_RANK], xdims[OGI_MAX_RANK], rdims[OGI_MAX_RANK];
@@ -184,8 +204,12 @@ static ogi_status fused_repeat_operand(op_ctx *c, int x_in, int expand_in, int r
                  dims[1] == x->dims[1] && dims[3] == x->dims[2] && dims[4] == x->dims[3] &&
                  rdims[0] == dims[0] && rdims[1] == dims[1] * dims[2] && rdims[2] == dims[3] &&
                  rdims[3] == dims[4];
-    if (plain && !materialize) {
+    if (plain && mode != FUSED_REPEAT_COPY) {
         *gqa = x;
+        return OGI_OK;
+    }
+    if (mode == FUSED_REPEAT_VIEW_ONLY) {
+        *gqa = NULL;
         return OGI_OK;
     }
     size_t es = (size_t)dtype_size(x->dtype);
@@ -317,14 +341,14 @@ static ogi_status fused_sdpa_run(op_ctx *c, bool zero_masked)
         if (!op_has_input(c, 10 + 2 * i) || !op_has_input(c, 11 + 2 * i))
             st = op_error(c, OGI_ERR_RUNTIME, "missing input of the fused KV repeat");
         else
-            st = fused_repeat_operand(c, 1 + i, 10 + 2 * i, 11 + 2 * i, false, false, &kv[i],
-                                      &owned[i]);
+            st = fused_repeat_operand(c, 1 + i, 10 + 2 * i, 11 + 2 * i, false,
+                                      FUSED_REPEAT_VIEW_OR_COPY, &kv[i], &owned[i]);
     }
     /* one plain, one not: both materialised, so that K and V match */
     for (int i = 0; i < 2 && st == OGI_OK && gqa && (owned[0] == NULL) != (owned[1] == NULL); i++)
         if (owned[i] == NULL)
-            st = fused_repeat_operand(c, 1 + i, 10 + 2 * i, 11 + 2 * i, false, true, &kv[i],
-                                      &owned[i]);
+            st = fused_repeat_operand(c, 1 + i, 10 + 2 * i, 11 + 2 * i, false, FUSED_REPEAT_COPY,
+                                      &kv[i], &owned[i]);
     if (st == OGI_OK)
         st = fused_sdpa_core(c, kv[0], kv[1], gqa && owned[0] == NULL && owned[1] == NULL,
                              zero_masked);
@@ -383,8 +407,10 @@ static bool fused_attention_attrs_plain(const op_ctx *c)
     return true;
 }
 
-/* The fast causal run; false (nothing written) when the case is not plain. */
-static bool fused_attention_causal(op_ctx *c, ogi_status *st)
+/* The fast causal run; false (nothing written) when the case is not plain.
+ * rows[0] / rows[1]: positions stored per head of K / V when they are
+ * windows of a cache (0: contiguous). */
+static bool fused_attention_causal(op_ctx *c, ogi_status *st, const int64_t *rows)
 {
     if (c->n_in != 4 || c->n_out != 1 || !op_has_input(c, 3) || !fused_attention_attrs_plain(c))
         return false;
@@ -427,8 +453,8 @@ static bool fused_attention_causal(op_ctx *c, ogi_status *st)
         return true;
     attention_fast_data d = {
         .q = fused_view(q, q->dims), .split = p.total_len, .y = c->out[0]->data};
-    d.k[0] = fused_view(k, k->dims);
-    d.v[0] = fused_view(v, v->dims);
+    d.k[0] = fused_view_rows(k, k->dims, rows[0]);
+    d.v[0] = fused_view_rows(v, v->dims, rows[1]);
     d.y_strides[0] = p.q_heads * p.q_len * p.v_dim;
     d.y_strides[1] = p.q_len * p.v_dim;
     d.y_strides[2] = p.v_dim;
@@ -438,32 +464,107 @@ static bool fused_attention_causal(op_ctx *c, ogi_status *st)
     return true;
 }
 
+/* Inputs 1 and 2 of the cache form: fixed-size caches [b, h, max_seq, d]
+ * of which the first `length` (input 8, an int64 scalar) positions along
+ * axis 2 are read, as TensorGather(cache, length) reads them. win[i] is the
+ * cache under the window's dims (borrowed data, not contiguous unless
+ * b * h == 1 or length == max_seq) and rows[i] its max_seq. */
+static ogi_status fused_cache_windows(const op_ctx *c, ogi_tensor *win, int64_t *rows)
+{
+    const ogi_tensor *len = c->in[8];
+    if (len->dtype != OGI_INT64 || len->rank > 1 || tensor_numel(len) != 1)
+        return op_error(c, OGI_ERR_RUNTIME, "input 8 (cache length): expected an int64 scalar");
+    int64_t length = ((const int64_t *)len->data)[0];
+    for (int i = 0; i < 2; i++) {
+        const ogi_tensor *cache = c->in[1 + i];
+        size_t es = (size_t)dtype_size(cache->dtype);
+        if (cache->kind != TENSOR_KIND_TENSOR || cache->dtype == OGI_STRING || es == 0 ||
+            cache->rank != 4)
+            return op_error(c, OGI_ERR_RUNTIME,
+                            "input %d: expected a rank-4 cache of fixed-size elements", 1 + i);
+        if (length < 0 || length > cache->dims[2])
+            return op_error(c, OGI_ERR_RUNTIME,
+                            "cache length %lld is outside the sequence axis 2 of size %lld",
+                            (long long)length, (long long)cache->dims[2]);
+        win[i] = *cache;
+        win[i].dims[2] = length;
+        win[i].nbytes = (size_t)tensor_shape_numel(4, win[i].dims) * es;
+        win[i].storage = TENSOR_BORROWED;
+        rows[i] = cache->dims[2];
+    }
+    return OGI_OK;
+}
+
+/* A contiguous copy of window win of a cache storing `rows` positions per
+ * head. */
+static ogi_status fused_window_copy(const ogi_tensor *win, int64_t rows, ogi_tensor **out)
+{
+    ogi_status st = ogi_tensor_create(win->dtype, 4, win->dims, out);
+    if (st != OGI_OK)
+        return st;
+    size_t row = (size_t)win->dims[3] * (size_t)dtype_size(win->dtype);
+    int64_t heads = win->dims[0] * win->dims[1], length = win->dims[2];
+    for (int64_t h = 0; h < heads && length > 0 && row > 0; h++)
+        memcpy((char *)(*out)->data + (size_t)(h * length) * row,
+               (const char *)win->data + (size_t)(h * rows) * row, (size_t)length * row);
+    return OGI_OK;
+}
+
 static ogi_status fused_attention_causal_mask_run(op_ctx *c, bool allowzero)
 {
     const ogi_tensor *in[4] = {c->in[0], c->in[1], c->in[2], c->n_in > 3 ? c->in[3] : NULL};
-    ogi_tensor *owned[2] = {NULL, NULL};
+    const ogi_tensor *x_in[9]; /* the inputs with K and V as the cache windows */
+    ogi_tensor *owned[2] = {NULL, NULL}, *copies[2] = {NULL, NULL}, win[2];
+    int64_t rows[2] = {0, 0};
     ogi_status st = OGI_OK;
-    if (c->n_in == 8) {
-        for (int i = 0; i < 2 && st == OGI_OK; i++) {
-            if (!op_has_input(c, 1 + i) || !op_has_input(c, 4 + 2 * i) ||
-                !op_has_input(c, 5 + 2 * i))
-                st = op_error(c, OGI_ERR_RUNTIME, "missing input of the fused KV repeat");
-            else
-                st = fused_repeat_operand(c, 1 + i, 4 + 2 * i, 5 + 2 * i, allowzero, false,
-                                          &in[1 + i], &owned[i]);
+    op_ctx xc = *c;
+    bool cache = c->n_in == 9 && op_has_input(c, 8);
+    bool repeat = c->n_in == 8 || (c->n_in == 9 && op_has_input(c, 4));
+    if (cache) {
+        for (int i = 0; i < 3 && st == OGI_OK; i++)
+            st = op_require_input(c, i);
+        if (st == OGI_OK)
+            st = fused_cache_windows(c, win, rows);
+        memcpy(x_in, c->in, sizeof(x_in));
+        x_in[1] = in[1] = &win[0];
+        x_in[2] = in[2] = &win[1];
+        xc.in = x_in;
+    }
+    for (int i = 0; i < 2 && st == OGI_OK && repeat; i++) {
+        if (!op_has_input(c, 1 + i) || !op_has_input(c, 4 + 2 * i) || !op_has_input(c, 5 + 2 * i))
+            st = op_error(c, OGI_ERR_RUNTIME, "missing input of the fused KV repeat");
+        else
+            st = fused_repeat_operand(&xc, 1 + i, 4 + 2 * i, 5 + 2 * i, allowzero,
+                                      rows[i] > 0 ? FUSED_REPEAT_VIEW_ONLY
+                                                  : FUSED_REPEAT_VIEW_OR_COPY,
+                                      &in[1 + i], &owned[i]);
+        if (st == OGI_OK && in[1 + i] == NULL) { /* a window repeated otherwise: copied first */
+            st = fused_window_copy(&win[i], rows[i], &copies[i]);
+            x_in[1 + i] = copies[i];
+            rows[i] = 0;
+            if (st == OGI_OK)
+                st = fused_repeat_operand(&xc, 1 + i, 4 + 2 * i, 5 + 2 * i, allowzero,
+                                          FUSED_REPEAT_VIEW_OR_COPY, &in[1 + i], &owned[i]);
         }
     }
     op_ctx plain = *c; /* Attention's own four inputs */
     plain.in = in;
     plain.n_in = c->n_in < 4 ? c->n_in : 4;
-    if (st == OGI_OK && !fused_attention_causal(&plain, &st)) {
+    if (st == OGI_OK && !fused_attention_causal(&plain, &st, rows)) {
+        /* the Attention kernel reads contiguous K and V */
+        for (int i = 0; i < 2 && st == OGI_OK; i++)
+            if (rows[i] > 0 && (st = fused_window_copy(&win[i], rows[i], &copies[i])) == OGI_OK)
+                in[1 + i] = copies[i];
         const op_kernel *attention = op_find_kernel("", "Attention", c->opset);
-        st = attention != NULL
-                 ? attention->run(&plain)
-                 : op_error(c, OGI_ERR_UNSUPPORTED, "no Attention kernel for opset %d", c->opset);
+        if (st == OGI_OK)
+            st = attention != NULL ? attention->run(&plain)
+                                   : op_error(c, OGI_ERR_UNSUPPORTED,
+                                              "no Attention kernel for opset %d", c->opset);
     }
-    ogi_tensor_free(owned[0]);
-    ogi_tensor_free(owned[1]);
+    for (int i = 0; i < 2; i++) {
+        ogi_tensor_free(owned[i]);
+        ogi_tensor_free(copies[i]);
+    }
     return st;
 }
 

@@ -375,11 +375,14 @@ static char *write_model(pbw *g, int opset)
     return path;
 }
 
-/* Runs both models on the same inputs and compares output Y. */
+/* Runs both models on the same inputs and compares output Y; checks first
+ * that fused has want_fused patterns fused and plain one fewer (want_fused
+ * < 0: no check). */
 static void compare_models(const char *fused, const char *plain, int n_in, const char *const *names,
                            ogi_tensor *const *in, int want_fused, const char *what)
 {
-    TEST_CHECK(fused_patterns(fused) == want_fused && fused_patterns(plain) == want_fused - 1,
+    TEST_CHECK(want_fused < 0 ||
+                   (fused_patterns(fused) == want_fused && fused_patterns(plain) == want_fused - 1),
                "%s: fused patterns %d and %d", what, fused_patterns(fused), fused_patterns(plain));
     checks++;
     ogi_tensor *y[2] = {NULL, NULL};
@@ -684,6 +687,160 @@ static void repeat_cases(uint64_t *rng)
     }
 }
 
+/* ---- attention reading the KV caches in place ------------------------------------- */
+
+/* Node op of domain ai.ogi with attributes axis (int) and mode (string). */
+static void gather_node(pbw *g, const char *name, const char *data, const char *len,
+                        const char *out, const char *mode)
+{
+    pbw n = {0}, axis = {0}, m = {0};
+    pbw_string(&n, 1, data);
+    pbw_string(&n, 1, len);
+    pbw_string(&n, 2, out);
+    pbw_string(&n, 3, name);
+    pbw_string(&n, 4, "TensorGather");
+    pbw_string(&n, 7, "ai.ogi");
+    pbw_string(&axis, 1, "axis");
+    pbw_int(&axis, 3, 2);
+    pbw_int(&axis, 20, 2);
+    pbw_message(&n, 5, &axis);
+    pbw_string(&m, 1, "mode");
+    pbw_bytes(&m, 4, mode, strlen(mode));
+    pbw_int(&m, 20, 3);
+    pbw_message(&n, 5, &m);
+    pbw_message(g, 1, &n);
+}
+
+/* write_model with the ai.ogi domain imported too. */
+static char *write_model_ogi(pbw *g, int opset)
+{
+    pbw model = {0}, op = {0};
+    pbw_model(&model, 8, opset, g);
+    pbw_string(&op, 1, "ai.ogi");
+    pbw_int(&op, 2, 1);
+    pbw_message(&model, 8, &op);
+    static char path[64];
+    strcpy(path, "/tmp/ogi-test-fuse-XXXXXX");
+    int fd = mkstemp(path);
+    if (fd >= 0)
+        close(fd);
+    test_write_file(path, model.data, model.len);
+    pbw_free(&model);
+    return path;
+}
+
+/* Attention(Q, K, V, M) with K, V read from caches CK, CV [b, kv, cap, d]
+ * by TensorGather(C, LEN); kind 0: directly, causal mask; 1: through the
+ * plain GQA repeat, causal; 2: a repeat along the keys (materialised);
+ * 3: plain repeat, random mask; 4: directly, random mask (both run the
+ * Attention kernel); 5: V gathered with a second length input LEN2 (same
+ * value): not read in place; 6: circular mode: not read in place. The twin
+ * also outputs the gathered K, which keeps its TensorGather. */
+static void cache_case(uint64_t *rng, int64_t b, int64_t kv, int64_t rep, int64_t q, int64_t t,
+                       int64_t cap, int64_t d, int kind)
+{
+    char paths[2][64];
+    bool repeat = kind == 1 || kind == 2 || kind == 3, causal = kind != 3 && kind != 4;
+    int64_t hq = kv * rep, qd[4] = {b, hq, q, d}, cd[4] = {b, kv, cap, d}, md[4] = {b, 1, q, t};
+    int64_t s5[5] = {b, kv, rep, t, d}, s4[4] = {b, hq, t, d};
+    if (kind == 2) {
+        s4[1] = kv;
+        s4[2] = rep * t;
+        md[3] = rep * t;
+    }
+    if (!repeat)
+        qd[1] = hq = kv;
+    const int64_t axes = 2;
+    for (int keep = 0; keep < 2; keep++) {
+        pbw g = {0};
+        const char *mode = kind == 6 ? "circular" : "linear";
+        gather_node(&g, "gk", "CK", "LEN", "XK", mode);
+        gather_node(&g, "gv", "CV", kind == 5 ? "LEN2" : "LEN", "XV", mode);
+        const char *xs[2] = {"XK", "XV"}, *us[2] = {"UK", "UV"}, *es[2] = {"EK", "EV"},
+                   *rs[2] = {"K", "V"};
+        for (int i = 0; i < 2 && repeat; i++) {
+            pbw_node(&g, "Unsqueeze", us[i], 2, (const char *[]){xs[i], "axes"}, 1, &us[i]);
+            pbw_node(&g, "Expand", es[i], 2, (const char *[]){us[i], "S5"}, 1, &es[i]);
+            pbw_node(&g, "Reshape", rs[i], 2, (const char *[]){es[i], "S4"}, 1, &rs[i]);
+        }
+        pbw_node(&g, "Attention", "attn", 4,
+                 (const char *[]){"Q", repeat ? "K" : "XK", repeat ? "V" : "XV", "M"}, 1,
+                 (const char *[]){"Y"});
+        pbw_string(&g, 2, "g");
+        pbw_tensor_raw(&g, 5, "axes", 7, 1, (int64_t[]){1}, &axes, sizeof(axes));
+        pbw_value_info(&g, 11, "Q", 1, 4, qd);
+        pbw_value_info(&g, 11, "CK", 1, 4, cd);
+        pbw_value_info(&g, 11, "CV", 1, 4, cd);
+        pbw_value_info(&g, 11, "M", 9, 4, md);
+        pbw_value_info(&g, 11, "LEN", 7, 1, (int64_t[]){1});
+        if (kind == 5)
+            pbw_value_info(&g, 11, "LEN2", 7, 1, (int64_t[]){1});
+        if (repeat) {
+            pbw_value_info(&g, 11, "S5", 7, 1, (int64_t[]){5});
+            pbw_value_info(&g, 11, "S4", 7, 1, (int64_t[]){4});
+        }
+        pbw_value_info(&g, 12, "Y", 1, -1, NULL);
+        if (keep)
+            pbw_value_info(&g, 12, "XK", 1, -1, NULL);
+        strcpy(paths[keep], write_model_ogi(&g, 23));
+    }
+    ogi_tensor *in[8] = {random_tensor(rng, 4, qd, false), random_tensor(rng, 4, cd, false),
+                         random_tensor(rng, 4, cd, false), NULL,
+                         test_tensor_i64(1, (int64_t[]){1}, &t)};
+    const char *names[8] = {"Q", "CK", "CV", "M", "LEN"};
+    int n_in = 5;
+    if (kind == 5) {
+        names[n_in] = "LEN2";
+        in[n_in++] = test_tensor_i64(1, (int64_t[]){1}, &t);
+    }
+    if (repeat) {
+        names[n_in] = "S5";
+        in[n_in++] = test_tensor_i64(1, (int64_t[]){5}, s5);
+        names[n_in] = "S4";
+        in[n_in++] = test_tensor_i64(1, (int64_t[]){4}, s4);
+    }
+    ogi_tensor_create(OGI_BOOL, 4, md, &in[3]);
+    uint8_t *m = ogi_tensor_data(in[3]);
+    for (int64_t r = 0; r < b * q; r++)
+        for (int64_t j = 0; j < md[3]; j++)
+            m[r * md[3] + j] = !causal ? test_rand(rng) % 3 != 0 : j <= r % q + md[3] - q;
+    char what[112];
+    snprintf(what, sizeof(what), "cache kind %d b %lld kv %lld rep %lld q %lld t %lld cap %lld",
+             kind, (long long)b, (long long)kv, (long long)rep, (long long)q, (long long)t,
+             (long long)cap);
+    bool in_place = kind <= 4;
+    if (in_place) {
+        compare_models(paths[0], paths[1], n_in, names, in, 2, what);
+        int nodes = 0;
+        fused_patterns_nodes(paths[0], &nodes);
+        TEST_CHECK(nodes == 1, "%s: %d nodes left, expected the fused Attention alone", what,
+                   nodes);
+    } else { /* the gathers stay: both graphs fuse the same */
+        TEST_CHECK(fused_patterns(paths[0]) == fused_patterns(paths[1]),
+                   "%s: fused patterns %d and %d", what, fused_patterns(paths[0]),
+                   fused_patterns(paths[1]));
+        checks++;
+        compare_models(paths[0], paths[1], n_in, names, in, -1, what);
+    }
+    checks++;
+    unlink(paths[0]);
+    unlink(paths[1]);
+    for (int i = 0; i < n_in; i++)
+        ogi_tensor_free(in[i]);
+}
+
+static void cache_cases(uint64_t *rng)
+{
+    for (int i = 0; i < 21; i++) {
+        int64_t q = 1 + (int64_t)(test_rand(rng) % 6), t = q + (int64_t)(test_rand(rng) % 20);
+        int64_t cap = t + (i % 4 == 0 ? 0 : 1 + (int64_t)(test_rand(rng) % 9)); /* full or not */
+        cache_case(rng, 1 + (int64_t)(test_rand(rng) % 2), 1 + (int64_t)(test_rand(rng) % 3),
+                   1 + (int64_t)(test_rand(rng) % 3), q, t, cap, (int64_t[]){8, 32}[i % 2], i % 7);
+    }
+    cache_case(rng, 1, 4, 2, 1, 200, 512, 32, 1); /* decode, the exported model's shapes */
+    cache_case(rng, 1, 4, 2, 1, 0, 16, 32, 0);    /* no keys yet */
+}
+
 /* ---- rotate_half ---------------------------------------------------------------- */
 
 /* Y = X * C + Concat(Neg(Slice(X, HS, END, axes)), Slice(X, ZERO, HE, axes)) * S,
@@ -761,6 +918,7 @@ int main(void)
     norm_and_gate_cases(&rng);
     causal_cases(&rng);
     repeat_cases(&rng);
+    cache_cases(&rng);
     rotate_half_cases(&rng);
     return test_finish("test_fused", checks);
 }
