@@ -372,6 +372,18 @@ static ogi_status shape_transpose(op_ctx *c)
         v.dims[i] = x->dims[perm[i]];
         v.strides[i] = in_strides[perm[i]];
     }
+    /* the axes longer than 1 keep their order (a decode step's seq = 1
+     * moving past the heads): the bytes stay where they are */
+    int64_t last = -1;
+    bool in_order = true;
+    for (int i = 0; i < x->rank && in_order; i++) {
+        if (v.dims[i] == 1)
+            continue;
+        in_order = perm[i] > last;
+        last = perm[i];
+    }
+    if (in_order)
+        return op_alloc_view(c, 0, 0, x->dtype, x->rank, v.dims);
     if ((st = op_alloc(c, 0, x->dtype, x->rank, v.dims)) != OGI_OK)
         return st;
     v.dst = c->out[0]->data;

@@ -5,7 +5,8 @@
  * +inf and NaN; bool And/Or/Xor and int64 comparisons (mask arithmetic)
  * with broadcasting against plain loops; RotaryEmbedding's float32 rows
  * (halves or interleaved pairs, partial rotary dims, position ids); Cast to
- * the input's own type (the values unchanged, bit for bit). */
+ * the input's own type (the values unchanged, bit for bit); Transpose as a
+ * view when only axes of size 1 move, against the index loop. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -371,6 +372,109 @@ static void run_identity_cast_case(uint64_t *rng, int64_t n)
     ogi_session_free(s);
 }
 
+/* Transpose(input, perm) as a view when the axes longer than 1 keep their
+ * order, a strided copy otherwise: T = Transpose(N = Neg(X)) read by Y =
+ * Neg(T) (N's buffer taken over), Z = Neg(N) after it (N read again: a
+ * copy), W = Neg(Transpose(X)) (a graph input, borrowed); against the
+ * plain index loop. */
+static void run_transpose_case(uint64_t *rng, int rank, const int64_t *dims, const int64_t *perm)
+{
+    pbw g = {0}, model = {0};
+    for (int k = 0; k < 2; k++) {
+        pbw node = {0}, attr = {0};
+        pbw_string(&node, 1, k == 0 ? "N" : "X");
+        pbw_string(&node, 2, k == 0 ? "T" : "T2");
+        pbw_string(&node, 3, k == 0 ? "t" : "t2");
+        pbw_string(&node, 4, "Transpose");
+        pbw_string(&attr, 1, "perm");
+        for (int d = 0; d < rank; d++)
+            pbw_int(&attr, 8, (uint64_t)perm[d]);
+        pbw_int(&attr, 20, 7);
+        pbw_message(&node, 5, &attr);
+        if (k == 0)
+            pbw_node(&g, "Neg", "n", 1, (const char *[]){"X"}, 1, (const char *[]){"N"});
+        pbw_message(&g, 1, &node);
+    }
+    pbw_node(&g, "Neg", "y", 1, (const char *[]){"T"}, 1, (const char *[]){"Y"});
+    pbw_node(&g, "Neg", "z", 1, (const char *[]){"N"}, 1, (const char *[]){"Z"});
+    pbw_node(&g, "Neg", "w", 1, (const char *[]){"T2"}, 1, (const char *[]){"W"});
+    pbw_string(&g, 2, "g");
+    pbw_value_info(&g, 11, "X", 1, rank, dims);
+    const char *outs[3] = {"Y", "Z", "W"};
+    for (int i = 0; i < 3; i++)
+        pbw_value_info(&g, 12, outs[i], 1, -1, NULL);
+    pbw_model(&model, 8, 17, &g);
+    char path[] = "/tmp/ogi-test-transpose-XXXXXX";
+    int fd = mkstemp(path);
+    if (fd >= 0)
+        close(fd);
+    test_write_file(path, model.data, model.len);
+    pbw_free(&model);
+    ogi_session *s;
+    ogi_session_options o = ogi_session_default_options();
+    ogi_status st = ogi_session_open(path, &o, &s);
+    unlink(path);
+    TEST_CHECK(st == OGI_OK, "open: %s", ogi_last_error());
+    checks++;
+    if (st != OGI_OK)
+        return;
+    ogi_tensor *x = test_tensor_f32(rank, dims, NULL), *out[3] = {NULL, NULL, NULL};
+    float *xv = ogi_tensor_data(x);
+    int64_t n = ogi_tensor_numel(x);
+    for (int64_t i = 0; i < n; i++)
+        xv[i] = (float)(test_rand(rng) % 1000) - 500.0f;
+    const char *in_name = "X";
+    st = ogi_session_run(s, 1, &in_name, (const ogi_tensor *const *)&x, 3, outs, out);
+    TEST_CHECK(st == OGI_OK, "run: %s", ogi_last_error());
+    checks++;
+    int64_t strides[8], od[8], bad = -1;
+    for (int d = rank - 1, st_ = 1; d >= 0; st_ *= (int)dims[d], d--)
+        strides[d] = st_;
+    for (int d = 0; d < rank; d++)
+        od[d] = dims[perm[d]];
+    for (int64_t i = 0; i < n && st == OGI_OK && bad < 0; i++) {
+        int64_t rest = i, from = 0; /* output element i, row-major over od */
+        for (int d = rank - 1; d >= 0; d--) {
+            from += (rest % od[d]) * strides[perm[d]];
+            rest /= od[d];
+        }
+        const float *y = ogi_tensor_data(out[0]), *z = ogi_tensor_data(out[1]),
+                    *w = ogi_tensor_data(out[2]);
+        if (y[i] != xv[from] || w[i] != -xv[from] || z[i] != xv[i])
+            bad = i;
+    }
+    TEST_CHECK(bad < 0, "Transpose rank %d: element %lld differs", rank, (long long)bad);
+    checks++;
+    ogi_tensor_free(x);
+    for (int i = 0; i < 3; i++)
+        ogi_tensor_free(out[i]);
+    ogi_session_free(s);
+}
+
+static void run_transpose_cases(uint64_t *rng)
+{
+    for (int i = 0; i < 60; i++) {
+        int rank = 1 + (int)(test_rand(rng) % 5);
+        int64_t dims[5], perm[5];
+        for (int d = 0; d < rank; d++) {
+            dims[d] = test_rand(rng) % 2 ? 1 : 1 + (int64_t)(test_rand(rng) % 5);
+            perm[d] = d;
+        }
+        for (int d = rank - 1; d > 0; d--) { /* Fisher-Yates */
+            int j = (int)(test_rand(rng) % (uint64_t)(d + 1));
+            int64_t t = perm[d];
+            perm[d] = perm[j];
+            perm[j] = t;
+        }
+        run_transpose_case(rng, rank, dims, perm);
+    }
+    /* a decode step's [b, seq = 1, heads, d] -> [b, heads, seq, d] and back */
+    run_transpose_case(rng, 4, (int64_t[]){1, 1, 8, 32}, (int64_t[]){0, 2, 1, 3});
+    run_transpose_case(rng, 4, (int64_t[]){1, 8, 1, 32}, (int64_t[]){0, 2, 1, 3});
+    run_transpose_case(rng, 4, (int64_t[]){1, 8, 3, 32}, (int64_t[]){0, 2, 1, 3});
+    run_transpose_case(rng, 3, (int64_t[]){2, 0, 3}, (int64_t[]){2, 0, 1}); /* empty */
+}
+
 int main(void)
 {
     uint64_t rng = 0x5eed5eed12345678ull;
@@ -396,5 +500,6 @@ int main(void)
     run_rotary_case(&rng, 1, 8, 512, 32, 32, 0); /* threaded */
     run_identity_cast_case(&rng, 1000);
     run_identity_cast_case(&rng, 1);
+    run_transpose_cases(&rng);
     return test_finish("test_fast_paths", checks);
 }
