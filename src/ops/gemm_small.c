@@ -393,10 +393,15 @@ static void gemm_small_panels(const gemm_f32_args *g, threadpool *pool)
     }
     int64_t panels = (g->n + GEMM_PANEL - 1) / GEMM_PANEL;
     gemm_panel_job job = {.g = g, .group = g->m == 1 ? GEMM_PANEL_GROUP_ONE : GEMM_PANEL_GROUP};
-    int64_t units = (panels + job.group - 1) / job.group;
     int64_t passes = (g->m + GEMM_SMALL_GROUP - 1) / GEMM_SMALL_GROUP;
-    bool parallel = threadpool_size(pool) > 1 &&
+    int threads = threadpool_size(pool);
+    bool parallel = threads > 1 &&
                     g->k * g->n * (int64_t)sizeof(float) * passes >= GEMM_SMALL_PARALLEL_BYTES;
+    /* narrower units when there would be fewer than two per thread (a 128-
+     * column K or V projection is four panels) */
+    while (parallel && job.group > 1 && (panels + job.group - 1) / job.group < 2 * threads)
+        job.group /= 2;
+    int64_t units = (panels + job.group - 1) / job.group;
     if (parallel)
         threadpool_parallel_for(pool, units, 1, gemm_panel_units, &job);
     else
