@@ -48,22 +48,25 @@ ogi_status arena_alloc(exec_arena *a, size_t size, arena_block *out)
         return ogi_error(OGI_ERR_OUT_OF_MEMORY, "allocation of %zu bytes overflows", size);
     if (need == 0)
         need = ARENA_ALIGN;
-    size_t off = a->tail;
-    size_t i;
-    for (i = 0; i < a->n_free; i++) {
-        if (a->free_list[i].size >= need) {
-            off = a->free_list[i].offset;
-            a->free_list[i].offset += need;
-            a->free_list[i].size -= need;
-            if (a->free_list[i].size == 0) {
-                memmove(&a->free_list[i], &a->free_list[i + 1],
-                        (a->n_free - i - 1) * sizeof(arena_segment));
-                a->n_free--;
-            }
-            break;
+    /* best fit: the smallest hole that takes the block. First fit let a
+     * 512-token prefill of SmolLM2-135M climb to 152 MB of buffer for 11 MB
+     * of live values (each layer's blocks landing a little higher); best
+     * fit stays at 15 MB. */
+    size_t off = a->tail, best = a->n_free;
+    for (size_t i = 0; i < a->n_free; i++)
+        if (a->free_list[i].size >= need &&
+            (best == a->n_free || a->free_list[i].size < a->free_list[best].size))
+            best = i;
+    if (best < a->n_free) {
+        off = a->free_list[best].offset;
+        a->free_list[best].offset += need;
+        a->free_list[best].size -= need;
+        if (a->free_list[best].size == 0) {
+            memmove(&a->free_list[best], &a->free_list[best + 1],
+                    (a->n_free - best - 1) * sizeof(arena_segment));
+            a->n_free--;
         }
-    }
-    if (i == a->n_free) {
+    } else {
         if (a->tail > SIZE_MAX - need)
             return ogi_error(OGI_ERR_OUT_OF_MEMORY, "arena overflow");
         a->tail += need;
