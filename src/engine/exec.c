@@ -726,16 +726,216 @@ static ogi_status exec_fold_node(graph *g, graph_node *n, bool *folded)
     return OGI_OK;
 }
 
+/* Whether shape inference knows every element of every output of n: small
+ * int64, int32 or bool values computed from shapes, such as
+ * Gather(Shape(x), 3) when dim 3 of x is a known number though x itself is
+ * computed at run time. Graph outputs stay computed (a caller may bind them). */
+static bool exec_elems_known(const graph *g, const graph_node *n)
+{
+    if (n->n_subgraphs > 0 || n->n_outputs < 1 || op_kernel_is_random(n->kernel) ||
+        op_kernel_updates_in_place(n->kernel))
+        return false;
+    for (int o = 0; o < n->n_outputs; o++) {
+        if (n->outputs[o] < 0)
+            return false;
+        const graph_value *x = &g->values[n->outputs[o]];
+        if (x->kind != VALUE_NODE || x->is_output || x->type != TENSOR_KIND_TENSOR ||
+            !shape_elems_known(&x->elems) || !shape_is_static(&x->shape) || x->shape.rank > 1 ||
+            tensor_shape_numel(x->shape.rank, x->shape.dims) != x->elems.count)
+            return false;
+        if (x->dtype != OGI_INT64 && x->dtype != OGI_INT32 && x->dtype != OGI_BOOL)
+            return false;
+    }
+    return true;
+}
+
+/* Replaces n's outputs by constants holding the elements inference found. */
+static ogi_status exec_fold_elems(graph *g, const graph_node *n)
+{
+    for (int o = 0; o < n->n_outputs; o++) {
+        const graph_value *x = &g->values[n->outputs[o]];
+        ogi_tensor *t;
+        ogi_status st = ogi_tensor_create(x->dtype, x->shape.rank, x->shape.dims, &t);
+        if (st != OGI_OK)
+            return st;
+        for (int i = 0; i < x->elems.count; i++) {
+            int64_t v = x->elems.value[i];
+            if (x->dtype == OGI_INT64)
+                ((int64_t *)t->data)[i] = v;
+            else if (x->dtype == OGI_INT32)
+                ((int32_t *)t->data)[i] = (int32_t)v;
+            else
+                ((uint8_t *)t->data)[i] = v != 0;
+        }
+        st = exec_keep_constant(g, n->outputs[o], t);
+        if (st != OGI_OK) {
+            ogi_tensor_free(t);
+            return st;
+        }
+    }
+    return OGI_OK;
+}
+
+static bool exec_same_static_shape(const graph_value *a, const graph_value *b)
+{
+    if (!shape_is_static(&a->shape) || !shape_is_static(&b->shape) ||
+        a->shape.rank != b->shape.rank)
+        return false;
+    for (int d = 0; d < a->shape.rank; d++)
+        if (a->shape.dims[d] != b->shape.dims[d])
+            return false;
+    return true;
+}
+
+/* A constant whose elements are all zero (0) or all nonzero (1); -1 otherwise. */
+static int exec_uniform_condition(const graph_value *c)
+{
+    if (c->kind != VALUE_CONST || c->constant->dtype != OGI_BOOL || tensor_numel(c->constant) < 1)
+        return -1;
+    const uint8_t *p = c->constant->data;
+    int64_t count = tensor_numel(c->constant);
+    for (int64_t i = 1; i < count; i++)
+        if ((p[i] != 0) != (p[0] != 0))
+            return -1;
+    return p[0] != 0;
+}
+
+/* The input whose value node n's only output always is, or -1: Identity;
+ * Cast to the input's own dtype; Reshape or Expand to the input's static
+ * shape; Where whose condition is a constant of one truth value and whose
+ * chosen input has the output's static shape (the legacy exports'
+ * Where(Equal(shape, -1), 1, shape) once the Equal folds). */
+static int exec_alias_input(const graph *g, const graph_node *n)
+{
+    if (n->proto->domain[0] != '\0' || n->n_subgraphs > 0 || n->n_outputs != 1 ||
+        n->outputs[0] < 0 || n->n_inputs < 1 || n->inputs[0] < 0)
+        return -1;
+    const graph_value *out = &g->values[n->outputs[0]], *x = &g->values[n->inputs[0]];
+    if (out->kind != VALUE_NODE || out->is_output || out->type != TENSOR_KIND_TENSOR ||
+        x->type != TENSOR_KIND_TENSOR)
+        return -1;
+    const char *op = n->proto->op_type;
+    if (strcmp(op, "Identity") == 0)
+        return n->inputs[0];
+    if (strcmp(op, "Cast") == 0)
+        return x->dtype != OGI_DTYPE_UNDEFINED && x->dtype == out->dtype ? n->inputs[0] : -1;
+    if (strcmp(op, "Reshape") == 0 || strcmp(op, "Expand") == 0)
+        return exec_same_static_shape(x, out) ? n->inputs[0] : -1;
+    if (strcmp(op, "Where") != 0 || n->n_inputs != 3 || n->inputs[1] < 0 || n->inputs[2] < 0)
+        return -1;
+    int cond = exec_uniform_condition(x);
+    if (cond < 0)
+        return -1;
+    int pick = n->inputs[cond ? 1 : 2];
+    const graph_value *y = &g->values[pick];
+    return y->type == TENSOR_KIND_TENSOR && y->dtype == out->dtype && exec_same_static_shape(y, out)
+               ? pick
+               : -1;
+}
+
+/* Readers of node from on read `to` instead of `from` (subgraph captures
+ * included). False when one of them updates that input in place. */
+static bool exec_redirect(graph *g, int first, int from, int to)
+{
+    for (int i = first; i < g->n_nodes; i++)
+        for (int k = 0; k < g->nodes[i].n_inputs; k++)
+            if (g->nodes[i].inputs[k] == from && op_kernel_updates_in_place(g->nodes[i].kernel))
+                return false;
+    for (int i = first; i < g->n_nodes; i++) {
+        graph_node *n = &g->nodes[i];
+        for (int k = 0; k < n->n_inputs; k++)
+            if (n->inputs[k] == from)
+                n->inputs[k] = to;
+        for (int sg = 0; sg < n->n_subgraphs; sg++)
+            for (int v = 0; v < n->subgraphs[sg]->n_values; v++) {
+                graph_value *c = &n->subgraphs[sg]->values[v];
+                if (c->kind == VALUE_CAPTURED && c->capture_index == from)
+                    c->capture_index = to;
+            }
+    }
+    return true;
+}
+
+/* Drops nodes whose outputs nothing reads (what folding left of a Shape
+ * whose dims were all taken as constants), last to first so that a chain
+ * goes at once. Nodes with subgraphs, random draws or in-place updates stay. */
+static ogi_status exec_drop_unread(graph *g)
+{
+    int *readers = calloc((size_t)g->n_values + 1, sizeof(int));
+    bool *drop = calloc((size_t)g->n_nodes + 1, sizeof(bool));
+    if (readers == NULL || drop == NULL) {
+        free(readers);
+        free(drop);
+        return ogi_error(OGI_ERR_OUT_OF_MEMORY, "out of memory");
+    }
+    for (int i = 0; i < g->n_nodes; i++) {
+        const graph_node *n = &g->nodes[i];
+        for (int k = 0; k < n->n_inputs; k++)
+            if (n->inputs[k] >= 0)
+                readers[n->inputs[k]]++;
+        for (int sg = 0; sg < n->n_subgraphs; sg++)
+            for (int v = 0; v < n->subgraphs[sg]->n_values; v++)
+                if (n->subgraphs[sg]->values[v].kind == VALUE_CAPTURED)
+                    readers[n->subgraphs[sg]->values[v].capture_index]++;
+    }
+    for (int k = 0; k < g->n_outputs; k++)
+        readers[g->outputs[k]]++;
+    for (int i = g->n_nodes - 1; i >= 0; i--) {
+        const graph_node *n = &g->nodes[i];
+        bool unread = n->n_subgraphs == 0 && !op_kernel_is_random(n->kernel) &&
+                      !op_kernel_updates_in_place(n->kernel);
+        for (int o = 0; o < n->n_outputs && unread; o++)
+            unread = n->outputs[o] < 0 || readers[n->outputs[o]] == 0;
+        if (!unread)
+            continue;
+        drop[i] = true;
+        for (int k = 0; k < n->n_inputs; k++)
+            if (n->inputs[k] >= 0)
+                readers[n->inputs[k]]--;
+    }
+    int kept = 0;
+    for (int i = 0; i < g->n_nodes; i++) {
+        graph_node *n = &g->nodes[i];
+        if (drop[i]) {
+            for (int o = 0; o < n->n_outputs; o++)
+                if (n->outputs[o] >= 0)
+                    g->values[n->outputs[o]].producer = -1;
+            free(n->inputs);
+            free(n->outputs);
+            free(n->release);
+            g->n_folded++;
+            continue;
+        }
+        g->nodes[kept++] = *n;
+    }
+    g->n_nodes = kept;
+    free(readers);
+    free(drop);
+    return OGI_OK;
+}
+
 ogi_status graph_fold_constants(graph *g)
 {
     int kept = 0;
     for (int i = 0; i < g->n_nodes; i++) {
         graph_node *n = &g->nodes[i];
         bool folded = false;
+        shape_infer_node(g, n);
         if (exec_foldable(g, n)) {
             ogi_status st = exec_fold_node(g, n, &folded);
             if (st != OGI_OK)
                 return st;
+        }
+        if (!folded && exec_elems_known(g, n)) {
+            ogi_status st = exec_fold_elems(g, n);
+            if (st != OGI_OK)
+                return st;
+            folded = true;
+        }
+        int alias = folded ? -1 : exec_alias_input(g, n);
+        if (alias >= 0 && exec_redirect(g, i + 1, n->outputs[0], alias)) {
+            g->values[n->outputs[0]].producer = -1;
+            folded = true;
         }
         if (folded) {
             free(n->inputs);
@@ -747,6 +947,9 @@ ogi_status graph_fold_constants(graph *g)
         g->nodes[kept++] = *n;
     }
     g->n_nodes = kept;
+    ogi_status st = exec_drop_unread(g);
+    if (st != OGI_OK)
+        return st;
     for (int i = 0; i < g->n_nodes; i++)
         for (int o = 0; o < g->nodes[i].n_outputs; o++)
             if (g->nodes[i].outputs[o] >= 0)

@@ -128,6 +128,7 @@ static int graph_add_value(graph *g, const char *name, value_kind kind)
     v->name = name;
     v->kind = kind;
     v->shape.rank = -1;
+    v->elems.count = -1;
     v->producer = -1;
     v->last_use = -1;
     v->capture_index = -1;
@@ -561,11 +562,12 @@ static ogi_status graph_build_graph(const onnx_model *model, const onnx_graph *p
         st = graph_set_outputs(g, proto);
     if (st == OGI_OK)
         st = graph_sort(g);
-    if (st == OGI_OK)
+    bool fold = options->fold_constants && parent == NULL;
+    if (st == OGI_OK && !fold) /* folding infers node by node, seeing what it folded */
         shape_infer_graph(g);
     if (st == OGI_OK)
         st = graph_plan_lifetimes(g);
-    if (st == OGI_OK && options->fold_constants && parent == NULL)
+    if (st == OGI_OK && fold)
         st = graph_fold_constants(g);
     if (st == OGI_OK && parent == NULL)
         st = graph_fuse(g);

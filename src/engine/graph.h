@@ -26,12 +26,27 @@ typedef struct value_shape {
     const char *symbols[OGI_MAX_RANK];
 } value_shape;
 
+/* The elements of a small integer or bool tensor (a shape, or a size or
+ * index computed from shapes) as shape inference knows them: count -1 when
+ * not tracked, else the tensor's element count (at most OGI_MAX_RANK).
+ * Element i is the number value[i] when bit i of known is set; otherwise it
+ * is unknown, and when bit i of dim is set it is a dim of some tensor (never
+ * negative), named symbol[i] when that dim has a symbol. */
+typedef struct value_elems {
+    int count;
+    uint32_t known;
+    uint32_t dim;
+    int64_t value[OGI_MAX_RANK];
+    const char *symbol[OGI_MAX_RANK];
+} value_elems;
+
 typedef struct graph_value {
     const char *name;
     value_kind kind;
     tensor_kind type; /* tensor, sequence or optional, as declared */
     ogi_dtype dtype;  /* OGI_DTYPE_UNDEFINED when unknown */
     value_shape shape;
+    value_elems elems;          /* for node outputs; constants are read directly */
     const ogi_tensor *constant; /* VALUE_CONST: borrowed from the model or owned by the graph */
     int producer;               /* node index for VALUE_NODE, else -1 */
     int last_use;               /* last node index reading it, -1 if none */
