@@ -579,8 +579,8 @@ static void infer_concat(graph *g, const graph_node *n)
     if (x == NULL)
         return;
     int rank = x->shape.rank;
-    int64_t axis = infer_attr_int(n, "axis", 0);
-    axis = axis < 0 ? axis + rank : axis;
+    int64_t axis = infer_attr_int(n, "axis", INT64_MIN); /* required */
+    axis = axis < 0 && axis != INT64_MIN ? axis + rank : axis;
     bool ok = rank >= 1 && axis >= 0 && axis < rank;
     value_shape s = x->shape;
     value_elems e = {.count = 0};

@@ -1,0 +1,362 @@
+/* Shape inference of small integer values and the folding built on it
+ * (engine/shape_infer.c, exec.c): graphs over an input X whose first dim is
+ * the symbol "s" (and, in one case, the last dim too), each computing shapes
+ * the way exporters do. The test checks which values became constants at
+ * load, how many nodes are left, and every output against the plain
+ * computation for random run-time sizes, including what must not fold: a
+ * Gather of a symbolic dim, a dim that differs from run to run, and a Where
+ * whose condition is not one truth value. */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "engine/graph.h"
+#include "onnx/onnx.h"
+#include "pb_writer.h"
+#include "test_util.h"
+
+static int checks = 0;
+
+/* ---- graph writing ----------------------------------------------------------- */
+
+static void attr_int(pbw *n, const char *name, int64_t v)
+{
+    pbw a = {0};
+    pbw_string(&a, 1, name);
+    pbw_int(&a, 3, (uint64_t)v);
+    pbw_int(&a, 20, 2);
+    pbw_message(n, 5, &a);
+}
+
+static void node1(pbw *g, const char *op, const char *in, const char *out)
+{
+    pbw_node(g, op, out, 1, &in, 1, &out);
+}
+
+static void node2(pbw *g, const char *op, const char *a, const char *b, const char *out)
+{
+    pbw_node(g, op, out, 2, (const char *[]){a, b}, 1, &out);
+}
+
+/* A one-input node with one integer attribute. */
+static void node1_attr(pbw *g, const char *op, const char *in, const char *out, const char *attr,
+                       int64_t v)
+{
+    pbw n = {0};
+    pbw_string(&n, 1, in);
+    pbw_string(&n, 2, out);
+    pbw_string(&n, 3, out);
+    pbw_string(&n, 4, op);
+    attr_int(&n, attr, v);
+    pbw_message(g, 1, &n);
+}
+
+/* Concat along axis 0. */
+static void concat(pbw *g, int n_in, const char *const *in, const char *out)
+{
+    pbw n = {0};
+    for (int i = 0; i < n_in; i++)
+        pbw_string(&n, 1, in[i]);
+    pbw_string(&n, 2, out);
+    pbw_string(&n, 3, out);
+    pbw_string(&n, 4, "Concat");
+    attr_int(&n, "axis", 0);
+    pbw_message(g, 1, &n);
+}
+
+static void int_const(pbw *g, const char *name, int rank, int64_t count, const int64_t *v)
+{
+    pbw_tensor_raw(g, 5, name, 7, rank, rank ? (int64_t[]){count} : NULL, v,
+                   sizeof(int64_t) * (size_t)count);
+}
+
+/* X: float32 [s, 6, last], last a number or (last_symbolic) the symbol "d". */
+static void x_input(pbw *g, int64_t last, bool last_symbolic)
+{
+    pbw shape = {0}, tensor = {0}, type = {0}, vi = {0}, dim = {0};
+    pbw_string(&dim, 2, "s");
+    pbw_message(&shape, 1, &dim);
+    pbw_int(&dim, 1, 6);
+    pbw_message(&shape, 1, &dim);
+    if (last_symbolic)
+        pbw_string(&dim, 2, "d");
+    else
+        pbw_int(&dim, 1, (uint64_t)last);
+    pbw_message(&shape, 1, &dim);
+    pbw_int(&tensor, 1, 1);
+    pbw_message(&tensor, 2, &shape);
+    pbw_message(&type, 1, &tensor);
+    pbw_string(&vi, 1, "X");
+    pbw_message(&vi, 2, &type);
+    pbw_message(g, 11, &vi);
+}
+
+static char *write_model(pbw *g)
+{
+    static char path[64];
+    pbw model = {0};
+    pbw_string(g, 2, "g");
+    pbw_model(&model, 10, 17, g);
+    strcpy(path, "/tmp/ogi-test-shape-fold-XXXXXX");
+    int fd = mkstemp(path);
+    if (fd >= 0)
+        close(fd);
+    test_write_file(path, model.data, model.len);
+    pbw_free(&model);
+    return path;
+}
+
+/* ---- load-time checks ------------------------------------------------------------ */
+
+typedef struct loaded {
+    onnx_model *model;
+    graph *g;
+} loaded;
+
+static bool load(const char *path, loaded *l)
+{
+    graph_options go = {.fold_constants = true};
+    bool ok = onnx_model_load(path, &l->model) == OGI_OK;
+    ok = ok && graph_build(l->model, &go, &l->g) == OGI_OK;
+    TEST_CHECK(ok, "%s: %s", path, ogi_last_error());
+    checks++;
+    return ok;
+}
+
+static void unload(loaded *l)
+{
+    graph_free(l->g);
+    onnx_model_free(l->model);
+}
+
+/* Whether value name is a constant (folded) or computed at run time. */
+static void check_kind(const char *what, const loaded *l, const char *name, bool constant)
+{
+    int v = graph_find_value(l->g, name);
+    bool is_const = v >= 0 && l->g->values[v].kind == VALUE_CONST;
+    TEST_CHECK(v >= 0 && is_const == constant, "%s: '%s' %s", what, name,
+               constant ? "did not fold" : "folded though it is only known at run time");
+    checks++;
+}
+
+static void check_nodes(const char *what, const loaded *l, int want)
+{
+    TEST_CHECK(l->g->n_nodes == want, "%s: %d nodes left, expected %d", what, l->g->n_nodes, want);
+    checks++;
+}
+
+/* ---- run-time checks ------------------------------------------------------------- */
+
+static ogi_tensor *random_x(uint64_t *rng, int64_t s, int64_t last)
+{
+    ogi_tensor *t = test_tensor_f32(3, (int64_t[]){s, 6, last}, NULL);
+    float *v = ogi_tensor_data(t);
+    for (int64_t i = 0; i < s * 6 * last; i++)
+        v[i] = (float)((int64_t)(test_rand(rng) % 2001) - 1000) / 400.0f;
+    return t;
+}
+
+/* Runs path on X; outs[i] receive the named outputs. */
+static bool run_model(const char *path, ogi_tensor *x, int n_out, const char *const *names,
+                      ogi_tensor **outs)
+{
+    ogi_session *s;
+    ogi_status st = ogi_session_open(path, NULL, &s);
+    TEST_CHECK(st == OGI_OK, "open: %s", ogi_last_error());
+    checks++;
+    if (st != OGI_OK)
+        return false;
+    const char *in = "X";
+    st = ogi_session_run(s, 1, &in, (const ogi_tensor *const *)&x, (size_t)n_out, names, outs);
+    TEST_CHECK(st == OGI_OK, "run: %s", ogi_last_error());
+    checks++;
+    ogi_session_free(s);
+    return st == OGI_OK;
+}
+
+static void check_ints(const char *what, const ogi_tensor *t, int64_t n, const int64_t *want)
+{
+    bool ok = t != NULL && ogi_tensor_dtype(t) == OGI_INT64 && ogi_tensor_numel(t) == n;
+    const int64_t *got = ok ? ogi_tensor_data((ogi_tensor *)t) : NULL;
+    for (int64_t i = 0; i < n && ok; i++)
+        ok = got[i] == want[i];
+    TEST_CHECK(ok, "%s: wrong values", what);
+    checks++;
+}
+
+/* out holds x's elements with shape dims. */
+static void check_reshaped(const char *what, const ogi_tensor *out, const ogi_tensor *x, int rank,
+                           const int64_t *dims)
+{
+    bool ok = out != NULL && ogi_tensor_rank(out) == rank;
+    for (int d = 0; d < rank && ok; d++)
+        ok = ogi_tensor_dims(out)[d] == dims[d];
+    ok = ok && ogi_tensor_numel(out) == ogi_tensor_numel(x) &&
+         memcmp(ogi_tensor_data((ogi_tensor *)out), ogi_tensor_data((ogi_tensor *)x),
+                sizeof(float) * (size_t)ogi_tensor_numel(x)) == 0;
+    TEST_CHECK(ok, "%s: wrong shape or values", what);
+    checks++;
+}
+
+/* ---- cases --------------------------------------------------------------------- */
+
+/* The head-dim chain of the legacy exports, Unsqueeze(Cast(Div(Gather(
+ * Shape(X), 2), 2))), folds when dim 2 is a number; Gather(Shape(X), 0)
+ * (the symbol s) stays. Y = Reshape(X, Concat(s, -1, half)) and T, the
+ * Concat itself, are checked at run time. With last_symbolic, dim 2 is "d"
+ * and nothing folds. */
+static void case_head_dim(uint64_t *rng, bool last_symbolic)
+{
+    pbw g = {0};
+    node1(&g, "Shape", "X", "S");
+    node2(&g, "Gather", "S", "i2", "G2");
+    node2(&g, "Div", "G2", "two", "D");
+    node1_attr(&g, "Cast", "D", "C", "to", 7);
+    node2(&g, "Unsqueeze", "C", "zero1", "half");
+    node2(&g, "Gather", "S", "i0", "G0");
+    node2(&g, "Unsqueeze", "G0", "zero1", "U0");
+    concat(&g, 3, (const char *[]){"U0", "minus1", "half"}, "T");
+    node2(&g, "Reshape", "X", "T", "Y");
+    int64_t two = 2, i2 = 2, i0 = 0, zero = 0, minus1 = -1;
+    int_const(&g, "two", 0, 1, &two);
+    int_const(&g, "i2", 0, 1, &i2);
+    int_const(&g, "i0", 0, 1, &i0);
+    int_const(&g, "zero1", 1, 1, &zero);
+    int_const(&g, "minus1", 1, 1, &minus1);
+    x_input(&g, 4, last_symbolic);
+    pbw_value_info(&g, 12, "Y", 1, -1, NULL);
+    pbw_value_info(&g, 12, "T", 7, -1, NULL);
+    char *path = write_model(&g);
+    const char *what = last_symbolic ? "head dim, symbolic" : "head dim";
+    loaded l;
+    if (load(path, &l)) {
+        check_kind(what, &l, "half", !last_symbolic);
+        check_kind(what, &l, "G2", !last_symbolic);
+        check_kind(what, &l, "G0", false);
+        check_kind(what, &l, "U0", false);
+        check_kind(what, &l, "S", false);
+        /* Shape, Gather, Unsqueeze, Concat, Reshape (+ Gather, Div, Unsqueeze: the
+         * Cast to int64 of an int64 is read through) */
+        check_nodes(what, &l, last_symbolic ? 8 : 5);
+        unload(&l);
+    }
+    for (int round = 0; round < 3; round++) {
+        int64_t s = 1 + (int64_t)(test_rand(rng) % 5);
+        int64_t last = last_symbolic ? 2 * (1 + (int64_t)(test_rand(rng) % 4)) : 4;
+        ogi_tensor *x = random_x(rng, s, last), *outs[2] = {NULL, NULL};
+        const char *names[2] = {"Y", "T"};
+        if (run_model(path, x, 2, names, outs)) {
+            int64_t half = last / 2;
+            check_reshaped(what, outs[0], x, 3, (int64_t[]){s, 6 * last / half, half});
+            check_ints(what, outs[1], 3, (int64_t[]){s, -1, half});
+        }
+        ogi_tensor_free(x);
+        ogi_tensor_free(outs[0]);
+        ogi_tensor_free(outs[1]);
+    }
+    unlink(path);
+}
+
+/* Shape(X, start=1) and Slice(Shape(X), 1, 3) are [6, 4]; Gather(Shape(X),
+ * 1) is 6. All fold, and the Shape(X) they read, unread now, is dropped:
+ * only Z = Reshape(X, Concat(-1, 6, 1)) is left. */
+static void case_slices(uint64_t *rng)
+{
+    pbw g = {0};
+    node1(&g, "Shape", "X", "S");
+    pbw_node(&g, "Slice", "SL", 3, (const char *[]){"S", "one1", "three1"}, 1,
+             (const char *[]){"SL"});
+    node1_attr(&g, "Shape", "X", "SS", "start", 1);
+    node2(&g, "Mul", "SL", "SS", "M"); /* [36, 16] */
+    node2(&g, "Gather", "S", "one0", "G1");
+    node2(&g, "Unsqueeze", "G1", "zero1", "U1");
+    concat(&g, 3, (const char *[]){"minus1", "U1", "one1"}, "T");
+    node2(&g, "Reshape", "X", "T", "Z");
+    node2(&g, "Add", "M", "zero1", "W");
+    int64_t one = 1, three = 3, zero = 0, minus1 = -1;
+    int_const(&g, "one1", 1, 1, &one);
+    int_const(&g, "one0", 0, 1, &one);
+    int_const(&g, "three1", 1, 1, &three);
+    int_const(&g, "zero1", 1, 1, &zero);
+    int_const(&g, "minus1", 1, 1, &minus1);
+    x_input(&g, 4, false);
+    pbw_value_info(&g, 12, "Z", 1, -1, NULL);
+    pbw_value_info(&g, 12, "W", 7, -1, NULL);
+    char *path = write_model(&g);
+    loaded l;
+    if (load(path, &l)) {
+        check_kind("slices", &l, "SL", true);
+        check_kind("slices", &l, "SS", true);
+        check_kind("slices", &l, "T", true);
+        check_nodes("slices", &l, 1); /* the Reshape; W, of constants, folds as always */
+        unload(&l);
+    }
+    int64_t s = 1 + (int64_t)(test_rand(rng) % 5);
+    ogi_tensor *x = random_x(rng, s, 4), *outs[2] = {NULL, NULL};
+    const char *names[2] = {"Z", "W"};
+    if (run_model(path, x, 2, names, outs)) {
+        check_reshaped("slices", outs[0], x, 3, (int64_t[]){s * 4, 6, 1});
+        check_ints("slices", outs[1], 2, (int64_t[]){36, 16});
+    }
+    ogi_tensor_free(x);
+    ogi_tensor_free(outs[0]);
+    ogi_tensor_free(outs[1]);
+    unlink(path);
+}
+
+/* The legacy exports' expand shape: V = Reshape(X, Where(Equal(T, -1), 1, T))
+ * with T = Concat(s, 24) (or, with_minus1, Concat(s, -1)). A dim never
+ * equals -1, so Equal folds to all false and the Where is dropped: the
+ * Expand reads T itself. With -1 in T the
+ * condition is [false, true]: the Where stays and gives [s, 1]. */
+static void case_where(uint64_t *rng, bool with_minus1)
+{
+    pbw g = {0};
+    node1(&g, "Shape", "X", "S");
+    node2(&g, "Gather", "S", "i0", "G0");
+    node2(&g, "Unsqueeze", "G0", "zero1", "U0");
+    concat(&g, 2, (const char *[]){"U0", with_minus1 ? "minus1" : "c24"}, "T");
+    node2(&g, "Equal", "T", "minus1", "E");
+    pbw_node(&g, "Where", "W", 3, (const char *[]){"E", "ones", "T"}, 1, (const char *[]){"W"});
+    pbw_node(&g, "Expand", "V", 2, (const char *[]){"X1", "W"}, 1, (const char *[]){"V"});
+    node2(&g, "Reshape", "X", "T", "X1");
+    int64_t i0 = 0, zero = 0, minus1 = -1, c24 = 24, ones[2] = {1, 1};
+    int_const(&g, "i0", 0, 1, &i0);
+    int_const(&g, "zero1", 1, 1, &zero);
+    int_const(&g, "minus1", 1, 1, &minus1);
+    int_const(&g, "c24", 1, 1, &c24);
+    int_const(&g, "ones", 1, 2, ones);
+    x_input(&g, 4, false);
+    pbw_value_info(&g, 12, "V", 1, -1, NULL);
+    char *path = write_model(&g);
+    const char *what = with_minus1 ? "where, -1" : "where";
+    loaded l;
+    if (load(path, &l)) {
+        check_kind(what, &l, "E", true);
+        check_kind(what, &l, "T", false);
+        /* Shape, Gather, Unsqueeze, Concat, Reshape, Expand (+ Where) */
+        check_nodes(what, &l, with_minus1 ? 7 : 6);
+        unload(&l);
+    }
+    int64_t s = 1 + (int64_t)(test_rand(rng) % 5);
+    ogi_tensor *x = random_x(rng, s, 4), *v = NULL;
+    const char *name = "V";
+    if (run_model(path, x, 1, &name, &v))
+        check_reshaped(what, v, x, 2, (int64_t[]){s, 24});
+    ogi_tensor_free(x);
+    ogi_tensor_free(v);
+    unlink(path);
+}
+
+int main(void)
+{
+    uint64_t rng = 0x5a17e5ull;
+    for (int round = 0; round < 2; round++) {
+        case_head_dim(&rng, false);
+        case_head_dim(&rng, true);
+        case_slices(&rng);
+        case_where(&rng, false);
+        case_where(&rng, true);
+    }
+    return test_finish("test_shape_fold", checks);
+}
