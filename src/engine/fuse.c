@@ -29,13 +29,18 @@
  *    (the GQA repeat of torch exports), the node takes X, s5 and s4 instead
  *    and reads X as the GQA key or value when the shapes at run time make
  *    it a plain repeat.
- *  - When K and V of that node are ai.ogi.TensorGather(cache, length) (the
- *    valid prefix of a fixed-size KV cache, as kv_rewrite.c writes it;
- *    linear mode, no read_indices, axis 2 of a rank-4 cache), read by
- *    nothing else and of the same length, the node takes the two caches and
- *    the length (input 8) instead: the fast kernel reads the prefix in
- *    place, with the cache's row pitch, and no copy of the cache is made
- *    each step. */
+ *  - When K and V of that node, or of ScaledDotProductAttention[ZeroMasked]
+ *    (the unrepeated K and V in its 14-input form), are
+ *    ai.ogi.TensorGather(cache, length) (the valid prefix of a fixed-size
+ *    KV cache, as kv_rewrite.c writes it; linear mode, no read_indices,
+ *    axis 2 of a rank-4 cache) of the same length, read by nothing else but
+ *    Shape nodes, the node takes the two caches and the length (input 8 of
+ *    AttentionCausalMask, 14 of ScaledDotProductAttention) instead: the fast
+ *    kernel reads the prefix in place, with the cache's row pitch, and no
+ *    copy of the cache is made each step. Each Shape of a gathered K or V
+ *    (the legacy export builds the GQA repeat's shapes from them) becomes
+ *    ai.ogi.TensorGatherShape(cache, length), which gives the same shape
+ *    (start and end kept) without the gather. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -688,13 +693,22 @@ static ogi_status fuse_causal_masks(fuse_state *f, int *fused)
 
 /* ---- KV cache read in place ---------------------------------------------------- */
 
-/* The live TensorGather(cache, length) producing v, read by nothing else:
- * linear mode, no read_indices, along axis 2 of a rank-4 cache. */
-static const graph_node *fuse_cache_gather(const fuse_state *f, const int *readers, int v)
+/* Whether n is a live Shape node reading value v. */
+static bool fuse_shape_of(const fuse_state *f, const graph_node *n, int v)
+{
+    return !f->removed[n - f->g->nodes] && fuse_is(n, "Shape") && n->n_inputs == 1 &&
+           n->n_outputs == 1 && n->inputs[0] == v;
+}
+
+/* The live TensorGather(cache, length) producing v (linear mode, no
+ * read_indices, along axis 2 of a rank-4 cache), read once by the attention
+ * and otherwise only by Shape nodes (shapes[v] of them). */
+static const graph_node *fuse_cache_gather(const fuse_state *f, const int *readers,
+                                           const int *shapes, int v)
 {
     const graph *g = f->g;
-    if (v < 0 || readers[v] != 1 || g->values[v].kind != VALUE_NODE || g->values[v].producer < 0 ||
-        f->removed[g->values[v].producer])
+    if (v < 0 || readers[v] != 1 + shapes[v] || g->values[v].kind != VALUE_NODE ||
+        g->values[v].producer < 0 || f->removed[g->values[v].producer])
         return NULL;
     const graph_node *n = &g->nodes[g->values[v].producer];
     if (strcmp(n->proto->domain, "ai.ogi") != 0 || strcmp(n->proto->op_type, "TensorGather") != 0 ||
@@ -713,19 +727,12 @@ static const graph_node *fuse_cache_gather(const fuse_state *f, const int *reade
     return n;
 }
 
-/* AttentionCausalMask[AllowZero] whose K and V are TensorGathers of the
- * same length from two caches: the node reads the caches themselves, with
- * the length as input 8 (inputs 4-7 omitted in the 4-input form), and the
- * gathers (a copy of each cache every step) are dropped. */
-static ogi_status fuse_cache_reads(fuse_state *f, int *fused)
+/* Readers of each value among the live nodes (as the fusions above left
+ * them) and, in shapes, how many of them are Shape nodes. */
+static void fuse_live_readers(const fuse_state *f, int *readers, int *shapes)
 {
-    graph *g = f->g;
-    const op_kernel *masks[2] = {op_find_kernel("ai.ogi", "AttentionCausalMask", 1),
-                                 op_find_kernel("ai.ogi", "AttentionCausalMaskAllowZero", 1)};
-    int *readers = calloc((size_t)g->n_values + 1, sizeof(int));
-    if (readers == NULL)
-        return ogi_error(OGI_ERR_OUT_OF_MEMORY, "out of memory while fusing");
-    for (int i = 0; i < g->n_nodes; i++) { /* the readers as the fusions above left them */
+    const graph *g = f->g;
+    for (int i = 0; i < g->n_nodes; i++) {
         const graph_node *n = &g->nodes[i];
         for (int k = 0; k < n->n_inputs && !f->removed[i]; k++)
             if (n->inputs[k] >= 0)
@@ -734,26 +741,75 @@ static ogi_status fuse_cache_reads(fuse_state *f, int *fused)
             for (int v = 0; v < n->subgraphs[s]->n_values; v++)
                 if (n->subgraphs[s]->values[v].kind == VALUE_CAPTURED)
                     readers[n->subgraphs[s]->values[v].capture_index]++;
+        if (n->n_inputs == 1 && n->inputs[0] >= 0 && fuse_shape_of(f, n, n->inputs[0]))
+            shapes[n->inputs[0]]++;
     }
     for (int k = 0; k < g->n_outputs; k++)
         readers[g->outputs[k]]++;
+}
+
+/* The Shape nodes reading gather gk's output then read (cache, length) as
+ * ai.ogi.TensorGatherShape, which gives the same shape without the gather. */
+static ogi_status fuse_cache_shapes(fuse_state *f, const graph_node *gk, const op_kernel *kernel)
+{
+    ogi_status st = OGI_OK;
+    for (int i = 0; i < f->g->n_nodes && st == OGI_OK; i++) {
+        graph_node *n = &f->g->nodes[i];
+        if (fuse_shape_of(f, n, gk->outputs[0]))
+            st = fuse_replace(f, n, NULL, 0, gk->inputs, 2, kernel);
+    }
+    return st;
+}
+
+/* AttentionCausalMask[AllowZero] (4 or 8 inputs) or
+ * ScaledDotProductAttention[ZeroMasked] (10 or 14 inputs) whose K and V are
+ * TensorGathers of the same length from two caches: the node reads the
+ * caches themselves, with the length as its last input (8, or 14; the
+ * repeat's inputs omitted when there is none), the Shape nodes reading the
+ * gathered K or V read (cache, length) instead, and the gathers (a copy of
+ * each cache every step) are dropped. */
+static ogi_status fuse_cache_reads(fuse_state *f, int *fused)
+{
+    graph *g = f->g;
+    const op_kernel *masks[2] = {op_find_kernel("ai.ogi", "AttentionCausalMask", 1),
+                                 op_find_kernel("ai.ogi", "AttentionCausalMaskAllowZero", 1)};
+    const op_kernel *sdpas[2] = {
+        op_find_kernel("ai.ogi", "ScaledDotProductAttention", 1),
+        op_find_kernel("ai.ogi", "ScaledDotProductAttentionZeroMasked", 1)};
+    const op_kernel *shape = op_find_kernel("ai.ogi", "TensorGatherShape", 1);
+    int *readers = calloc(2 * ((size_t)g->n_values + 1), sizeof(int));
+    if (readers == NULL)
+        return ogi_error(OGI_ERR_OUT_OF_MEMORY, "out of memory while fusing");
+    int *shapes = readers + g->n_values + 1;
+    fuse_live_readers(f, readers, shapes);
     ogi_status st = OGI_OK;
     for (int i = 0; i < g->n_nodes && st == OGI_OK; i++) {
         graph_node *n = &g->nodes[i];
-        if (f->removed[i] || n->kernel == NULL || (n->kernel != masks[0] && n->kernel != masks[1]))
+        if (f->removed[i] || n->kernel == NULL)
             continue;
-        if (n->n_inputs != 4 && n->n_inputs != 8)
+        bool mask = (n->kernel == masks[0] || n->kernel == masks[1]) &&
+                    (n->n_inputs == 4 || n->n_inputs == 8);
+        bool sdpa = (n->kernel == sdpas[0] || n->kernel == sdpas[1]) &&
+                    (n->n_inputs == 10 || n->n_inputs == 14);
+        if (!mask && !sdpa)
             continue;
-        const graph_node *gk = fuse_cache_gather(f, readers, n->inputs[1]);
-        const graph_node *gv = fuse_cache_gather(f, readers, n->inputs[2]);
-        if (gk == NULL || gv == NULL || gk == gv || gk->inputs[1] != gv->inputs[1])
+        const graph_node *gk = fuse_cache_gather(f, readers, shapes, n->inputs[1]);
+        const graph_node *gv = fuse_cache_gather(f, readers, shapes, n->inputs[2]);
+        if (gk == NULL || gv == NULL || gk == gv || gk->inputs[1] != gv->inputs[1] ||
+            (shape == NULL && shapes[n->inputs[1]] + shapes[n->inputs[2]] > 0))
             continue;
-        int inputs[9] = {n->inputs[0], gk->inputs[0], gv->inputs[0], n->inputs[3], -1, -1, -1,
-                         -1,           gk->inputs[1]};
-        for (int k = 4; k < n->n_inputs; k++)
-            inputs[k] = n->inputs[k];
+        int inputs[15], n_in = mask ? 9 : 15;
+        for (int k = 0; k < n_in - 1; k++)
+            inputs[k] = k < n->n_inputs ? n->inputs[k] : -1;
+        inputs[1] = gk->inputs[0];
+        inputs[2] = gv->inputs[0];
+        inputs[n_in - 1] = gk->inputs[1];
+        st = fuse_cache_shapes(f, gk, shape);
+        if (st == OGI_OK)
+            st = fuse_cache_shapes(f, gv, shape);
         graph_node *nodes[3] = {(graph_node *)gk, (graph_node *)gv, n};
-        st = fuse_replace(f, n, nodes, 3, inputs, 9, n->kernel);
+        if (st == OGI_OK)
+            st = fuse_replace(f, n, nodes, 3, inputs, n_in, n->kernel);
         (*fused)++;
     }
     free(readers);

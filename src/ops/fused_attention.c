@@ -12,7 +12,12 @@
  * (attention_fast) replaces the score matrix, Softmax and both MatMuls.
  * Inputs 10-13, when present, are the GQA repeat's shapes (expand_k,
  * reshape_k, expand_v, reshape_v) and K, V the unrepeated tensors, as in
- * AttentionCausalMask's 8-input form below.
+ * AttentionCausalMask's 8-input form below. In the 15-input (cache) form,
+ * K and V are fixed-size KV caches [b, kv, max_seq, d] and input 14 the
+ * length of their valid prefix (what TensorGather(cache, length) would read
+ * out; inputs 10-13 the repeat's shapes or omitted): the kernel reads that
+ * window in place with the cache's row pitch when the repeat is absent or
+ * the plain GQA repeat, and copies it first on any other path.
  *
  * A row whose mask is -inf at every key: the ZeroMasked kernel (the
  * exported graph zeroes NaN probabilities with Where(IsNaN(P), 0, P)) gives
@@ -28,7 +33,9 @@
  * K = Reshape(Expand(Unsqueeze(Xk, 2), expand_k), reshape_k): when that is
  * the plain repeat of each KV head, Xk is read in place as the GQA key; else
  * the repeat is materialised as the three ops would. ...AllowZero is the same
- * for Reshapes with allowzero = 1 (a 0 in reshape_k is a 0-sized dim). */
+ * for Reshapes with allowzero = 1 (a 0 in reshape_k is a 0-sized dim).
+ * Its 9-input form takes the KV caches and, as input 8, the length of the
+ * window read, as the 15-input form of ScaledDotProductAttention does. */
 #include <math.h>
 #include <string.h>
 
@@ -232,9 +239,11 @@ static ogi_status fused_repeat_operand(op_ctx *c, int x_in, int expand_in, int r
     return OGI_OK;
 }
 
-/* k and v: the operands (gqa: K and V of fewer heads than Q, read as GQA). */
-static ogi_status fused_sdpa_core(op_ctx *c, const ogi_tensor *k, const ogi_tensor *v, bool gqa,
-                                  bool zero_masked)
+/* k and v: the operands (gqa: K and V of fewer heads than Q, read as GQA);
+ * rows[0] / rows[1]: positions stored per head of k / v when they are
+ * windows of a cache (0: contiguous). */
+static ogi_status fused_sdpa_core(op_ctx *c, const ogi_tensor *k, const ogi_tensor *v,
+                                  const int64_t *rows, bool gqa, bool zero_masked)
 {
     ogi_status st;
     if ((st = op_require_dtype(c, 0, OGI_FLOAT32)) != OGI_OK)
@@ -299,8 +308,8 @@ static ogi_status fused_sdpa_core(op_ctx *c, const ogi_tensor *k, const ogi_tens
     if (tensor_numel(c->out[0]) == 0)
         return OGI_OK;
     attention_fast_data d = {.q = fused_view(q, qd), .split = p.total_len, .y = c->out[0]->data};
-    d.k[0] = fused_view(k, kd);
-    d.v[0] = fused_view(v, vd);
+    d.k[0] = fused_view_rows(k, kd, rows[0]);
+    d.v[0] = fused_view_rows(v, vd, rows[1]);
     d.y_strides[0] = p.q_heads * p.q_len * p.v_dim;
     d.y_strides[1] = p.q_len * p.v_dim;
     d.y_strides[2] = p.v_dim;
@@ -325,46 +334,6 @@ static ogi_status fused_sdpa_core(op_ctx *c, const ogi_tensor *k, const ogi_tens
     if (!zero_masked && mask != NULL)
         fused_nan_masked_rows(mask, md, ms, &p, c->out[0]->data);
     return OGI_OK;
-}
-
-/* The 14-input form reads K and V through the repeat of inputs 10-13 (as
- * AttentionCausalMask's 8-input form). */
-static ogi_status fused_sdpa_run(op_ctx *c, bool zero_masked)
-{
-    const ogi_tensor *kv[2] = {c->in[1], c->in[2]};
-    ogi_tensor *owned[2] = {NULL, NULL};
-    ogi_status st = OGI_OK;
-    for (int i = 0; i < 3 && st == OGI_OK; i++)
-        st = op_require_input(c, i);
-    bool gqa = c->n_in == 14;
-    for (int i = 0; i < 2 && st == OGI_OK && gqa; i++) {
-        if (!op_has_input(c, 10 + 2 * i) || !op_has_input(c, 11 + 2 * i))
-            st = op_error(c, OGI_ERR_RUNTIME, "missing input of the fused KV repeat");
-        else
-            st = fused_repeat_operand(c, 1 + i, 10 + 2 * i, 11 + 2 * i, false,
-                                      FUSED_REPEAT_VIEW_OR_COPY, &kv[i], &owned[i]);
-    }
-    /* one plain, one not: both materialised, so that K and V match */
-    for (int i = 0; i < 2 && st == OGI_OK && gqa && (owned[0] == NULL) != (owned[1] == NULL); i++)
-        if (owned[i] == NULL)
-            st = fused_repeat_operand(c, 1 + i, 10 + 2 * i, 11 + 2 * i, false, FUSED_REPEAT_COPY,
-                                      &kv[i], &owned[i]);
-    if (st == OGI_OK)
-        st = fused_sdpa_core(c, kv[0], kv[1], gqa && owned[0] == NULL && owned[1] == NULL,
-                             zero_masked);
-    ogi_tensor_free(owned[0]);
-    ogi_tensor_free(owned[1]);
-    return st;
-}
-
-static ogi_status fused_sdpa(op_ctx *c)
-{
-    return fused_sdpa_run(c, false);
-}
-
-static ogi_status fused_sdpa_zero_masked(op_ctx *c)
-{
-    return fused_sdpa_run(c, true);
 }
 
 /* ---- Attention with a causal bool mask --------------------------------------- */
@@ -464,16 +433,17 @@ static bool fused_attention_causal(op_ctx *c, ogi_status *st, const int64_t *row
     return true;
 }
 
-/* Inputs 1 and 2 of the cache form: fixed-size caches [b, h, max_seq, d]
- * of which the first `length` (input 8, an int64 scalar) positions along
- * axis 2 are read, as TensorGather(cache, length) reads them. win[i] is the
- * cache under the window's dims (borrowed data, not contiguous unless
+/* Inputs 1 and 2 of the cache forms: fixed-size caches [b, h, max_seq, d]
+ * of which the first `length` (input len_in, an int64 scalar) positions
+ * along axis 2 are read, as TensorGather(cache, length) reads them. win[i]
+ * is the cache under the window's dims (borrowed data, not contiguous unless
  * b * h == 1 or length == max_seq) and rows[i] its max_seq. */
-static ogi_status fused_cache_windows(const op_ctx *c, ogi_tensor *win, int64_t *rows)
+static ogi_status fused_cache_windows(const op_ctx *c, int len_in, ogi_tensor *win, int64_t *rows)
 {
-    const ogi_tensor *len = c->in[8];
+    const ogi_tensor *len = c->in[len_in];
     if (len->dtype != OGI_INT64 || len->rank > 1 || tensor_numel(len) != 1)
-        return op_error(c, OGI_ERR_RUNTIME, "input 8 (cache length): expected an int64 scalar");
+        return op_error(c, OGI_ERR_RUNTIME, "input %d (cache length): expected an int64 scalar",
+                        len_in);
     int64_t length = ((const int64_t *)len->data)[0];
     for (int i = 0; i < 2; i++) {
         const ogi_tensor *cache = c->in[1 + i];
@@ -510,6 +480,90 @@ static ogi_status fused_window_copy(const ogi_tensor *win, int64_t rows, ogi_ten
     return OGI_OK;
 }
 
+/* Window i of a cache form copied to contiguous memory (*copy), which
+ * takes its place as input 1 + i of in. */
+static ogi_status fused_window_unpitch(const ogi_tensor **in, const ogi_tensor *win, int64_t *rows,
+                                       int i, ogi_tensor **copy)
+{
+    ogi_status st = fused_window_copy(&win[i], rows[i], copy);
+    if (st == OGI_OK) {
+        in[1 + i] = *copy;
+        rows[i] = 0;
+    }
+    return st;
+}
+
+/* The 14-input form reads K and V through the repeat of inputs 10-13 (as
+ * AttentionCausalMask's 8-input form). The 15-input form takes the KV
+ * caches as inputs 1 and 2 and the length of their valid prefix as input 14
+ * (inputs 10-13 the repeat's shapes, or omitted): the kernel reads the
+ * windows in place, with the cache's row pitch, when there is no repeat or
+ * it is the plain GQA repeat; any other repeat reads a contiguous copy of
+ * the window, as the unfused graph's TensorGather would give it. */
+static ogi_status fused_sdpa_run(op_ctx *c, bool zero_masked)
+{
+    const ogi_tensor *x_in[15], *kv[2];
+    ogi_tensor *owned[2] = {NULL, NULL}, *copies[2] = {NULL, NULL}, win[2];
+    int64_t rows[2] = {0, 0};
+    op_ctx xc = *c; /* the inputs with K and V as the cache windows */
+    ogi_status st = OGI_OK;
+    for (int i = 0; i < 3 && st == OGI_OK; i++)
+        st = op_require_input(c, i);
+    bool cache = c->n_in == 15 && op_has_input(c, 14);
+    bool gqa = c->n_in == 14 || (cache && op_has_input(c, 10));
+    if (st == OGI_OK && cache) {
+        st = fused_cache_windows(c, 14, win, rows);
+        memcpy(x_in, c->in, sizeof(x_in));
+        x_in[1] = &win[0];
+        x_in[2] = &win[1];
+        xc.in = x_in;
+    }
+    kv[0] = xc.in[1];
+    kv[1] = xc.in[2];
+    for (int i = 0; i < 2 && st == OGI_OK && gqa; i++) {
+        if (!op_has_input(c, 10 + 2 * i) || !op_has_input(c, 11 + 2 * i))
+            st = op_error(c, OGI_ERR_RUNTIME, "missing input of the fused KV repeat");
+        else
+            st = fused_repeat_operand(&xc, 1 + i, 10 + 2 * i, 11 + 2 * i, false,
+                                      rows[i] > 0 ? FUSED_REPEAT_VIEW_ONLY
+                                                  : FUSED_REPEAT_VIEW_OR_COPY,
+                                      &kv[i], &owned[i]);
+        if (st == OGI_OK && kv[i] == NULL) { /* a window repeated otherwise: copied first */
+            st = fused_window_unpitch(x_in, win, rows, i, &copies[i]);
+            if (st == OGI_OK)
+                st = fused_repeat_operand(&xc, 1 + i, 10 + 2 * i, 11 + 2 * i, false,
+                                          FUSED_REPEAT_VIEW_OR_COPY, &kv[i], &owned[i]);
+        }
+    }
+    /* one plain, one not: both materialised, so that K and V match */
+    for (int i = 0; i < 2 && st == OGI_OK && gqa && (owned[0] == NULL) != (owned[1] == NULL); i++)
+        if (owned[i] == NULL) {
+            if (rows[i] > 0)
+                st = fused_window_unpitch(x_in, win, rows, i, &copies[i]);
+            if (st == OGI_OK)
+                st = fused_repeat_operand(&xc, 1 + i, 10 + 2 * i, 11 + 2 * i, false,
+                                          FUSED_REPEAT_COPY, &kv[i], &owned[i]);
+        }
+    if (st == OGI_OK)
+        st = fused_sdpa_core(c, kv[0], kv[1], rows, gqa && owned[0] == NULL && owned[1] == NULL,
+                             zero_masked);
+    for (int i = 0; i < 2; i++) {
+        ogi_tensor_free(owned[i]);
+        ogi_tensor_free(copies[i]);
+    }
+    return st;
+}
+
+static ogi_status fused_sdpa(op_ctx *c)
+{
+    return fused_sdpa_run(c, false);
+}
+
+static ogi_status fused_sdpa_zero_masked(op_ctx *c)
+{
+    return fused_sdpa_run(c, true);
+}
+
 static ogi_status fused_attention_causal_mask_run(op_ctx *c, bool allowzero)
 {
     const ogi_tensor *in[4] = {c->in[0], c->in[1], c->in[2], c->n_in > 3 ? c->in[3] : NULL};
@@ -524,7 +578,7 @@ static ogi_status fused_attention_causal_mask_run(op_ctx *c, bool allowzero)
         for (int i = 0; i < 3 && st == OGI_OK; i++)
             st = op_require_input(c, i);
         if (st == OGI_OK)
-            st = fused_cache_windows(c, win, rows);
+            st = fused_cache_windows(c, 8, win, rows);
         memcpy(x_in, c->in, sizeof(x_in));
         x_in[1] = in[1] = &win[0];
         x_in[2] = in[2] = &win[1];
@@ -539,9 +593,7 @@ static ogi_status fused_attention_causal_mask_run(op_ctx *c, bool allowzero)
                                                   : FUSED_REPEAT_VIEW_OR_COPY,
                                       &in[1 + i], &owned[i]);
         if (st == OGI_OK && in[1 + i] == NULL) { /* a window repeated otherwise: copied first */
-            st = fused_window_copy(&win[i], rows[i], &copies[i]);
-            x_in[1 + i] = copies[i];
-            rows[i] = 0;
+            st = fused_window_unpitch(x_in, win, rows, i, &copies[i]);
             if (st == OGI_OK)
                 st = fused_repeat_operand(&xc, 1 + i, 4 + 2 * i, 5 + 2 * i, allowzero,
                                           FUSED_REPEAT_VIEW_OR_COPY, &in[1 + i], &owned[i]);

@@ -245,7 +245,46 @@ static ogi_status tensor_gather(op_ctx *c)
     return st;
 }
 
+/* ai.ogi.TensorGatherShape(data, length), with Shape's attributes:
+ * Shape(TensorGather(data, length)) of a linear gather along axis 2 without
+ * read_indices, computed without the gather. engine/fuse.c writes it for
+ * the Shape nodes reading a KV-cache window that the attention then reads
+ * in place. length is checked as TensorGather checks it. */
+static ogi_status tensor_gather_shape(op_ctx *c)
+{
+    ogi_status st = op_require_input(c, 0);
+    if (st != OGI_OK)
+        return st;
+    const ogi_tensor *data = c->in[0];
+    if (data->rank < 3)
+        return op_error(c, OGI_ERR_RUNTIME,
+                        "input 0 (data): expected rank >= 3 (a gather along axis 2), got %d",
+                        data->rank);
+    if (ogi_dtype_bits(data->dtype) == 0)
+        return op_error(c, OGI_ERR_UNSUPPORTED, "data type %s is not supported",
+                        ogi_dtype_name(data->dtype));
+    gather_layout l = {.axis = 2, .max_seq = data->dims[2]};
+    if ((st = gather_length(c, &l)) != OGI_OK)
+        return st;
+    int64_t start = 0, end = data->rank; /* Shape's start and end, from opset 15 */
+    if (c->opset >= 15) {
+        start = op_attr_int(c, "start", 0);
+        end = op_attr_int(c, "end", data->rank);
+        start = start < 0 ? start + data->rank : start;
+        end = end < 0 ? end + data->rank : end;
+        start = start < 0 ? 0 : start > data->rank ? data->rank : start;
+        end = end < 0 ? 0 : end > data->rank ? data->rank : end;
+    }
+    int64_t n = end > start ? end - start : 0;
+    if ((st = op_alloc(c, 0, OGI_INT64, 1, &n)) != OGI_OK)
+        return st;
+    for (int64_t i = 0; i < n; i++)
+        ((int64_t *)c->out[0]->data)[i] = start + i == 2 ? l.length : data->dims[start + i];
+    return OGI_OK;
+}
+
 const op_kernel op_kernels_tensor_gather[] = {
     {"ai.ogi", "TensorGather", 1, tensor_gather},
+    {"ai.ogi", "TensorGatherShape", 1, tensor_gather_shape},
     {NULL, NULL, 0, NULL},
 };
