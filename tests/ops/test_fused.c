@@ -9,7 +9,11 @@
  * written op by op and for the SwiGLU gate Mul(Mul(g, Sigmoid(g)), u), and
  * for rotate_half rotary embeddings, and for Attention with a bool mask (run
  * in causal mode when the mask is
- * causal), whose unfused twin also asks for present_key. */
+ * causal), whose unfused twin also asks for present_key. Attention over K
+ * and V gathered from KV caches (TensorGather) reads the caches in place:
+ * AttentionCausalMask and the legacy export's op-by-op attention with its
+ * GQA repeat built from Shape(gathered K, V), against the same graphs
+ * unfused, with the cases where the caches must not be read in place. */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -17,6 +21,7 @@
 #include <unistd.h>
 
 #include "engine/graph.h"
+#include "engine/op.h"
 #include "onnx/onnx.h"
 #include "pb_writer.h"
 #include "test_util.h"
@@ -689,6 +694,90 @@ static void repeat_cases(uint64_t *rng)
 
 /* ---- attention reading the KV caches in place ------------------------------------- */
 
+/* Shape(in) with start / end attributes (INT64_MIN: not written). */
+static void shape_node(pbw *g, const char *name, const char *in, const char *out, int64_t start,
+                       int64_t end)
+{
+    pbw n = {0};
+    pbw_string(&n, 1, in);
+    pbw_string(&n, 2, out);
+    pbw_string(&n, 3, name);
+    pbw_string(&n, 4, "Shape");
+    const char *names[2] = {"start", "end"};
+    const int64_t values[2] = {start, end};
+    for (int i = 0; i < 2; i++) {
+        if (values[i] == INT64_MIN)
+            continue;
+        pbw a = {0};
+        pbw_string(&a, 1, names[i]);
+        pbw_int(&a, 3, (uint64_t)values[i]);
+        pbw_int(&a, 20, 2);
+        pbw_message(&n, 5, &a);
+    }
+    pbw_message(g, 1, &n);
+}
+
+/* Nodes of the prepared graph of path whose kernel is op_type (-1 on
+ * failure); *inputs (when not NULL) gets the input count of the last. */
+static int kernel_nodes(const char *path, const char *op_type, int *inputs)
+{
+    onnx_model *m;
+    graph *gr;
+    int n = -1;
+    if (onnx_model_load(path, &m) != OGI_OK)
+        return -1;
+    graph_options go = {.fold_constants = true};
+    if (graph_build(m, &go, &gr) == OGI_OK) {
+        n = 0;
+        for (int i = 0; i < gr->n_nodes; i++)
+            if (gr->nodes[i].kernel != NULL && strcmp(gr->nodes[i].kernel->op_type, op_type) == 0) {
+                n++;
+                if (inputs != NULL)
+                    *inputs = gr->nodes[i].n_inputs;
+            }
+        graph_free(gr);
+    }
+    onnx_model_free(m);
+    return n;
+}
+
+/* The GQA repeat's shapes of X (S5<x>, S4<x>) built from Shape(X) as the
+ * legacy export builds them: style 0 Gather(Shape(X), 0 and 2) unsqueezed
+ * and concatenated with constants; 1 Shape(X) with start / end; 2 as 1 but
+ * the Reshape to [b, kv, -1, d] (a repeat along the keys). */
+static void sdpa_repeat_shapes(pbw *g, const char *x, int style)
+{
+    char n[16][24];
+    for (int i = 0; i < 16; i++)
+        snprintf(n[i], sizeof(n[i]), "%s_%d", x, i);
+    char s5[8], s4[8];
+    snprintf(s5, sizeof(s5), "S5%s", x);
+    snprintf(s4, sizeof(s4), "S4%s", x);
+    const int64_t zero = 0;
+    if (style == 0) {
+        shape_node(g, n[0], x, n[1], INT64_MIN, INT64_MIN);
+        pbw_node(g, "Gather", n[2], 2, (const char *[]){n[1], "I0"}, 1, (const char *[]){n[3]});
+        pbw_node(g, "Gather", n[4], 2, (const char *[]){n[1], "I2"}, 1, (const char *[]){n[5]});
+        pbw_node(g, "Unsqueeze", n[6], 2, (const char *[]){n[3], "AX0"}, 1, (const char *[]){n[7]});
+        pbw_node(g, "Unsqueeze", n[8], 2, (const char *[]){n[5], "AX0"}, 1, (const char *[]){n[9]});
+        node_attr(g, "Concat", n[10], 5, (const char *[]){n[7], "KVC", "REPC", n[9], "DC"}, s5,
+                  "axis", &zero, -1);
+        node_attr(g, "Concat", n[11], 4, (const char *[]){n[7], "HQC", n[9], "DC"}, s4, "axis",
+                  &zero, -1);
+        return;
+    }
+    shape_node(g, n[0], x, n[1], INT64_MIN, 2); /* [b, kv] */
+    shape_node(g, n[2], x, n[3], 2, INT64_MIN); /* [t, d] */
+    shape_node(g, n[4], x, n[5], INT64_MIN, 1); /* [b] */
+    shape_node(g, n[6], x, n[7], -2, -1);       /* [t] */
+    node_attr(g, "Concat", n[8], 3, (const char *[]){n[1], "REPC", n[3]}, s5, "axis", &zero, -1);
+    if (style == 1)
+        node_attr(g, "Concat", n[9], 4, (const char *[]){n[5], "HQC", n[7], "DC"}, s4, "axis",
+                  &zero, -1);
+    else
+        node_attr(g, "Concat", n[9], 3, (const char *[]){n[1], "M1", "DC"}, s4, "axis", &zero, -1);
+}
+
 /* Node op of domain ai.ogi with attributes axis (int) and mode (string). */
 static void gather_node(pbw *g, const char *name, const char *data, const char *len,
                         const char *out, const char *mode)
@@ -734,13 +823,16 @@ static char *write_model_ogi(pbw *g, int opset)
  * plain GQA repeat, causal; 2: a repeat along the keys (materialised);
  * 3: plain repeat, random mask; 4: directly, random mask (both run the
  * Attention kernel); 5: V gathered with a second length input LEN2 (same
- * value): not read in place; 6: circular mode: not read in place. The twin
- * also outputs the gathered K, which keeps its TensorGather. */
+ * value): not read in place; 6: circular mode: not read in place; 7: the
+ * plain repeat with both shapes built from Shape(gathered K) (which then
+ * reads the cache). The twin also outputs the gathered K, which keeps its
+ * TensorGather. */
 static void cache_case(uint64_t *rng, int64_t b, int64_t kv, int64_t rep, int64_t q, int64_t t,
                        int64_t cap, int64_t d, int kind)
 {
     char paths[2][64];
-    bool repeat = kind == 1 || kind == 2 || kind == 3, causal = kind != 3 && kind != 4;
+    bool repeat = kind == 1 || kind == 2 || kind == 3 || kind == 7;
+    bool causal = kind != 3 && kind != 4;
     int64_t hq = kv * rep, qd[4] = {b, hq, q, d}, cd[4] = {b, kv, cap, d}, md[4] = {b, 1, q, t};
     int64_t s5[5] = {b, kv, rep, t, d}, s4[4] = {b, hq, t, d};
     if (kind == 2) {
@@ -758,10 +850,13 @@ static void cache_case(uint64_t *rng, int64_t b, int64_t kv, int64_t rep, int64_
         gather_node(&g, "gv", "CV", kind == 5 ? "LEN2" : "LEN", "XV", mode);
         const char *xs[2] = {"XK", "XV"}, *us[2] = {"UK", "UV"}, *es[2] = {"EK", "EV"},
                    *rs[2] = {"K", "V"};
+        const char *s5 = kind == 7 ? "S5XK" : "S5", *s4 = kind == 7 ? "S4XK" : "S4";
+        if (kind == 7)
+            sdpa_repeat_shapes(&g, "XK", 1);
         for (int i = 0; i < 2 && repeat; i++) {
             pbw_node(&g, "Unsqueeze", us[i], 2, (const char *[]){xs[i], "axes"}, 1, &us[i]);
-            pbw_node(&g, "Expand", es[i], 2, (const char *[]){us[i], "S5"}, 1, &es[i]);
-            pbw_node(&g, "Reshape", rs[i], 2, (const char *[]){es[i], "S4"}, 1, &rs[i]);
+            pbw_node(&g, "Expand", es[i], 2, (const char *[]){us[i], s5}, 1, &es[i]);
+            pbw_node(&g, "Reshape", rs[i], 2, (const char *[]){es[i], s4}, 1, &rs[i]);
         }
         pbw_node(&g, "Attention", "attn", 4,
                  (const char *[]){"Q", repeat ? "K" : "XK", repeat ? "V" : "XV", "M"}, 1,
@@ -775,10 +870,13 @@ static void cache_case(uint64_t *rng, int64_t b, int64_t kv, int64_t rep, int64_
         pbw_value_info(&g, 11, "LEN", 7, 1, (int64_t[]){1});
         if (kind == 5)
             pbw_value_info(&g, 11, "LEN2", 7, 1, (int64_t[]){1});
-        if (repeat) {
+        if (repeat && kind != 7) {
             pbw_value_info(&g, 11, "S5", 7, 1, (int64_t[]){5});
             pbw_value_info(&g, 11, "S4", 7, 1, (int64_t[]){4});
         }
+        pbw_tensor_raw(&g, 5, "REPC", 7, 1, (int64_t[]){1}, &rep, sizeof(rep));
+        pbw_tensor_raw(&g, 5, "HQC", 7, 1, (int64_t[]){1}, &hq, sizeof(hq));
+        pbw_tensor_raw(&g, 5, "DC", 7, 1, (int64_t[]){1}, &d, sizeof(d));
         pbw_value_info(&g, 12, "Y", 1, -1, NULL);
         if (keep)
             pbw_value_info(&g, 12, "XK", 1, -1, NULL);
@@ -793,7 +891,7 @@ static void cache_case(uint64_t *rng, int64_t b, int64_t kv, int64_t rep, int64_
         names[n_in] = "LEN2";
         in[n_in++] = test_tensor_i64(1, (int64_t[]){1}, &t);
     }
-    if (repeat) {
+    if (repeat && kind != 7) {
         names[n_in] = "S5";
         in[n_in++] = test_tensor_i64(1, (int64_t[]){5}, s5);
         names[n_in] = "S4";
@@ -808,13 +906,18 @@ static void cache_case(uint64_t *rng, int64_t b, int64_t kv, int64_t rep, int64_
     snprintf(what, sizeof(what), "cache kind %d b %lld kv %lld rep %lld q %lld t %lld cap %lld",
              kind, (long long)b, (long long)kv, (long long)rep, (long long)q, (long long)t,
              (long long)cap);
-    bool in_place = kind <= 4;
+    bool in_place = kind <= 4 || kind == 7;
     if (in_place) {
         compare_models(paths[0], paths[1], n_in, names, in, 2, what);
         int nodes = 0;
         fused_patterns_nodes(paths[0], &nodes);
-        TEST_CHECK(nodes == 1, "%s: %d nodes left, expected the fused Attention alone", what,
-                   nodes);
+        /* kind 7: and the shapes, Shape(XK) read as TensorGatherShape */
+        int shapes = kernel_nodes(paths[0], "TensorGatherShape", NULL);
+        TEST_CHECK(kind == 7 ? shapes > 0 && kernel_nodes(paths[0], "TensorGather", NULL) == 0 &&
+                                   kernel_nodes(paths[0], "Shape", NULL) == 0
+                             : nodes == 1,
+                   "%s: %d nodes left (%d TensorGatherShape), expected the fused Attention alone",
+                   what, nodes, shapes);
     } else { /* the gathers stay: both graphs fuse the same */
         TEST_CHECK(fused_patterns(paths[0]) == fused_patterns(paths[1]),
                    "%s: fused patterns %d and %d", what, fused_patterns(paths[0]),
@@ -831,14 +934,187 @@ static void cache_case(uint64_t *rng, int64_t b, int64_t kv, int64_t rep, int64_
 
 static void cache_cases(uint64_t *rng)
 {
-    for (int i = 0; i < 21; i++) {
+    for (int i = 0; i < 24; i++) {
         int64_t q = 1 + (int64_t)(test_rand(rng) % 6), t = q + (int64_t)(test_rand(rng) % 20);
         int64_t cap = t + (i % 4 == 0 ? 0 : 1 + (int64_t)(test_rand(rng) % 9)); /* full or not */
         cache_case(rng, 1 + (int64_t)(test_rand(rng) % 2), 1 + (int64_t)(test_rand(rng) % 3),
-                   1 + (int64_t)(test_rand(rng) % 3), q, t, cap, (int64_t[]){8, 32}[i % 2], i % 7);
+                   1 + (int64_t)(test_rand(rng) % 3), q, t, cap, (int64_t[]){8, 32}[i % 2], i % 8);
     }
     cache_case(rng, 1, 4, 2, 1, 200, 512, 32, 1); /* decode, the exported model's shapes */
     cache_case(rng, 1, 4, 2, 1, 0, 16, 32, 0);    /* no keys yet */
+}
+
+/* ---- the legacy export's attention reading the KV caches in place ------------------- */
+
+/* The op-by-op attention of the legacy export (ai.ogi.ScaledDotProductAttention
+ * once fused) over K and V read from caches CK, CV [b, kv, cap, d] by
+ * TensorGather(C, LEN), through the GQA repeat whose shapes come from
+ * Shape(gathered K or V). kind 0: the plain repeat, shapes as the export
+ * writes them, Where(IsNaN); 1: plain, Shape start / end, a batch dim not
+ * known at load, no Where; 2: a repeat along the keys (the window copied);
+ * 3: no repeat (K and V of Q's heads); 4: V from a batch-1 cache expanded
+ * over the batch, both repeats' shapes from K (both materialised). Not read
+ * in place: 5: V gathered with a second length LEN2 (same value); 6: the
+ * gathered K also read by Size; 7: circular mode. The twin also outputs the
+ * probabilities, which keeps every node. */
+static void sdpa_cache_case(uint64_t *rng, int64_t b, int64_t kv, int64_t rep, int64_t q, int64_t t,
+                            int64_t cap, int64_t d, int kind)
+{
+    char paths[2][64];
+    bool repeat = kind != 3, nan_where = kind != 1, in_place = kind <= 4;
+    int style = kind == 1 ? 1 : kind == 2 ? 2 : 0;
+    int64_t hq = repeat && kind != 2 ? kv * rep : kv, bv = kind == 4 ? 1 : b;
+    int64_t qd[4] = {b, hq, q, d}, ckd[4] = {b, kv, cap, d}, cvd[4] = {bv, kv, cap, d};
+    int64_t md[4] = {b, 1, q, kind == 2 ? rep * t : t};
+    for (int keep = 0; keep < 2; keep++) {
+        pbw g = {0};
+        const int64_t perm[4] = {0, 1, 3, 2}, axis = -1;
+        const char *mode = kind == 7 ? "circular" : "linear";
+        gather_node(&g, "gk", "CK", "LEN", "XK", mode);
+        gather_node(&g, "gv", "CV", kind == 5 ? "LEN2" : "LEN", "XV", mode);
+        if (repeat) {
+            sdpa_repeat_shapes(&g, "XK", style);
+            if (kind != 4)
+                sdpa_repeat_shapes(&g, "XV", style);
+            const char *xs[2] = {"XK", "XV"}, *us[2] = {"UK", "UV"}, *es[2] = {"EK", "EV"},
+                       *rs[2] = {"K", "V"}, *s5[2] = {"S5XK", kind == 4 ? "S5XK" : "S5XV"},
+                       *s4[2] = {"S4XK", kind == 4 ? "S4XK" : "S4XV"};
+            for (int i = 0; i < 2; i++) {
+                pbw_node(&g, "Unsqueeze", us[i], 2, (const char *[]){xs[i], "AX2"}, 1, &us[i]);
+                pbw_node(&g, "Expand", es[i], 2, (const char *[]){us[i], s5[i]}, 1, &es[i]);
+                pbw_node(&g, "Reshape", rs[i], 2, (const char *[]){es[i], s4[i]}, 1, &rs[i]);
+            }
+        }
+        if (kind == 6)
+            pbw_node(&g, "Size", "size", 1, (const char *[]){"XK"}, 1, (const char *[]){"NK"});
+        node_attr(&g, "Transpose", "t", 1, (const char *[]){repeat ? "K" : "XK"}, "Kt", "perm",
+                  perm, 4);
+        pbw_node(&g, "Mul", "mq", 2, (const char *[]){"Q", "c"}, 1, (const char *[]){"Qs"});
+        pbw_node(&g, "Mul", "mk", 2, (const char *[]){"Kt", "c"}, 1, (const char *[]){"Kts"});
+        pbw_node(&g, "MatMul", "qk", 2, (const char *[]){"Qs", "Kts"}, 1, (const char *[]){"S"});
+        pbw_node(&g, "Add", "add", 2, (const char *[]){"S", "M"}, 1, (const char *[]){"A"});
+        node_attr(&g, "Softmax", "softmax", 1, (const char *[]){"A"}, "P", "axis", &axis, -1);
+        if (nan_where) {
+            pbw_node(&g, "IsNaN", "isnan", 1, (const char *[]){"P"}, 1, (const char *[]){"N"});
+            pbw_node(&g, "Where", "where", 3, (const char *[]){"N", "zero", "P"}, 1,
+                     (const char *[]){"Z"});
+        }
+        pbw_node(&g, "MatMul", "pv", 2,
+                 (const char *[]){nan_where ? "Z" : "P", repeat ? "V" : "XV"}, 1,
+                 (const char *[]){"Y"});
+        pbw_string(&g, 2, "g");
+        float c = 1.0f / sqrtf(sqrtf((float)d)), zero = 0.0f;
+        const int64_t i0 = 0, i2 = 2, ax0 = 0, ax2 = 2, m1 = -1;
+        pbw_tensor_raw(&g, 5, "c", 1, 0, NULL, &c, sizeof(c));
+        pbw_tensor_raw(&g, 5, "zero", 1, 1, (int64_t[]){1}, &zero, sizeof(zero));
+        pbw_tensor_raw(&g, 5, "I0", 7, 0, NULL, &i0, sizeof(i0));
+        pbw_tensor_raw(&g, 5, "I2", 7, 0, NULL, &i2, sizeof(i2));
+        pbw_tensor_raw(&g, 5, "AX0", 7, 1, (int64_t[]){1}, &ax0, sizeof(ax0));
+        pbw_tensor_raw(&g, 5, "AX2", 7, 1, (int64_t[]){1}, &ax2, sizeof(ax2));
+        pbw_tensor_raw(&g, 5, "M1", 7, 1, (int64_t[]){1}, &m1, sizeof(m1));
+        pbw_tensor_raw(&g, 5, "KVC", 7, 1, (int64_t[]){1}, &kv, sizeof(kv));
+        pbw_tensor_raw(&g, 5, "REPC", 7, 1, (int64_t[]){1}, &rep, sizeof(rep));
+        pbw_tensor_raw(&g, 5, "HQC", 7, 1, (int64_t[]){1}, &hq, sizeof(hq));
+        pbw_tensor_raw(&g, 5, "DC", 7, 1, (int64_t[]){1}, &d, sizeof(d));
+        int64_t declared[2][4]; /* kind 1: the batch dim not known at load */
+        memcpy(declared[0], ckd, sizeof(ckd));
+        memcpy(declared[1], cvd, sizeof(cvd));
+        if (kind == 1)
+            declared[0][0] = declared[1][0] = -1;
+        pbw_value_info(&g, 11, "Q", 1, 4, qd);
+        pbw_value_info(&g, 11, "CK", 1, 4, declared[0]);
+        pbw_value_info(&g, 11, "CV", 1, 4, declared[1]);
+        pbw_value_info(&g, 11, "M", 1, 4, md);
+        pbw_value_info(&g, 11, "LEN", 7, 1, (int64_t[]){1});
+        if (kind == 5)
+            pbw_value_info(&g, 11, "LEN2", 7, 1, (int64_t[]){1});
+        pbw_value_info(&g, 12, "Y", 1, -1, NULL);
+        if (kind == 6)
+            pbw_value_info(&g, 12, "NK", 7, -1, NULL);
+        if (keep)
+            pbw_value_info(&g, 12, "P", 1, -1, NULL);
+        strcpy(paths[keep], write_model_ogi(&g, 17));
+    }
+    ogi_tensor *in[6] = {random_tensor(rng, 4, qd, false),       random_tensor(rng, 4, ckd, false),
+                         random_tensor(rng, 4, cvd, false),      random_tensor(rng, 4, md, true),
+                         test_tensor_i64(1, (int64_t[]){1}, &t), NULL};
+    const char *names[6] = {"Q", "CK", "CV", "M", "LEN", "LEN2"};
+    int n_in = 5;
+    if (kind == 5)
+        in[n_in++] = test_tensor_i64(1, (int64_t[]){1}, &t);
+    char what[112];
+    snprintf(what, sizeof(what),
+             "sdpa cache kind %d b %lld kv %lld rep %lld q %lld t %lld cap %lld", kind,
+             (long long)b, (long long)kv, (long long)rep, (long long)q, (long long)t,
+             (long long)cap);
+    /* fused: the attention and its cache read (two patterns), no gather and
+     * no Shape left, 15 inputs; not in place: the gathers stay */
+    int sdpa_in = 0, want_gathers = in_place ? 0 : 2;
+    int sdpa = kernel_nodes(
+        paths[0], nan_where ? "ScaledDotProductAttentionZeroMasked" : "ScaledDotProductAttention",
+        &sdpa_in);
+    int gathers = kernel_nodes(paths[0], "TensorGather", NULL);
+    int shapes = kernel_nodes(paths[0], "Shape", NULL);
+    int gather_shapes = kernel_nodes(paths[0], "TensorGatherShape", NULL);
+    TEST_CHECK(fused_patterns(paths[0]) == (in_place ? 2 : 1) && fused_patterns(paths[1]) == 0,
+               "%s: fused patterns %d and %d", what, fused_patterns(paths[0]),
+               fused_patterns(paths[1]));
+    TEST_CHECK(sdpa == 1 &&
+                   sdpa_in == (in_place ? 15
+                               : repeat ? 14
+                                        : 10) &&
+                   gathers == want_gathers && kernel_nodes(paths[1], "TensorGather", NULL) == 2,
+               "%s: %d attention nodes of %d inputs, %d gathers (%d unfused)", what, sdpa, sdpa_in,
+               gathers, kernel_nodes(paths[1], "TensorGather", NULL));
+    TEST_CHECK(in_place ? shapes == 0 && (gather_shapes > 0) == repeat : gather_shapes == 0,
+               "%s: %d Shape and %d TensorGatherShape nodes", what, shapes, gather_shapes);
+    checks += 3;
+    ogi_tensor *yf = attn_run(paths[0], names, in, n_in), *yp = attn_run(paths[1], names, in, n_in);
+    checks += 2;
+    if (yf != NULL && yp != NULL) {
+        TEST_CHECK(ogi_tensor_nbytes(yf) == ogi_tensor_nbytes(yp), "%s: output sizes differ", what);
+        const float *a = ogi_tensor_data(yf), *y = ogi_tensor_data(yp);
+        int64_t n = (int64_t)(ogi_tensor_nbytes(yp) / sizeof(float)), bad = -1, nans = 0;
+        for (int64_t i = 0; i < n && bad < 0 && ogi_tensor_nbytes(yf) == ogi_tensor_nbytes(yp);
+             i++) {
+            nans += isnan(y[i]);
+            if (isnan(a[i]) != isnan(y[i]) || (!isnan(y[i]) && fabsf(a[i] - y[i]) > 1e-5f))
+                bad = i;
+        }
+        TEST_CHECK(bad < 0, "%s: element %lld fused %g unfused %g", what, (long long)bad,
+                   bad < 0 ? 0.0 : (double)a[bad], bad < 0 ? 0.0 : (double)y[bad]);
+        /* a fully masked row exists: NaN without the Where, none with it */
+        TEST_CHECK(n == 0 || md[3] == 0 || (nans > 0) == !nan_where, "%s: NaN rows: %lld", what,
+                   (long long)nans);
+        checks += 2;
+    }
+    ogi_tensor_free(yf);
+    ogi_tensor_free(yp);
+    unlink(paths[0]);
+    unlink(paths[1]);
+    for (int i = 0; i < n_in; i++)
+        ogi_tensor_free(in[i]);
+}
+
+static void sdpa_cache_cases(uint64_t *rng)
+{
+    for (int i = 0; i < 24; i++) {
+        int kind = i % 8;
+        int64_t q = 1 + (int64_t)(test_rand(rng) % 6), t = q + (int64_t)(test_rand(rng) % 20);
+        int64_t cap = t + (i % 3 == 0 ? 0 : 1 + (int64_t)(test_rand(rng) % 9)); /* full or not */
+        int64_t b = kind == 4 ? 2 : 1 + (int64_t)(test_rand(rng) % 2);
+        sdpa_cache_case(rng, b, 1 + (int64_t)(test_rand(rng) % 3),
+                        1 + (int64_t)(test_rand(rng) % 3), q, t, cap, (int64_t[]){8, 32}[i % 2],
+                        kind);
+    }
+    for (int kind = 0; kind < 2; kind++) { /* decode, the exported model's shapes */
+        sdpa_cache_case(rng, 1, 4, 2, 1, 200, 512, 32, kind);
+        sdpa_cache_case(rng, 1, 4, 2, 1, 1, 512, 32, kind);
+    }
+    /* no keys yet (without the repeat: its Reshape reads a 0 as "keep the
+     * dim", so the exported repeat cannot give zero keys) */
+    sdpa_cache_case(rng, 1, 4, 1, 1, 0, 16, 32, 3);
+    sdpa_cache_case(rng, 2, 2, 1, 3, 0, 8, 8, 3);
 }
 
 /* ---- rotate_half ---------------------------------------------------------------- */
@@ -919,6 +1195,7 @@ int main(void)
     causal_cases(&rng);
     repeat_cases(&rng);
     cache_cases(&rng);
+    sdpa_cache_cases(&rng);
     rotate_half_cases(&rng);
     return test_finish("test_fused", checks);
 }
