@@ -269,22 +269,8 @@ ogi_status graph_eliminate_common(graph *g)
         free(removed);
         return ogi_error(OGI_ERR_OUT_OF_MEMORY, "out of memory while merging common nodes");
     }
-    int kept = 0;
-    for (int i = 0; i < g->n_nodes; i++) {
-        if (removed[i]) {
-            free(g->nodes[i].inputs);
-            free(g->nodes[i].outputs);
-            free(g->nodes[i].release);
-            continue;
-        }
-        g->nodes[kept++] = g->nodes[i];
-    }
+    ogi_status st = graph_remove_nodes(g, removed);
     free(removed);
-    g->n_nodes = kept;
     g->n_merged += merged;
-    for (int i = 0; i < g->n_nodes; i++)
-        for (int o = 0; o < g->nodes[i].n_outputs; o++)
-            if (g->nodes[i].outputs[o] >= 0)
-                g->values[g->nodes[i].outputs[o]].producer = i;
-    return graph_plan_lifetimes(g);
+    return st;
 }

@@ -861,25 +861,13 @@ static bool exec_redirect(graph *g, int first, int from, int to)
  * goes at once. Nodes with subgraphs, random draws or in-place updates stay. */
 static ogi_status exec_drop_unread(graph *g)
 {
-    int *readers = calloc((size_t)g->n_values + 1, sizeof(int));
+    int *readers = graph_reader_counts(g, NULL);
     bool *drop = calloc((size_t)g->n_nodes + 1, sizeof(bool));
     if (readers == NULL || drop == NULL) {
         free(readers);
         free(drop);
         return ogi_error(OGI_ERR_OUT_OF_MEMORY, "out of memory");
     }
-    for (int i = 0; i < g->n_nodes; i++) {
-        const graph_node *n = &g->nodes[i];
-        for (int k = 0; k < n->n_inputs; k++)
-            if (n->inputs[k] >= 0)
-                readers[n->inputs[k]]++;
-        for (int sg = 0; sg < n->n_subgraphs; sg++)
-            for (int v = 0; v < n->subgraphs[sg]->n_values; v++)
-                if (n->subgraphs[sg]->values[v].kind == VALUE_CAPTURED)
-                    readers[n->subgraphs[sg]->values[v].capture_index]++;
-    }
-    for (int k = 0; k < g->n_outputs; k++)
-        readers[g->outputs[k]]++;
     for (int i = g->n_nodes - 1; i >= 0; i--) {
         const graph_node *n = &g->nodes[i];
         bool unread = n->n_subgraphs == 0 && !op_kernel_is_random(n->kernel) &&
@@ -889,70 +877,45 @@ static ogi_status exec_drop_unread(graph *g)
         if (!unread)
             continue;
         drop[i] = true;
+        g->n_folded++;
         for (int k = 0; k < n->n_inputs; k++)
             if (n->inputs[k] >= 0)
                 readers[n->inputs[k]]--;
     }
-    int kept = 0;
-    for (int i = 0; i < g->n_nodes; i++) {
-        graph_node *n = &g->nodes[i];
-        if (drop[i]) {
-            for (int o = 0; o < n->n_outputs; o++)
-                if (n->outputs[o] >= 0)
-                    g->values[n->outputs[o]].producer = -1;
-            free(n->inputs);
-            free(n->outputs);
-            free(n->release);
-            g->n_folded++;
-            continue;
-        }
-        g->nodes[kept++] = *n;
-    }
-    g->n_nodes = kept;
+    ogi_status st = graph_remove_nodes(g, drop);
     free(readers);
     free(drop);
-    return OGI_OK;
+    return st;
 }
 
 ogi_status graph_fold_constants(graph *g)
 {
-    int kept = 0;
-    for (int i = 0; i < g->n_nodes; i++) {
+    bool *folded_at = calloc((size_t)g->n_nodes + 1, sizeof(bool));
+    if (folded_at == NULL)
+        return ogi_error(OGI_ERR_OUT_OF_MEMORY, "out of memory");
+    ogi_status st = OGI_OK;
+    for (int i = 0; i < g->n_nodes && st == OGI_OK; i++) {
         graph_node *n = &g->nodes[i];
         bool folded = false;
         shape_infer_node(g, n);
-        if (exec_foldable(g, n)) {
-            ogi_status st = exec_fold_node(g, n, &folded);
-            if (st != OGI_OK)
-                return st;
-        }
-        if (!folded && exec_elems_known(g, n)) {
-            ogi_status st = exec_fold_elems(g, n);
-            if (st != OGI_OK)
-                return st;
+        if (exec_foldable(g, n))
+            st = exec_fold_node(g, n, &folded);
+        if (st == OGI_OK && !folded && exec_elems_known(g, n)) {
+            st = exec_fold_elems(g, n);
             folded = true;
         }
-        int alias = folded ? -1 : exec_alias_input(g, n);
+        int alias = folded || st != OGI_OK ? -1 : exec_alias_input(g, n);
         if (alias >= 0 && exec_redirect(g, i + 1, n->outputs[0], alias)) {
             g->values[n->outputs[0]].producer = -1;
             folded = true;
         }
-        if (folded) {
-            free(n->inputs);
-            free(n->outputs);
-            free(n->release);
+        if (st == OGI_OK && folded) {
+            folded_at[i] = true;
             g->n_folded++;
-            continue;
         }
-        g->nodes[kept++] = *n;
     }
-    g->n_nodes = kept;
-    ogi_status st = exec_drop_unread(g);
-    if (st != OGI_OK)
-        return st;
-    for (int i = 0; i < g->n_nodes; i++)
-        for (int o = 0; o < g->nodes[i].n_outputs; o++)
-            if (g->nodes[i].outputs[o] >= 0)
-                g->values[g->nodes[i].outputs[o]].producer = i;
-    return graph_plan_lifetimes(g);
+    if (st == OGI_OK)
+        st = graph_remove_nodes(g, folded_at);
+    free(folded_at);
+    return st == OGI_OK ? exec_drop_unread(g) : st;
 }

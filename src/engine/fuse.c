@@ -48,27 +48,6 @@
 #include "engine/fuse.h"
 #include "engine/op.h"
 
-/* Readers of each value, counting subgraph captures. */
-static int *fuse_reader_counts(const graph *g)
-{
-    int *counts = calloc((size_t)g->n_values + 1, sizeof(int));
-    if (counts == NULL)
-        return NULL;
-    for (int i = 0; i < g->n_nodes; i++) {
-        const graph_node *n = &g->nodes[i];
-        for (int k = 0; k < n->n_inputs; k++)
-            if (n->inputs[k] >= 0)
-                counts[n->inputs[k]]++;
-        for (int s = 0; s < n->n_subgraphs; s++)
-            for (int v = 0; v < n->subgraphs[s]->n_values; v++)
-                if (n->subgraphs[s]->values[v].kind == VALUE_CAPTURED)
-                    counts[n->subgraphs[s]->values[v].capture_index]++;
-    }
-    for (int k = 0; k < g->n_outputs; k++)
-        counts[g->outputs[k]]++;
-    return counts;
-}
-
 static bool fuse_is(const graph_node *n, const char *op)
 {
     return n->proto->domain[0] == '\0' && strcmp(n->proto->op_type, op) == 0;
@@ -727,25 +706,15 @@ static const graph_node *fuse_cache_gather(const fuse_state *f, const int *reade
     return n;
 }
 
-/* Readers of each value among the live nodes (as the fusions above left
- * them) and, in shapes, how many of them are Shape nodes. */
-static void fuse_live_readers(const fuse_state *f, int *readers, int *shapes)
+/* Of the readers of each value, how many are Shape nodes (live ones). */
+static void fuse_shape_readers(const fuse_state *f, int *shapes)
 {
-    const graph *g = f->g;
-    for (int i = 0; i < g->n_nodes; i++) {
-        const graph_node *n = &g->nodes[i];
-        for (int k = 0; k < n->n_inputs && !f->removed[i]; k++)
-            if (n->inputs[k] >= 0)
-                readers[n->inputs[k]]++;
-        for (int s = 0; s < n->n_subgraphs && !f->removed[i]; s++)
-            for (int v = 0; v < n->subgraphs[s]->n_values; v++)
-                if (n->subgraphs[s]->values[v].kind == VALUE_CAPTURED)
-                    readers[n->subgraphs[s]->values[v].capture_index]++;
-        if (n->n_inputs == 1 && n->inputs[0] >= 0 && fuse_shape_of(f, n, n->inputs[0]))
+    for (int i = 0; i < f->g->n_nodes; i++) {
+        const graph_node *n = &f->g->nodes[i];
+        if (!f->removed[i] && n->n_inputs == 1 && n->inputs[0] >= 0 &&
+            fuse_shape_of(f, n, n->inputs[0]))
             shapes[n->inputs[0]]++;
     }
-    for (int k = 0; k < g->n_outputs; k++)
-        readers[g->outputs[k]]++;
 }
 
 /* The Shape nodes reading gather gk's output then read (cache, length) as
@@ -777,11 +746,15 @@ static ogi_status fuse_cache_reads(fuse_state *f, int *fused)
         op_find_kernel("ai.ogi", "ScaledDotProductAttention", 1),
         op_find_kernel("ai.ogi", "ScaledDotProductAttentionZeroMasked", 1)};
     const op_kernel *shape = op_find_kernel("ai.ogi", "TensorGatherShape", 1);
-    int *readers = calloc(2 * ((size_t)g->n_values + 1), sizeof(int));
-    if (readers == NULL)
+    /* the readers as the fusions above left them */
+    int *readers = graph_reader_counts(g, f->removed);
+    int *shapes = calloc((size_t)g->n_values + 1, sizeof(int));
+    if (readers == NULL || shapes == NULL) {
+        free(readers);
+        free(shapes);
         return ogi_error(OGI_ERR_OUT_OF_MEMORY, "out of memory while fusing");
-    int *shapes = readers + g->n_values + 1;
-    fuse_live_readers(f, readers, shapes);
+    }
+    fuse_shape_readers(f, shapes);
     ogi_status st = OGI_OK;
     for (int i = 0; i < g->n_nodes && st == OGI_OK; i++) {
         graph_node *n = &g->nodes[i];
@@ -813,13 +786,14 @@ static ogi_status fuse_cache_reads(fuse_state *f, int *fused)
         (*fused)++;
     }
     free(readers);
+    free(shapes);
     return st;
 }
 
 ogi_status graph_fuse(graph *g)
 {
     const op_kernel *mtb = op_find_kernel("ai.ogi", "MatMulTransposeB", 1);
-    int *readers = fuse_reader_counts(g);
+    int *readers = graph_reader_counts(g, NULL);
     bool *removed = calloc((size_t)g->n_nodes + 1, sizeof(bool));
     if (readers == NULL || removed == NULL) {
         free(readers);
@@ -853,25 +827,10 @@ ogi_status graph_fuse(graph *g)
         removed[t_index] = true;
         fused++;
     }
-    int kept = 0;
-    for (int i = 0; i < g->n_nodes; i++) {
-        if (removed[i]) {
-            free(g->nodes[i].inputs);
-            free(g->nodes[i].outputs);
-            free(g->nodes[i].release);
-            continue;
-        }
-        g->nodes[kept++] = g->nodes[i];
-    }
-    g->n_nodes = kept;
+    if (st == OGI_OK && fused > 0)
+        st = graph_remove_nodes(g, removed);
     g->n_fused += fused;
     free(readers);
     free(removed);
-    if (st != OGI_OK || fused == 0)
-        return st;
-    for (int i = 0; i < g->n_nodes; i++)
-        for (int o = 0; o < g->nodes[i].n_outputs; o++)
-            if (g->nodes[i].outputs[o] >= 0)
-                g->values[g->nodes[i].outputs[o]].producer = i;
-    return graph_plan_lifetimes(g);
+    return st;
 }

@@ -482,6 +482,52 @@ static ogi_status graph_set_outputs(graph *g, const onnx_graph *p)
 }
 
 /* Last reader of every value, and the per-node release lists built from it. */
+int *graph_reader_counts(const graph *g, const bool *skip)
+{
+    int *counts = calloc((size_t)g->n_values + 1, sizeof(int));
+    if (counts == NULL)
+        return NULL;
+    for (int i = 0; i < g->n_nodes; i++) {
+        const graph_node *n = &g->nodes[i];
+        if (skip != NULL && skip[i])
+            continue;
+        for (int k = 0; k < n->n_inputs; k++)
+            if (n->inputs[k] >= 0)
+                counts[n->inputs[k]]++;
+        for (int s = 0; s < n->n_subgraphs; s++)
+            for (int v = 0; v < n->subgraphs[s]->n_values; v++)
+                if (n->subgraphs[s]->values[v].kind == VALUE_CAPTURED)
+                    counts[n->subgraphs[s]->values[v].capture_index]++;
+    }
+    for (int k = 0; k < g->n_outputs; k++)
+        counts[g->outputs[k]]++;
+    return counts;
+}
+
+ogi_status graph_remove_nodes(graph *g, const bool *removed)
+{
+    int kept = 0;
+    for (int i = 0; i < g->n_nodes; i++) {
+        graph_node *n = &g->nodes[i];
+        if (!removed[i]) {
+            g->nodes[kept++] = *n;
+            continue;
+        }
+        for (int o = 0; o < n->n_outputs; o++)
+            if (n->outputs[o] >= 0)
+                g->values[n->outputs[o]].producer = -1;
+        free(n->inputs);
+        free(n->outputs);
+        free(n->release);
+    }
+    g->n_nodes = kept;
+    for (int i = 0; i < g->n_nodes; i++)
+        for (int o = 0; o < g->nodes[i].n_outputs; o++)
+            if (g->nodes[i].outputs[o] >= 0)
+                g->values[g->nodes[i].outputs[o]].producer = i;
+    return graph_plan_lifetimes(g);
+}
+
 ogi_status graph_plan_lifetimes(graph *g)
 {
     for (int v = 0; v < g->n_values; v++)

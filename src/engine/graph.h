@@ -104,6 +104,16 @@ typedef struct graph_options {
 ogi_status graph_build(const onnx_model *model, const graph_options *options, graph **out);
 void graph_free(graph *g);
 
+/* Readers of each value (n_values + 1 entries, to free): the inputs of the
+ * nodes not marked in skip (NULL: every node), subgraph captures and graph
+ * outputs. NULL when out of memory. */
+int *graph_reader_counts(const graph *g, const bool *skip);
+
+/* Drops the nodes marked in removed (freeing their lists), keeps the others
+ * in order, points each value at its producer's new index (-1 for the
+ * dropped nodes' outputs) and replans value lifetimes. */
+ogi_status graph_remove_nodes(graph *g, const bool *removed);
+
 /* Index of the value named name, or -1. */
 int graph_find_value(const graph *g, const char *name);
 
