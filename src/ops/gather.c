@@ -42,6 +42,12 @@ static int64_t gather_prod(const int64_t *dims, int from, int to)
  * read through a copy so that unaligned buffers are fine. */
 static int64_t gather_get_i64(const ogi_tensor *t, int64_t i)
 {
+    /* the index dtypes, read directly: an index per element of GatherND's
+     * decode-step masks */
+    if (t->dtype == OGI_INT64)
+        return ((const int64_t *)t->data)[i];
+    if (t->dtype == OGI_INT32)
+        return ((const int32_t *)t->data)[i];
     size_t es = (size_t)dtype_size(t->dtype);
     union {
         int64_t i;
@@ -319,9 +325,14 @@ static ogi_status gather_nd_op(op_ctx *c)
         dims[rank++] = x->dims[k];
     st = op_alloc(c, 0, x->dtype, rank, dims);
     size_t bytes = (size_t)nd.slice * es;
-    for (int64_t t = 0; st == OGI_OK && bytes > 0 && t < nd.n_tuples; t++)
-        memcpy((char *)c->out[0]->data + (size_t)t * bytes,
-               (const char *)x->data + (size_t)nd.offsets[t] * es, bytes);
+    char *out = st == OGI_OK ? c->out[0]->data : NULL;
+    const char *in = x->data;
+    if (out != NULL && bytes == 1) /* single bytes (bool masks): no call per element */
+        for (int64_t t = 0; t < nd.n_tuples; t++)
+            out[t] = in[nd.offsets[t]];
+    else
+        for (int64_t t = 0; out != NULL && bytes > 0 && t < nd.n_tuples; t++)
+            memcpy(out + (size_t)t * bytes, in + (size_t)nd.offsets[t] * es, bytes);
     free(nd.offsets);
     return st;
 }
