@@ -107,26 +107,75 @@ void pbw_value_info(pbw *b, uint32_t field, const char *name, int dtype, int ran
     pbw_message(b, field, &vi);
 }
 
+void pbw_node_begin(pbw *n, const char *op, const char *name, int n_in, const char *const *in,
+                    int n_out, const char *const *out)
+{
+    for (int i = 0; i < n_in; i++)
+        pbw_string(n, 1, in[i]);
+    for (int i = 0; i < n_out; i++)
+        pbw_string(n, 2, out[i]);
+    pbw_string(n, 3, name);
+    pbw_string(n, 4, op);
+}
+
 void pbw_node(pbw *b, const char *op, const char *name, int n_in, const char *const *in, int n_out,
               const char *const *out)
 {
     pbw n = {0};
-    for (int i = 0; i < n_in; i++)
-        pbw_string(&n, 1, in[i]);
-    for (int i = 0; i < n_out; i++)
-        pbw_string(&n, 2, out[i]);
-    pbw_string(&n, 3, name);
-    pbw_string(&n, 4, op);
+    pbw_node_begin(&n, op, name, n_in, in, n_out, out);
     pbw_message(b, 1, &n);
+}
+
+/* AttributeProto fields: 1 name, 3 i, 4 s, 6 g, 8 ints, 20 type. */
+void pbw_attr_int(pbw *n, const char *name, int64_t v)
+{
+    pbw a = {0};
+    pbw_string(&a, 1, name);
+    pbw_int(&a, 3, (uint64_t)v);
+    pbw_int(&a, 20, 2);
+    pbw_message(n, 5, &a);
+}
+
+void pbw_attr_ints(pbw *n, const char *name, int count, const int64_t *v)
+{
+    pbw a = {0};
+    pbw_string(&a, 1, name);
+    for (int i = 0; i < count; i++)
+        pbw_int(&a, 8, (uint64_t)v[i]);
+    pbw_int(&a, 20, 7);
+    pbw_message(n, 5, &a);
+}
+
+void pbw_attr_string(pbw *n, const char *name, const char *s)
+{
+    pbw a = {0};
+    pbw_string(&a, 1, name);
+    pbw_bytes(&a, 4, s, strlen(s));
+    pbw_int(&a, 20, 3);
+    pbw_message(n, 5, &a);
+}
+
+void pbw_attr_graph(pbw *n, const char *name, pbw *sub)
+{
+    pbw a = {0};
+    pbw_string(&a, 1, name);
+    pbw_message(&a, 6, sub);
+    pbw_int(&a, 20, 5);
+    pbw_message(n, 5, &a);
 }
 
 void pbw_model(pbw *out, int64_t ir_version, int64_t opset, pbw *graph)
 {
-    pbw op = {0};
     pbw_int(out, 1, (uint64_t)ir_version);
     pbw_string(out, 2, "ogi-tests");
     pbw_message(out, 7, graph);
-    pbw_string(&op, 1, "");
-    pbw_int(&op, 2, (uint64_t)opset);
-    pbw_message(out, 8, &op);
+    pbw_opset_import(out, "", opset);
+}
+
+void pbw_opset_import(pbw *model, const char *domain, int64_t version)
+{
+    pbw op = {0};
+    pbw_string(&op, 1, domain);
+    pbw_int(&op, 2, (uint64_t)version);
+    pbw_message(model, 8, &op);
 }

@@ -28,7 +28,19 @@ void pbw_value_info(pbw *b, uint32_t field, const char *name, int dtype, int ran
 /* A node with up to 4 inputs and outputs ("" for omitted). */
 void pbw_node(pbw *b, const char *op, const char *name, int n_in, const char *const *in, int n_out,
               const char *const *out);
+/* The same node left open in n for attributes (pbw_attr_*); the caller then
+ * appends it to the graph with pbw_message(graph, 1, n). */
+void pbw_node_begin(pbw *n, const char *op, const char *name, int n_in, const char *const *in,
+                    int n_out, const char *const *out);
+/* Attributes of an open node: an int, a list of ints, a string, a graph
+ * (which it frees). */
+void pbw_attr_int(pbw *n, const char *name, int64_t v);
+void pbw_attr_ints(pbw *n, const char *name, int count, const int64_t *v);
+void pbw_attr_string(pbw *n, const char *name, const char *s);
+void pbw_attr_graph(pbw *n, const char *name, pbw *sub);
 /* ModelProto around a finished GraphProto. */
 void pbw_model(pbw *out, int64_t ir_version, int64_t opset, pbw *graph);
+/* One more opset import of a finished ModelProto (e.g. "ai.ogi", 1). */
+void pbw_opset_import(pbw *model, const char *domain, int64_t version);
 
 #endif

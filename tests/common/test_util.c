@@ -2,6 +2,10 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#include "engine/graph.h"
+#include "onnx/onnx.h"
 
 int test_failures = 0;
 
@@ -123,4 +127,72 @@ uint64_t test_rand(uint64_t *s)
     *s ^= *s << 25;
     *s ^= *s >> 27;
     return *s * 2685821657736338717ull;
+}
+
+bool test_save_model(pbw *model, char *path)
+{
+    snprintf(path, TEST_PATH_SIZE, "/tmp/ogi-test-XXXXXX");
+    int fd = mkstemp(path);
+    if (fd >= 0)
+        close(fd);
+    bool ok = fd >= 0 && test_write_file(path, model->data, model->len);
+    pbw_free(model);
+    return ok;
+}
+
+bool test_save_graph(pbw *graph, int64_t ir_version, int64_t opset, char *path)
+{
+    pbw model = {0};
+    pbw_model(&model, ir_version, opset, graph);
+    return test_save_model(&model, path);
+}
+
+ogi_session *test_open_graph(pbw *graph, int64_t ir_version, int64_t opset,
+                             const ogi_session_options *o)
+{
+    char path[TEST_PATH_SIZE];
+    test_save_graph(graph, ir_version, opset, path);
+    ogi_session *s = NULL;
+    ogi_status st = ogi_session_open(path, o, &s);
+    unlink(path);
+    TEST_CHECK(st == OGI_OK, "open: %s", ogi_last_error());
+    return st == OGI_OK ? s : NULL;
+}
+
+bool test_run_model(const char *path, int threads, int n_in, const char *const *in_names,
+                    ogi_tensor *const *in, int n_out, const char *const *out_names,
+                    ogi_tensor **outs, const char *what)
+{
+    ogi_session_options o = ogi_session_default_options();
+    if (threads > 0)
+        o.threads = threads;
+    ogi_session *s;
+    ogi_status st = ogi_session_open(path, threads > 0 ? &o : NULL, &s);
+    TEST_CHECK(st == OGI_OK, "%s: open: %s", what, ogi_last_error());
+    if (st != OGI_OK)
+        return false;
+    st = ogi_session_run(s, (size_t)n_in, in_names, (const ogi_tensor *const *)in, (size_t)n_out,
+                         out_names, outs);
+    TEST_CHECK(st == OGI_OK, "%s: run: %s", what, ogi_last_error());
+    ogi_session_free(s);
+    return st == OGI_OK;
+}
+
+bool test_graph_load(const char *path, test_graph *t)
+{
+    graph_options go = {.fold_constants = true};
+    t->g = NULL;
+    if (onnx_model_load(path, &t->model) != OGI_OK)
+        return false;
+    if (graph_build(t->model, &go, &t->g) != OGI_OK) {
+        onnx_model_free(t->model);
+        return false;
+    }
+    return true;
+}
+
+void test_graph_free(test_graph *t)
+{
+    graph_free(t->g);
+    onnx_model_free(t->model);
 }
