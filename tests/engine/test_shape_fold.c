@@ -19,15 +19,6 @@ static int checks = 0;
 
 /* ---- graph writing ----------------------------------------------------------- */
 
-static void attr_int(pbw *n, const char *name, int64_t v)
-{
-    pbw a = {0};
-    pbw_string(&a, 1, name);
-    pbw_int(&a, 3, (uint64_t)v);
-    pbw_int(&a, 20, 2);
-    pbw_message(n, 5, &a);
-}
-
 static void node1(pbw *g, const char *op, const char *in, const char *out)
 {
     pbw_node(g, op, out, 1, &in, 1, &out);
@@ -38,36 +29,42 @@ static void node2(pbw *g, const char *op, const char *a, const char *b, const ch
     pbw_node(g, op, out, 2, (const char *[]){a, b}, 1, &out);
 }
 
-/* A one-input node with one integer attribute. */
+/* A node with one integer attribute. */
+static void node_attr(pbw *g, const char *op, int n_in, const char *const *in, const char *out,
+                      const char *attr, int64_t v)
+{
+    pbw n = {0};
+    pbw_node_begin(&n, op, out, n_in, in, 1, &out);
+    pbw_attr_int(&n, attr, v);
+    pbw_message(g, 1, &n);
+}
+
 static void node1_attr(pbw *g, const char *op, const char *in, const char *out, const char *attr,
                        int64_t v)
 {
-    pbw n = {0};
-    pbw_string(&n, 1, in);
-    pbw_string(&n, 2, out);
-    pbw_string(&n, 3, out);
-    pbw_string(&n, 4, op);
-    attr_int(&n, attr, v);
-    pbw_message(g, 1, &n);
+    node_attr(g, op, 1, &in, out, attr, v);
 }
 
 /* Concat along axis 0. */
 static void concat(pbw *g, int n_in, const char *const *in, const char *out)
 {
-    pbw n = {0};
-    for (int i = 0; i < n_in; i++)
-        pbw_string(&n, 1, in[i]);
-    pbw_string(&n, 2, out);
-    pbw_string(&n, 3, out);
-    pbw_string(&n, 4, "Concat");
-    attr_int(&n, "axis", 0);
-    pbw_message(g, 1, &n);
+    node_attr(g, "Concat", n_in, in, out, "axis", 0);
 }
 
-static void int_const(pbw *g, const char *name, int rank, int64_t count, const int64_t *v)
+/* The int64 constants the cases read: scalars and [1] lists, and ones = [1, 1]. */
+static void int_constants(pbw *g)
 {
-    pbw_tensor_raw(g, 5, name, 7, rank, rank ? (int64_t[]){count} : NULL, v,
-                   sizeof(int64_t) * (size_t)count);
+    static const struct {
+        const char *name;
+        int rank;
+        int64_t v;
+    } c[] = {{"two", 0, 2},    {"i0", 0, 0},    {"i2", 0, 2},      {"one0", 0, 1}, {"one1", 1, 1},
+             {"three1", 1, 3}, {"zero1", 1, 0}, {"minus1", 1, -1}, {"c24", 1, 24}};
+    for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++)
+        pbw_tensor_raw(g, 5, c[i].name, 7, c[i].rank, c[i].rank ? (int64_t[]){1} : NULL, &c[i].v,
+                       sizeof(int64_t));
+    const int64_t ones[2] = {1, 1};
+    pbw_tensor_raw(g, 5, "ones", 7, 1, (int64_t[]){2}, ones, sizeof(ones));
 }
 
 /* X: float32 [s, 6, last], last a number or (last_symbolic) the symbol "d". */
@@ -91,46 +88,27 @@ static void x_input(pbw *g, int64_t last, bool last_symbolic)
     pbw_message(g, 11, &vi);
 }
 
-static char *write_model(pbw *g)
+/* Saves g, which reads the constants of int_constants, into path
+ * (TEST_PATH_SIZE bytes). */
+static void save(pbw *g, char *path)
 {
-    static char path[64];
-    pbw model = {0};
+    int_constants(g);
     pbw_string(g, 2, "g");
-    pbw_model(&model, 10, 17, g);
-    strcpy(path, "/tmp/ogi-test-shape-fold-XXXXXX");
-    int fd = mkstemp(path);
-    if (fd >= 0)
-        close(fd);
-    test_write_file(path, model.data, model.len);
-    pbw_free(&model);
-    return path;
+    test_save_graph(g, 10, 17, path);
 }
 
 /* ---- load-time checks ------------------------------------------------------------ */
 
-typedef struct loaded {
-    onnx_model *model;
-    graph *g;
-} loaded;
-
-static bool load(const char *path, loaded *l)
+static bool load(const char *path, test_graph *l)
 {
-    graph_options go = {.fold_constants = true};
-    bool ok = onnx_model_load(path, &l->model) == OGI_OK;
-    ok = ok && graph_build(l->model, &go, &l->g) == OGI_OK;
+    bool ok = test_graph_load(path, l);
     TEST_CHECK(ok, "%s: %s", path, ogi_last_error());
     checks++;
     return ok;
 }
 
-static void unload(loaded *l)
-{
-    graph_free(l->g);
-    onnx_model_free(l->model);
-}
-
 /* Whether value name is a constant (folded) or computed at run time. */
-static void check_kind(const char *what, const loaded *l, const char *name, bool constant)
+static void check_kind(const char *what, const test_graph *l, const char *name, bool constant)
 {
     int v = graph_find_value(l->g, name);
     bool is_const = v >= 0 && l->g->values[v].kind == VALUE_CONST;
@@ -139,7 +117,7 @@ static void check_kind(const char *what, const loaded *l, const char *name, bool
     checks++;
 }
 
-static void check_nodes(const char *what, const loaded *l, int want)
+static void check_nodes(const char *what, const test_graph *l, int want)
 {
     TEST_CHECK(l->g->n_nodes == want, "%s: %d nodes left, expected %d", what, l->g->n_nodes, want);
     checks++;
@@ -160,18 +138,9 @@ static ogi_tensor *random_x(uint64_t *rng, int64_t s, int64_t last)
 static bool run_model(const char *path, ogi_tensor *x, int n_out, const char *const *names,
                       ogi_tensor **outs)
 {
-    ogi_session *s;
-    ogi_status st = ogi_session_open(path, NULL, &s);
-    TEST_CHECK(st == OGI_OK, "open: %s", ogi_last_error());
-    checks++;
-    if (st != OGI_OK)
-        return false;
     const char *in = "X";
-    st = ogi_session_run(s, 1, &in, (const ogi_tensor *const *)&x, (size_t)n_out, names, outs);
-    TEST_CHECK(st == OGI_OK, "run: %s", ogi_last_error());
-    checks++;
-    ogi_session_free(s);
-    return st == OGI_OK;
+    checks += 2; /* open and run */
+    return test_run_model(path, 0, 1, &in, &x, n_out, names, outs, path);
 }
 
 static void check_ints(const char *what, const ogi_tensor *t, int64_t n, const int64_t *want)
@@ -217,18 +186,13 @@ static void case_head_dim(uint64_t *rng, bool last_symbolic)
     node2(&g, "Unsqueeze", "G0", "zero1", "U0");
     concat(&g, 3, (const char *[]){"U0", "minus1", "half"}, "T");
     node2(&g, "Reshape", "X", "T", "Y");
-    int64_t two = 2, i2 = 2, i0 = 0, zero = 0, minus1 = -1;
-    int_const(&g, "two", 0, 1, &two);
-    int_const(&g, "i2", 0, 1, &i2);
-    int_const(&g, "i0", 0, 1, &i0);
-    int_const(&g, "zero1", 1, 1, &zero);
-    int_const(&g, "minus1", 1, 1, &minus1);
     x_input(&g, 4, last_symbolic);
     pbw_value_info(&g, 12, "Y", 1, -1, NULL);
     pbw_value_info(&g, 12, "T", 7, -1, NULL);
-    char *path = write_model(&g);
+    char path[TEST_PATH_SIZE];
+    save(&g, path);
     const char *what = last_symbolic ? "head dim, symbolic" : "head dim";
-    loaded l;
+    test_graph l;
     if (load(path, &l)) {
         check_kind(what, &l, "half", !last_symbolic);
         check_kind(what, &l, "G2", !last_symbolic);
@@ -238,7 +202,7 @@ static void case_head_dim(uint64_t *rng, bool last_symbolic)
         /* Shape, Gather, Unsqueeze, Concat, Reshape (+ Gather, Div, Unsqueeze: the
          * Cast to int64 of an int64 is read through) */
         check_nodes(what, &l, last_symbolic ? 8 : 5);
-        unload(&l);
+        test_graph_free(&l);
     }
     for (int round = 0; round < 3; round++) {
         int64_t s = 1 + (int64_t)(test_rand(rng) % 5);
@@ -273,23 +237,18 @@ static void case_slices(uint64_t *rng)
     concat(&g, 3, (const char *[]){"minus1", "U1", "one1"}, "T");
     node2(&g, "Reshape", "X", "T", "Z");
     node2(&g, "Add", "M", "zero1", "W");
-    int64_t one = 1, three = 3, zero = 0, minus1 = -1;
-    int_const(&g, "one1", 1, 1, &one);
-    int_const(&g, "one0", 0, 1, &one);
-    int_const(&g, "three1", 1, 1, &three);
-    int_const(&g, "zero1", 1, 1, &zero);
-    int_const(&g, "minus1", 1, 1, &minus1);
     x_input(&g, 4, false);
     pbw_value_info(&g, 12, "Z", 1, -1, NULL);
     pbw_value_info(&g, 12, "W", 7, -1, NULL);
-    char *path = write_model(&g);
-    loaded l;
+    char path[TEST_PATH_SIZE];
+    save(&g, path);
+    test_graph l;
     if (load(path, &l)) {
         check_kind("slices", &l, "SL", true);
         check_kind("slices", &l, "SS", true);
         check_kind("slices", &l, "T", true);
         check_nodes("slices", &l, 1); /* the Reshape; W, of constants, folds as always */
-        unload(&l);
+        test_graph_free(&l);
     }
     int64_t s = 1 + (int64_t)(test_rand(rng) % 5);
     ogi_tensor *x = random_x(rng, s, 4), *outs[2] = {NULL, NULL};
@@ -320,23 +279,18 @@ static void case_where(uint64_t *rng, bool with_minus1)
     pbw_node(&g, "Where", "W", 3, (const char *[]){"E", "ones", "T"}, 1, (const char *[]){"W"});
     pbw_node(&g, "Expand", "V", 2, (const char *[]){"X1", "W"}, 1, (const char *[]){"V"});
     node2(&g, "Reshape", "X", "T", "X1");
-    int64_t i0 = 0, zero = 0, minus1 = -1, c24 = 24, ones[2] = {1, 1};
-    int_const(&g, "i0", 0, 1, &i0);
-    int_const(&g, "zero1", 1, 1, &zero);
-    int_const(&g, "minus1", 1, 1, &minus1);
-    int_const(&g, "c24", 1, 1, &c24);
-    int_const(&g, "ones", 1, 2, ones);
     x_input(&g, 4, false);
     pbw_value_info(&g, 12, "V", 1, -1, NULL);
-    char *path = write_model(&g);
+    char path[TEST_PATH_SIZE];
+    save(&g, path);
     const char *what = with_minus1 ? "where, -1" : "where";
-    loaded l;
+    test_graph l;
     if (load(path, &l)) {
         check_kind(what, &l, "E", true);
         check_kind(what, &l, "T", false);
         /* Shape, Gather, Unsqueeze, Concat, Reshape, Expand (+ Where) */
         check_nodes(what, &l, with_minus1 ? 7 : 6);
-        unload(&l);
+        test_graph_free(&l);
     }
     int64_t s = 1 + (int64_t)(test_rand(rng) % 5);
     ogi_tensor *x = random_x(rng, s, 4), *v = NULL;
