@@ -88,10 +88,11 @@ static void x_input(pbw *g, int64_t last, bool last_symbolic)
     pbw_message(g, 11, &vi);
 }
 
-/* Saves g, which reads the constants of int_constants, into path
- * (TEST_PATH_SIZE bytes). */
-static void save(pbw *g, char *path)
+/* Saves g, which reads X (x_input) and the constants of int_constants, into
+ * path (TEST_PATH_SIZE bytes). */
+static void save(pbw *g, int64_t last, bool last_symbolic, char *path)
 {
+    x_input(g, last, last_symbolic);
     int_constants(g);
     pbw_string(g, 2, "g");
     test_save_graph(g, 10, 17, path);
@@ -99,28 +100,28 @@ static void save(pbw *g, char *path)
 
 /* ---- load-time checks ------------------------------------------------------------ */
 
-static bool load(const char *path, test_graph *l)
+/* Loads path and checks, for each of the n values names[i], whether it is a
+ * constant (folded) or computed at run time as constant[i] says, and how
+ * many nodes are left. */
+static void check_load(const char *path, const char *what, int n, const char *const *names,
+                       const bool *constant, int nodes)
 {
-    bool ok = test_graph_load(path, l);
+    test_graph l;
+    bool ok = test_graph_load(path, &l);
     TEST_CHECK(ok, "%s: %s", path, ogi_last_error());
     checks++;
-    return ok;
-}
-
-/* Whether value name is a constant (folded) or computed at run time. */
-static void check_kind(const char *what, const test_graph *l, const char *name, bool constant)
-{
-    int v = graph_find_value(l->g, name);
-    bool is_const = v >= 0 && l->g->values[v].kind == VALUE_CONST;
-    TEST_CHECK(v >= 0 && is_const == constant, "%s: '%s' %s", what, name,
-               constant ? "did not fold" : "folded though it is only known at run time");
+    if (!ok)
+        return;
+    for (int i = 0; i < n; i++) {
+        int v = graph_find_value(l.g, names[i]);
+        bool is_const = v >= 0 && l.g->values[v].kind == VALUE_CONST;
+        TEST_CHECK(v >= 0 && is_const == constant[i], "%s: '%s' %s", what, names[i],
+                   constant[i] ? "did not fold" : "folded though it is only known at run time");
+        checks++;
+    }
+    TEST_CHECK(l.g->n_nodes == nodes, "%s: %d nodes left, expected %d", what, l.g->n_nodes, nodes);
     checks++;
-}
-
-static void check_nodes(const char *what, const test_graph *l, int want)
-{
-    TEST_CHECK(l->g->n_nodes == want, "%s: %d nodes left, expected %d", what, l->g->n_nodes, want);
-    checks++;
+    test_graph_free(&l);
 }
 
 /* ---- run-time checks ------------------------------------------------------------- */
@@ -186,24 +187,16 @@ static void case_head_dim(uint64_t *rng, bool last_symbolic)
     node2(&g, "Unsqueeze", "G0", "zero1", "U0");
     concat(&g, 3, (const char *[]){"U0", "minus1", "half"}, "T");
     node2(&g, "Reshape", "X", "T", "Y");
-    x_input(&g, 4, last_symbolic);
     pbw_value_info(&g, 12, "Y", 1, -1, NULL);
     pbw_value_info(&g, 12, "T", 7, -1, NULL);
     char path[TEST_PATH_SIZE];
-    save(&g, path);
+    save(&g, 4, last_symbolic, path);
     const char *what = last_symbolic ? "head dim, symbolic" : "head dim";
-    test_graph l;
-    if (load(path, &l)) {
-        check_kind(what, &l, "half", !last_symbolic);
-        check_kind(what, &l, "G2", !last_symbolic);
-        check_kind(what, &l, "G0", false);
-        check_kind(what, &l, "U0", false);
-        check_kind(what, &l, "S", false);
-        /* Shape, Gather, Unsqueeze, Concat, Reshape (+ Gather, Div, Unsqueeze: the
-         * Cast to int64 of an int64 is read through) */
-        check_nodes(what, &l, last_symbolic ? 8 : 5);
-        test_graph_free(&l);
-    }
+    /* Shape, Gather, Unsqueeze, Concat, Reshape (+ Gather, Div, Unsqueeze: the
+     * Cast to int64 of an int64 is read through) */
+    check_load(path, what, 5, (const char *[]){"half", "G2", "G0", "U0", "S"},
+               (bool[]){!last_symbolic, !last_symbolic, false, false, false},
+               last_symbolic ? 8 : 5);
     for (int round = 0; round < 3; round++) {
         int64_t s = 1 + (int64_t)(test_rand(rng) % 5);
         int64_t last = last_symbolic ? 2 * (1 + (int64_t)(test_rand(rng) % 4)) : 4;
@@ -237,19 +230,12 @@ static void case_slices(uint64_t *rng)
     concat(&g, 3, (const char *[]){"minus1", "U1", "one1"}, "T");
     node2(&g, "Reshape", "X", "T", "Z");
     node2(&g, "Add", "M", "zero1", "W");
-    x_input(&g, 4, false);
     pbw_value_info(&g, 12, "Z", 1, -1, NULL);
     pbw_value_info(&g, 12, "W", 7, -1, NULL);
     char path[TEST_PATH_SIZE];
-    save(&g, path);
-    test_graph l;
-    if (load(path, &l)) {
-        check_kind("slices", &l, "SL", true);
-        check_kind("slices", &l, "SS", true);
-        check_kind("slices", &l, "T", true);
-        check_nodes("slices", &l, 1); /* the Reshape; W, of constants, folds as always */
-        test_graph_free(&l);
-    }
+    save(&g, 4, false, path);
+    /* the Reshape is left; W, of constants, folds as always */
+    check_load(path, "slices", 3, (const char *[]){"SL", "SS", "T"}, (bool[]){true, true, true}, 1);
     int64_t s = 1 + (int64_t)(test_rand(rng) % 5);
     ogi_tensor *x = random_x(rng, s, 4), *outs[2] = {NULL, NULL};
     const char *names[2] = {"Z", "W"};
@@ -279,19 +265,13 @@ static void case_where(uint64_t *rng, bool with_minus1)
     pbw_node(&g, "Where", "W", 3, (const char *[]){"E", "ones", "T"}, 1, (const char *[]){"W"});
     pbw_node(&g, "Expand", "V", 2, (const char *[]){"X1", "W"}, 1, (const char *[]){"V"});
     node2(&g, "Reshape", "X", "T", "X1");
-    x_input(&g, 4, false);
     pbw_value_info(&g, 12, "V", 1, -1, NULL);
     char path[TEST_PATH_SIZE];
-    save(&g, path);
+    save(&g, 4, false, path);
     const char *what = with_minus1 ? "where, -1" : "where";
-    test_graph l;
-    if (load(path, &l)) {
-        check_kind(what, &l, "E", true);
-        check_kind(what, &l, "T", false);
-        /* Shape, Gather, Unsqueeze, Concat, Reshape, Expand (+ Where) */
-        check_nodes(what, &l, with_minus1 ? 7 : 6);
-        test_graph_free(&l);
-    }
+    /* Shape, Gather, Unsqueeze, Concat, Reshape, Expand (+ Where) */
+    check_load(path, what, 2, (const char *[]){"E", "T"}, (bool[]){true, false},
+               with_minus1 ? 7 : 6);
     int64_t s = 1 + (int64_t)(test_rand(rng) % 5);
     ogi_tensor *x = random_x(rng, s, 4), *v = NULL;
     const char *name = "V";
