@@ -36,7 +36,7 @@ static void run_case(uint64_t *rng, int64_t m, int64_t n, int64_t k, int batch)
         w[i] = (float)((int64_t)(test_rand(rng) % 2001) - 1000) / 1000.0f;
     for (int64_t i = 0; i < batch * m * k; i++)
         a[i] = (float)((int64_t)(test_rand(rng) % 2001) - 1000) / 1000.0f;
-    pbw g = {0}, model = {0};
+    pbw g = {0};
     const char *t_in[1] = {"W"}, *t_out[1] = {"Wt"}, *mm_in[2] = {"A", "Wt"}, *mm_out[1] = {"Y"};
     pbw_node(&g, "Transpose", "t", 1, t_in, 1, t_out);
     pbw_node(&g, "MatMul", "mm", 2, mm_in, 1, mm_out);
@@ -44,25 +44,16 @@ static void run_case(uint64_t *rng, int64_t m, int64_t n, int64_t k, int batch)
     pbw_tensor_raw(&g, 5, "W", 1, 2, (int64_t[]){n, k}, w, sizeof(float) * (size_t)(n * k));
     pbw_value_info(&g, 11, "A", 1, 3, (int64_t[]){batch, m, k});
     pbw_value_info(&g, 12, "Y", 1, 3, (int64_t[]){batch, m, n});
-    pbw_model(&model, 8, 17, &g);
-    char path[] = "/tmp/ogi-test-fused-XXXXXX";
-    int fd = mkstemp(path);
-    if (fd >= 0)
-        close(fd);
-    test_write_file(path, model.data, model.len);
-    pbw_free(&model);
     ogi_session_options o = ogi_session_default_options();
     o.fold_constants = 0;
     o.threads = 2;
-    ogi_session *s;
-    ogi_status st = ogi_session_open(path, &o, &s);
-    unlink(path);
-    TEST_CHECK(st == OGI_OK, "open: %s", ogi_last_error());
+    ogi_session *s = test_open_graph(&g, 8, 17, &o);
     checks++;
-    if (st == OGI_OK) {
+    if (s != NULL) {
         ogi_tensor *in = test_tensor_f32(3, (int64_t[]){batch, m, k}, a), *out = NULL;
         const char *in_name = "A", *out_name = "Y";
-        st = ogi_session_run(s, 1, &in_name, (const ogi_tensor *const *)&in, 1, &out_name, &out);
+        ogi_status st =
+            ogi_session_run(s, 1, &in_name, (const ogi_tensor *const *)&in, 1, &out_name, &out);
         TEST_CHECK(st == OGI_OK, "run: %s", ogi_last_error());
         checks++;
         double worst = 0;
@@ -93,25 +84,31 @@ static void run_case(uint64_t *rng, int64_t m, int64_t n, int64_t k, int batch)
 static void node_attr(pbw *g, const char *op, const char *name, int n_in, const char *const *in,
                       const char *out, const char *attr, const int64_t *ints, int n_ints)
 {
-    pbw n = {0}, a = {0};
-    for (int i = 0; i < n_in; i++)
-        pbw_string(&n, 1, in[i]);
-    pbw_string(&n, 2, out);
-    pbw_string(&n, 3, name);
-    pbw_string(&n, 4, op);
-    if (attr != NULL) {
-        pbw_string(&a, 1, attr);
-        if (n_ints < 0) {
-            pbw_int(&a, 3, (uint64_t)ints[0]);
-            pbw_int(&a, 20, 2);
-        } else {
-            for (int i = 0; i < n_ints; i++)
-                pbw_int(&a, 8, (uint64_t)ints[i]);
-            pbw_int(&a, 20, 7);
-        }
-        pbw_message(&n, 5, &a);
-    }
+    pbw n = {0};
+    pbw_node_begin(&n, op, name, n_in, in, 1, &out);
+    if (attr != NULL && n_ints < 0)
+        pbw_attr_int(&n, attr, ints[0]);
+    else if (attr != NULL)
+        pbw_attr_ints(&n, attr, n_ints, ints);
     pbw_message(g, 1, &n);
+}
+
+/* K and V read through the GQA repeat Reshape(Expand(Unsqueeze(X, axes), s5[i]),
+ * s4[i]) of X = XK, XV, with axes the constant [2]; with allowzero, the
+ * Reshapes carry allowzero = 1. */
+static void gqa_repeat(pbw *g, const char *axes, const char *const *s5, const char *const *s4,
+                       bool allowzero)
+{
+    const char *xs[2] = {"XK", "XV"}, *us[2] = {"UK", "UV"}, *es[2] = {"EK", "EV"},
+               *rs[2] = {"K", "V"};
+    const int64_t one = 1, two = 2;
+    pbw_tensor_raw(g, 5, axes, 7, 1, (int64_t[]){1}, &two, sizeof(two));
+    for (int i = 0; i < 2; i++) {
+        pbw_node(g, "Unsqueeze", us[i], 2, (const char *[]){xs[i], axes}, 1, &us[i]);
+        pbw_node(g, "Expand", es[i], 2, (const char *[]){us[i], s5[i]}, 1, &es[i]);
+        node_attr(g, "Reshape", rs[i], 2, (const char *[]){es[i], s4[i]}, rs[i],
+                  allowzero ? "allowzero" : NULL, &one, -1);
+    }
 }
 
 typedef struct attn_case {
@@ -125,20 +122,14 @@ typedef struct attn_case {
     int64_t xkd[4], xvd[4], s5k[5], s4k[4], s5v[5], s4v[4];
 } attn_case;
 
-/* Writes the graph; keep_p also makes P an output (nothing is fused). */
-static char *attn_model(const attn_case *ac, bool keep_p)
+/* Saves the graph into path; keep_p also makes P an output (nothing is fused). */
+static void attn_model(const attn_case *ac, bool keep_p, char *path)
 {
-    pbw g = {0}, model = {0};
-    const int64_t perm[4] = {0, 1, 3, 2}, axis = -1, two = 2;
-    if (ac->repeat) {
-        const char *xs[2] = {"XK", "XV"}, *us[2] = {"UK", "UV"}, *es[2] = {"EK", "EV"},
-                   *rs[2] = {"K", "V"}, *s5[2] = {"S5K", "S5V"}, *s4[2] = {"S4K", "S4V"};
-        for (int i = 0; i < 2; i++) {
-            pbw_node(&g, "Unsqueeze", us[i], 2, (const char *[]){xs[i], "axes"}, 1, &us[i]);
-            pbw_node(&g, "Expand", es[i], 2, (const char *[]){us[i], s5[i]}, 1, &es[i]);
-            pbw_node(&g, "Reshape", rs[i], 2, (const char *[]){es[i], s4[i]}, 1, &rs[i]);
-        }
-    }
+    pbw g = {0};
+    const int64_t perm[4] = {0, 1, 3, 2}, axis = -1;
+    if (ac->repeat)
+        gqa_repeat(&g, "axes", (const char *[]){"S5K", "S5V"}, (const char *[]){"S4K", "S4V"},
+                   false);
     node_attr(&g, "Transpose", "t", 1, (const char *[]){"K"}, "Kt", "perm", perm, 4);
     if (ac->div_scores) {
         pbw_node(&g, "MatMul", "qk", 2, (const char *[]){"Q", "Kt"}, 1, (const char *[]){"S0"});
@@ -168,7 +159,6 @@ static char *attn_model(const attn_case *ac, bool keep_p)
     pbw_tensor_raw(&g, 5, "zero", 1, 1, (int64_t[]){1}, &zero, sizeof(zero));
     pbw_value_info(&g, 11, "Q", 1, 4, ac->qd);
     if (ac->repeat) {
-        pbw_tensor_raw(&g, 5, "axes", 7, 1, (int64_t[]){1}, &two, sizeof(two));
         pbw_value_info(&g, 11, "XK", 1, 4, ac->xkd);
         pbw_value_info(&g, 11, "XV", 1, 4, ac->xvd);
         const char *shapes[4] = {"S5K", "S4K", "S5V", "S4V"};
@@ -183,34 +173,20 @@ static char *attn_model(const attn_case *ac, bool keep_p)
     pbw_value_info(&g, 12, "Y", 1, -1, NULL);
     if (keep_p)
         pbw_value_info(&g, 12, "P", 1, -1, NULL);
-    pbw_model(&model, 8, 17, &g);
-    static char path[64];
-    strcpy(path, "/tmp/ogi-test-attn-XXXXXX");
-    int fd = mkstemp(path);
-    if (fd >= 0)
-        close(fd);
-    test_write_file(path, model.data, model.len);
-    pbw_free(&model);
-    return path;
+    test_save_graph(&g, 8, 17, path);
 }
 
 /* Patterns fused in the prepared graph of path (-1 on failure); *nodes (when
  * not NULL) gets how many nodes it runs. */
 static int fused_patterns_nodes(const char *path, int *nodes)
 {
-    onnx_model *m;
-    graph *gr;
-    int n = -1;
-    if (onnx_model_load(path, &m) != OGI_OK)
+    test_graph t;
+    if (!test_graph_load(path, &t))
         return -1;
-    graph_options go = {.fold_constants = true};
-    if (graph_build(m, &go, &gr) == OGI_OK) {
-        n = gr->n_fused;
-        if (nodes != NULL)
-            *nodes = gr->n_nodes;
-        graph_free(gr);
-    }
-    onnx_model_free(m);
+    int n = t.g->n_fused;
+    if (nodes != NULL)
+        *nodes = t.g->n_nodes;
+    test_graph_free(&t);
     return n;
 }
 
@@ -219,21 +195,16 @@ static int fused_patterns(const char *path)
     return fused_patterns_nodes(path, NULL);
 }
 
+/* Output Y of path run on the inputs (NULL when it fails). */
 static ogi_tensor *attn_run(const char *path, const char *const *names, ogi_tensor *const *in,
                             int n_in)
 {
-    ogi_session_options o = ogi_session_default_options();
-    o.threads = 2;
-    ogi_session *s;
     ogi_tensor *y = NULL;
-    ogi_status st = ogi_session_open(path, &o, &s);
-    TEST_CHECK(st == OGI_OK, "open: %s", ogi_last_error());
-    if (st != OGI_OK)
-        return NULL;
     const char *out = "Y";
-    st = ogi_session_run(s, (size_t)n_in, names, (const ogi_tensor *const *)in, 1, &out, &y);
-    TEST_CHECK(st == OGI_OK, "run: %s", ogi_last_error());
-    ogi_session_free(s);
+    if (!test_run_model(path, 2, n_in, names, in, 1, &out, &y, path)) {
+        ogi_tensor_free(y);
+        return NULL;
+    }
     return y;
 }
 
@@ -251,6 +222,48 @@ static ogi_tensor *random_tensor(uint64_t *rng, int rank, const int64_t *dims, b
         for (int64_t j = 0; j < dims[rank - 1]; j++)
             v[j] = -INFINITY;
     return t;
+}
+
+/* Checks the fused output yf against the unfused yp, NaN for NaN, within
+ * 1e-5: their sizes and elements (the caller counts the checks). Returns
+ * yp's NaN count. */
+static int64_t check_same_or_nan(const ogi_tensor *yf, const ogi_tensor *yp, const char *what)
+{
+    bool same_size = ogi_tensor_nbytes(yf) == ogi_tensor_nbytes(yp);
+    TEST_CHECK(same_size, "%s: output sizes differ", what);
+    const float *a = ogi_tensor_data((ogi_tensor *)yf), *b = ogi_tensor_data((ogi_tensor *)yp);
+    int64_t n = (int64_t)(ogi_tensor_nbytes(yp) / sizeof(float)), bad = -1, nans = 0;
+    for (int64_t i = 0; i < n && bad < 0 && same_size; i++) {
+        nans += isnan(b[i]);
+        if (isnan(a[i]) != isnan(b[i]) || (!isnan(b[i]) && fabsf(a[i] - b[i]) > 1e-5f))
+            bad = i;
+    }
+    TEST_CHECK(bad < 0, "%s: element %lld fused %g unfused %g", what, (long long)bad,
+               bad < 0 ? 0.0 : (double)a[bad], bad < 0 ? 0.0 : (double)b[bad]);
+    return nans;
+}
+
+/* A bool mask md = [b, 1, q, keys]: causal (query i sees the keys up to
+ * i + keys - q) or, with random, two keys in three visible at random. */
+static ogi_tensor *bool_mask(uint64_t *rng, const int64_t *md, bool random)
+{
+    ogi_tensor *t = NULL;
+    ogi_tensor_create(OGI_BOOL, 4, md, &t);
+    uint8_t *m = ogi_tensor_data(t);
+    int64_t q = md[2], keys = md[3];
+    for (int64_t r = 0; r < md[0] * q; r++)
+        for (int64_t j = 0; j < keys; j++)
+            m[r * keys + j] = random ? test_rand(rng) % 3 != 0 : j <= r % q + keys - q;
+    return t;
+}
+
+/* Removes a case's two models and frees its n_in inputs. */
+static void case_done(char (*paths)[TEST_PATH_SIZE], int n_in, ogi_tensor **in)
+{
+    unlink(paths[0]);
+    unlink(paths[1]);
+    for (int i = 0; i < n_in; i++)
+        ogi_tensor_free(in[i]);
 }
 
 static void run_attention_case(uint64_t *rng, const attn_case *ac)
@@ -272,46 +285,33 @@ static void run_attention_case(uint64_t *rng, const attn_case *ac)
             in[n_in++] = test_tensor_i64(1, (int64_t[]){i % 2 ? 4 : 5}, shapes[i]);
         }
     }
-    char fused_path[64], plain_path[64];
-    strcpy(fused_path, attn_model(ac, false));
-    strcpy(plain_path, attn_model(ac, true));
-    TEST_CHECK(fused_patterns(fused_path) == 1 && fused_patterns(plain_path) == 0,
-               "fused patterns: %d and %d", fused_patterns(fused_path), fused_patterns(plain_path));
+    char paths[2][TEST_PATH_SIZE], what[160];
+    attn_model(ac, false, paths[0]);
+    attn_model(ac, true, paths[1]);
+    snprintf(what, sizeof(what),
+             "q [%lld,%lld,%lld,%lld] k [%lld,%lld,%lld,%lld] mask rank %d nan_where %d div %d",
+             (long long)ac->qd[0], (long long)ac->qd[1], (long long)ac->qd[2], (long long)ac->qd[3],
+             (long long)ac->kd[0], (long long)ac->kd[1], (long long)ac->kd[2], (long long)ac->kd[3],
+             ac->mask_rank, ac->nan_where, ac->div_scores);
+    TEST_CHECK(fused_patterns(paths[0]) == 1 && fused_patterns(paths[1]) == 0,
+               "%s: fused patterns: %d and %d", what, fused_patterns(paths[0]),
+               fused_patterns(paths[1]));
     int nodes = 0;
-    fused_patterns_nodes(fused_path, &nodes);
-    TEST_CHECK(!ac->repeat || nodes == 1, "repeat: %d nodes left, expected one", nodes);
+    fused_patterns_nodes(paths[0], &nodes);
+    TEST_CHECK(!ac->repeat || nodes == 1, "%s: repeat: %d nodes left, expected one", what, nodes);
     checks += 2;
-    ogi_tensor *yf = attn_run(fused_path, names, in, n_in),
-               *yp = attn_run(plain_path, names, in, n_in);
-    unlink(fused_path);
-    unlink(plain_path);
+    ogi_tensor *yf = attn_run(paths[0], names, in, n_in), *yp = attn_run(paths[1], names, in, n_in);
     checks += 2;
     if (yf != NULL && yp != NULL) {
-        TEST_CHECK(ogi_tensor_nbytes(yf) == ogi_tensor_nbytes(yp), "output sizes differ");
-        const float *a = ogi_tensor_data(yf), *b = ogi_tensor_data(yp);
-        int64_t n = (int64_t)(ogi_tensor_nbytes(yp) / sizeof(float)), bad = -1, nans = 0;
-        for (int64_t i = 0; i < n && bad < 0; i++) {
-            nans += isnan(b[i]);
-            if (isnan(a[i]) != isnan(b[i]) || (!isnan(b[i]) && fabsf(a[i] - b[i]) > 1e-5f))
-                bad = i;
-        }
-        TEST_CHECK(bad < 0,
-                   "q [%lld,%lld,%lld,%lld] k [%lld,%lld,%lld,%lld] mask rank %d "
-                   "nan_where %d div %d: element %lld fused %g unfused %g",
-                   (long long)ac->qd[0], (long long)ac->qd[1], (long long)ac->qd[2],
-                   (long long)ac->qd[3], (long long)ac->kd[0], (long long)ac->kd[1],
-                   (long long)ac->kd[2], (long long)ac->kd[3], ac->mask_rank, ac->nan_where,
-                   ac->div_scores, (long long)bad, bad < 0 ? 0.0 : (double)a[bad],
-                   bad < 0 ? 0.0 : (double)b[bad]);
+        int64_t nans = check_same_or_nan(yf, yp, what);
         /* a fully masked row exists: NaN without the Where, none with it */
-        TEST_CHECK(ac->mask_rank == 0 || (nans > 0) == !ac->nan_where, "NaN rows: %lld",
+        TEST_CHECK(ac->mask_rank == 0 || (nans > 0) == !ac->nan_where, "%s: NaN rows: %lld", what,
                    (long long)nans);
         checks += 2;
     }
     ogi_tensor_free(yf);
     ogi_tensor_free(yp);
-    for (int i = 0; i < n_in; i++)
-        ogi_tensor_free(in[i]);
+    case_done(paths, n_in, in);
 }
 
 /* kind 0: the plain repeat; 1: 0 and -1 in the Reshape shapes; 2: V from a
@@ -364,22 +364,6 @@ static void attention_cases(uint64_t *rng)
 
 /* ---- RMSNorm and SwiGLU ---------------------------------------------------- */
 
-/* Writes a model of nodes already in g with inputs/outputs declared by the
- * caller; returns its path (static buffer). */
-static char *write_model(pbw *g, int opset)
-{
-    pbw model = {0};
-    pbw_model(&model, 8, opset, g);
-    static char path[64];
-    strcpy(path, "/tmp/ogi-test-fuse-XXXXXX");
-    int fd = mkstemp(path);
-    if (fd >= 0)
-        close(fd);
-    test_write_file(path, model.data, model.len);
-    pbw_free(&model);
-    return path;
-}
-
 /* Runs both models on the same inputs and compares output Y; checks first
  * that fused has want_fused patterns fused and plain one fewer (want_fused
  * < 0: no check). */
@@ -391,20 +375,9 @@ static void compare_models(const char *fused, const char *plain, int n_in, const
                "%s: fused patterns %d and %d", what, fused_patterns(fused), fused_patterns(plain));
     checks++;
     ogi_tensor *y[2] = {NULL, NULL};
-    const char *paths[2] = {fused, plain};
-    for (int k = 0; k < 2; k++) {
-        ogi_session_options o = ogi_session_default_options();
-        o.threads = 2;
-        ogi_session *s;
-        ogi_status st = ogi_session_open(paths[k], &o, &s);
-        TEST_CHECK(st == OGI_OK, "%s: open: %s", what, ogi_last_error());
-        if (st != OGI_OK)
-            continue;
-        const char *out = "Y";
-        st = ogi_session_run(s, (size_t)n_in, names, (const ogi_tensor *const *)in, 1, &out, &y[k]);
-        TEST_CHECK(st == OGI_OK, "%s: run: %s", what, ogi_last_error());
-        ogi_session_free(s);
-    }
+    const char *paths[2] = {fused, plain}, *out = "Y";
+    for (int k = 0; k < 2; k++)
+        test_run_model(paths[k], 2, n_in, names, in, 1, &out, &y[k], what);
     checks++;
     if (y[0] != NULL && y[1] != NULL) {
         int64_t n = (int64_t)(ogi_tensor_nbytes(y[1]) / sizeof(float)), bad = -1;
@@ -427,7 +400,7 @@ static void compare_models(const char *fused, const char *plain, int n_in, const
  * 128 axes as an attribute (opset 17) */
 static void rms_case(uint64_t *rng, int64_t rows, int64_t n, int variant)
 {
-    char paths[2][64];
+    char paths[2][TEST_PATH_SIZE];
     int opset = variant & 128 ? 17 : 18;
     float *w = malloc(sizeof(float) * (size_t)n);
     for (int64_t i = 0; i < n; i++)
@@ -483,7 +456,7 @@ static void rms_case(uint64_t *rng, int64_t rows, int64_t n, int variant)
         pbw_value_info(&g, 12, "Y", 1, -1, NULL);
         if (keep)
             pbw_value_info(&g, 12, "S", 1, -1, NULL);
-        strcpy(paths[keep], write_model(&g, opset));
+        test_save_graph(&g, 8, opset, paths[keep]);
     }
     ogi_tensor *x = random_tensor(rng, 3, (int64_t[]){1, rows, n}, false);
     const char *names[1] = {"X"};
@@ -492,15 +465,13 @@ static void rms_case(uint64_t *rng, int64_t rows, int64_t n, int variant)
              (long long)n);
     /* the bare core (no weight) is one pattern; with (16) an Identity after it */
     compare_models(paths[0], paths[1], 1, names, &x, 1, what);
-    unlink(paths[0]);
-    unlink(paths[1]);
-    ogi_tensor_free(x);
+    case_done(paths, 1, &x);
     free(w);
 }
 
 static void silu_case(uint64_t *rng, int64_t rows, int64_t n, int variant)
 {
-    char paths[2][64];
+    char paths[2][TEST_PATH_SIZE];
     for (int keep = 0; keep < 2; keep++) {
         pbw g = {0};
         pbw_node(&g, "Sigmoid", "sig", 1, (const char *[]){"G"}, 1, (const char *[]){"S"});
@@ -521,7 +492,7 @@ static void silu_case(uint64_t *rng, int64_t rows, int64_t n, int variant)
         pbw_value_info(&g, 12, "Y", 1, -1, NULL);
         if (keep)
             pbw_value_info(&g, 12, "A", 1, -1, NULL);
-        strcpy(paths[keep], write_model(&g, 17));
+        test_save_graph(&g, 8, 17, paths[keep]);
     }
     ogi_tensor *in[2] = {random_tensor(rng, 2, (int64_t[]){rows, n}, false),
                          variant & 4 ? random_tensor(rng, 1, (int64_t[]){n}, false)
@@ -536,10 +507,7 @@ static void silu_case(uint64_t *rng, int64_t rows, int64_t n, int variant)
     snprintf(what, sizeof(what), "silu variant %d [%lld, %lld]", variant, (long long)rows,
              (long long)n);
     compare_models(paths[0], paths[1], 2, names, in, 1, what);
-    unlink(paths[0]);
-    unlink(paths[1]);
-    ogi_tensor_free(in[0]);
-    ogi_tensor_free(in[1]);
+    case_done(paths, 2, in);
 }
 
 static void norm_and_gate_cases(uint64_t *rng)
@@ -558,25 +526,33 @@ static void norm_and_gate_cases(uint64_t *rng)
 
 /* ---- Attention with a bool mask --------------------------------------------- */
 
+/* Declares Attention's inputs: Q [qd], k [kd], v [vd] and the bool mask M,
+ * of rank mrank (the last dims of md). */
+static void attention_inputs(pbw *g, const int64_t *qd, const char *k, const int64_t *kd,
+                             const char *v, const int64_t *vd, int mrank, const int64_t *md)
+{
+    pbw_value_info(g, 11, "Q", 1, 4, qd);
+    pbw_value_info(g, 11, k, 1, 4, kd);
+    pbw_value_info(g, 11, v, 1, 4, vd);
+    pbw_value_info(g, 11, "M", 9, mrank, md + (4 - mrank));
+}
+
 /* kind 0: causal; 1: causal with a padded key; 2: random; mask of rank mrank */
 static void causal_case(uint64_t *rng, int64_t b, int64_t hq, int64_t hk, int64_t q, int64_t t,
                         int64_t d, int kind, int mrank)
 {
-    char paths[2][64];
+    char paths[2][TEST_PATH_SIZE];
     int64_t qd[4] = {b, hq, q, d}, kd[4] = {b, hk, t, d}, md[4] = {b, 1, q, t};
     for (int keep = 0; keep < 2; keep++) {
         pbw g = {0};
         pbw_node(&g, "Attention", "attn", 4, (const char *[]){"Q", "K", "V", "M"}, keep ? 2 : 1,
                  (const char *[]){"Y", "PK"});
         pbw_string(&g, 2, "g");
-        pbw_value_info(&g, 11, "Q", 1, 4, qd);
-        pbw_value_info(&g, 11, "K", 1, 4, kd);
-        pbw_value_info(&g, 11, "V", 1, 4, kd);
-        pbw_value_info(&g, 11, "M", 9, mrank, md + (4 - mrank));
+        attention_inputs(&g, qd, "K", kd, "V", kd, mrank, md);
         pbw_value_info(&g, 12, "Y", 1, -1, NULL);
         if (keep)
             pbw_value_info(&g, 12, "PK", 1, -1, NULL);
-        strcpy(paths[keep], write_model(&g, 23));
+        test_save_graph(&g, 8, 23, paths[keep]);
     }
     ogi_tensor *in[4] = {random_tensor(rng, 4, qd, false), random_tensor(rng, 4, kd, false),
                          random_tensor(rng, 4, kd, false), NULL};
@@ -595,10 +571,7 @@ static void causal_case(uint64_t *rng, int64_t b, int64_t hq, int64_t hk, int64_
     snprintf(what, sizeof(what), "attention b %lld h %lld/%lld q %lld t %lld kind %d mask rank %d",
              (long long)b, (long long)hq, (long long)hk, (long long)q, (long long)t, kind, mrank);
     compare_models(paths[0], paths[1], 4, names, in, 1, what);
-    unlink(paths[0]);
-    unlink(paths[1]);
-    for (int i = 0; i < 4; i++)
-        ogi_tensor_free(in[i]);
+    case_done(paths, 4, in);
 }
 
 static void causal_cases(uint64_t *rng)
@@ -621,7 +594,7 @@ static void causal_cases(uint64_t *rng)
 static void repeat_case(uint64_t *rng, int64_t b, int64_t kv, int64_t rep, int64_t q, int64_t t,
                         int64_t d, int kind)
 {
-    char paths[2][64];
+    char paths[2][TEST_PATH_SIZE];
     int64_t hq = kv * rep, qd[4] = {b, hq, q, d}, xd[4] = {b, kv, t, d}, md[4] = {b, 1, q, t};
     int64_t s5[5] = {b, kv, rep, t, d}, s4[4] = {b, hq, t, d};
     if (kind == 1) {
@@ -632,41 +605,26 @@ static void repeat_case(uint64_t *rng, int64_t b, int64_t kv, int64_t rep, int64
         s4[2] = rep * t;
         md[3] = rep * t;
     }
-    const int64_t one = 1, axes = 2;
     for (int keep = 0; keep < 2; keep++) {
         pbw g = {0};
-        const char *xs[2] = {"XK", "XV"}, *us[2] = {"UK", "UV"}, *es[2] = {"EK", "EV"},
-                   *rs[2] = {"K", "V"};
-        for (int i = 0; i < 2; i++) {
-            pbw_node(&g, "Unsqueeze", us[i], 2, (const char *[]){xs[i], "axes"}, 1, &us[i]);
-            pbw_node(&g, "Expand", es[i], 2, (const char *[]){us[i], "S5"}, 1, &es[i]);
-            node_attr(&g, "Reshape", rs[i], 2, (const char *[]){es[i], "S4"}, rs[i],
-                      kind == 3 ? "allowzero" : NULL, &one, -1);
-        }
+        gqa_repeat(&g, "axes", (const char *[]){"S5", "S5"}, (const char *[]){"S4", "S4"},
+                   kind == 3);
         pbw_node(&g, "Attention", "attn", 4, (const char *[]){"Q", "K", "V", "M"}, keep ? 2 : 1,
                  (const char *[]){"Y", "PK"});
         pbw_string(&g, 2, "g");
-        pbw_tensor_raw(&g, 5, "axes", 7, 1, (int64_t[]){1}, &axes, sizeof(axes));
-        pbw_value_info(&g, 11, "Q", 1, 4, qd);
-        pbw_value_info(&g, 11, "XK", 1, 4, xd);
-        pbw_value_info(&g, 11, "XV", 1, 4, xd);
-        pbw_value_info(&g, 11, "M", 9, 4, md);
+        attention_inputs(&g, qd, "XK", xd, "XV", xd, 4, md);
         pbw_value_info(&g, 11, "S5", 7, 1, (int64_t[]){5});
         pbw_value_info(&g, 11, "S4", 7, 1, (int64_t[]){4});
         pbw_value_info(&g, 12, "Y", 1, -1, NULL);
         if (keep)
             pbw_value_info(&g, 12, "PK", 1, -1, NULL);
-        strcpy(paths[keep], write_model(&g, 23));
+        test_save_graph(&g, 8, 23, paths[keep]);
     }
     ogi_tensor *in[6] = {
         random_tensor(rng, 4, qd, false),       random_tensor(rng, 4, xd, false),
         random_tensor(rng, 4, xd, false),       NULL,
         test_tensor_i64(1, (int64_t[]){5}, s5), test_tensor_i64(1, (int64_t[]){4}, s4)};
-    ogi_tensor_create(OGI_BOOL, 4, md, &in[3]);
-    uint8_t *m = ogi_tensor_data(in[3]);
-    for (int64_t r = 0; r < b * q; r++)
-        for (int64_t j = 0; j < md[3]; j++)
-            m[r * md[3] + j] = kind == 4 ? test_rand(rng) % 3 != 0 : j <= r % q + md[3] - q;
+    in[3] = bool_mask(rng, md, kind == 4);
     const char *names[6] = {"Q", "XK", "XV", "M", "S5", "S4"};
     char what[96];
     snprintf(what, sizeof(what), "repeat kind %d b %lld kv %lld rep %lld q %lld t %lld", kind,
@@ -676,10 +634,7 @@ static void repeat_case(uint64_t *rng, int64_t b, int64_t kv, int64_t rep, int64
     fused_patterns_nodes(paths[0], &nodes);
     TEST_CHECK(nodes == 1, "%s: %d nodes left, expected the fused Attention alone", what, nodes);
     checks++;
-    unlink(paths[0]);
-    unlink(paths[1]);
-    for (int i = 0; i < 6; i++)
-        ogi_tensor_free(in[i]);
+    case_done(paths, 6, in);
 }
 
 static void repeat_cases(uint64_t *rng)
@@ -699,21 +654,11 @@ static void shape_node(pbw *g, const char *name, const char *in, const char *out
                        int64_t end)
 {
     pbw n = {0};
-    pbw_string(&n, 1, in);
-    pbw_string(&n, 2, out);
-    pbw_string(&n, 3, name);
-    pbw_string(&n, 4, "Shape");
-    const char *names[2] = {"start", "end"};
-    const int64_t values[2] = {start, end};
-    for (int i = 0; i < 2; i++) {
-        if (values[i] == INT64_MIN)
-            continue;
-        pbw a = {0};
-        pbw_string(&a, 1, names[i]);
-        pbw_int(&a, 3, (uint64_t)values[i]);
-        pbw_int(&a, 20, 2);
-        pbw_message(&n, 5, &a);
-    }
+    pbw_node_begin(&n, "Shape", name, 1, &in, 1, &out);
+    if (start != INT64_MIN)
+        pbw_attr_int(&n, "start", start);
+    if (end != INT64_MIN)
+        pbw_attr_int(&n, "end", end);
     pbw_message(g, 1, &n);
 }
 
@@ -721,23 +666,19 @@ static void shape_node(pbw *g, const char *name, const char *in, const char *out
  * failure); *inputs (when not NULL) gets the input count of the last. */
 static int kernel_nodes(const char *path, const char *op_type, int *inputs)
 {
-    onnx_model *m;
-    graph *gr;
-    int n = -1;
-    if (onnx_model_load(path, &m) != OGI_OK)
+    test_graph t;
+    if (!test_graph_load(path, &t))
         return -1;
-    graph_options go = {.fold_constants = true};
-    if (graph_build(m, &go, &gr) == OGI_OK) {
-        n = 0;
-        for (int i = 0; i < gr->n_nodes; i++)
-            if (gr->nodes[i].kernel != NULL && strcmp(gr->nodes[i].kernel->op_type, op_type) == 0) {
-                n++;
-                if (inputs != NULL)
-                    *inputs = gr->nodes[i].n_inputs;
-            }
-        graph_free(gr);
+    int n = 0;
+    for (int i = 0; i < t.g->n_nodes; i++) {
+        const graph_node *node = &t.g->nodes[i];
+        if (node->kernel != NULL && strcmp(node->kernel->op_type, op_type) == 0) {
+            n++;
+            if (inputs != NULL)
+                *inputs = node->n_inputs;
+        }
     }
-    onnx_model_free(m);
+    test_graph_free(&t);
     return n;
 }
 
@@ -782,40 +723,21 @@ static void sdpa_repeat_shapes(pbw *g, const char *x, int style)
 static void gather_node(pbw *g, const char *name, const char *data, const char *len,
                         const char *out, const char *mode)
 {
-    pbw n = {0}, axis = {0}, m = {0};
-    pbw_string(&n, 1, data);
-    pbw_string(&n, 1, len);
-    pbw_string(&n, 2, out);
-    pbw_string(&n, 3, name);
-    pbw_string(&n, 4, "TensorGather");
+    pbw n = {0};
+    pbw_node_begin(&n, "TensorGather", name, 2, (const char *[]){data, len}, 1, &out);
     pbw_string(&n, 7, "ai.ogi");
-    pbw_string(&axis, 1, "axis");
-    pbw_int(&axis, 3, 2);
-    pbw_int(&axis, 20, 2);
-    pbw_message(&n, 5, &axis);
-    pbw_string(&m, 1, "mode");
-    pbw_bytes(&m, 4, mode, strlen(mode));
-    pbw_int(&m, 20, 3);
-    pbw_message(&n, 5, &m);
+    pbw_attr_int(&n, "axis", 2);
+    pbw_attr_string(&n, "mode", mode);
     pbw_message(g, 1, &n);
 }
 
-/* write_model with the ai.ogi domain imported too. */
-static char *write_model_ogi(pbw *g, int opset)
+/* test_save_graph with the ai.ogi domain imported too. */
+static void save_ogi(pbw *g, int opset, char *path)
 {
-    pbw model = {0}, op = {0};
+    pbw model = {0};
     pbw_model(&model, 8, opset, g);
-    pbw_string(&op, 1, "ai.ogi");
-    pbw_int(&op, 2, 1);
-    pbw_message(&model, 8, &op);
-    static char path[64];
-    strcpy(path, "/tmp/ogi-test-fuse-XXXXXX");
-    int fd = mkstemp(path);
-    if (fd >= 0)
-        close(fd);
-    test_write_file(path, model.data, model.len);
-    pbw_free(&model);
-    return path;
+    pbw_opset_import(&model, "ai.ogi", 1);
+    test_save_model(&model, path);
 }
 
 /* Attention(Q, K, V, M) with K, V read from caches CK, CV [b, kv, cap, d]
@@ -830,7 +752,7 @@ static char *write_model_ogi(pbw *g, int opset)
 static void cache_case(uint64_t *rng, int64_t b, int64_t kv, int64_t rep, int64_t q, int64_t t,
                        int64_t cap, int64_t d, int kind)
 {
-    char paths[2][64];
+    char paths[2][TEST_PATH_SIZE];
     bool repeat = kind == 1 || kind == 2 || kind == 3 || kind == 7;
     bool causal = kind != 3 && kind != 4;
     int64_t hq = kv * rep, qd[4] = {b, hq, q, d}, cd[4] = {b, kv, cap, d}, md[4] = {b, 1, q, t};
@@ -842,31 +764,21 @@ static void cache_case(uint64_t *rng, int64_t b, int64_t kv, int64_t rep, int64_
     }
     if (!repeat)
         qd[1] = hq = kv;
-    const int64_t axes = 2;
     for (int keep = 0; keep < 2; keep++) {
         pbw g = {0};
         const char *mode = kind == 6 ? "circular" : "linear";
         gather_node(&g, "gk", "CK", "LEN", "XK", mode);
         gather_node(&g, "gv", "CV", kind == 5 ? "LEN2" : "LEN", "XV", mode);
-        const char *xs[2] = {"XK", "XV"}, *us[2] = {"UK", "UV"}, *es[2] = {"EK", "EV"},
-                   *rs[2] = {"K", "V"};
         const char *s5 = kind == 7 ? "S5XK" : "S5", *s4 = kind == 7 ? "S4XK" : "S4";
         if (kind == 7)
             sdpa_repeat_shapes(&g, "XK", 1);
-        for (int i = 0; i < 2 && repeat; i++) {
-            pbw_node(&g, "Unsqueeze", us[i], 2, (const char *[]){xs[i], "axes"}, 1, &us[i]);
-            pbw_node(&g, "Expand", es[i], 2, (const char *[]){us[i], s5}, 1, &es[i]);
-            pbw_node(&g, "Reshape", rs[i], 2, (const char *[]){es[i], s4}, 1, &rs[i]);
-        }
+        if (repeat)
+            gqa_repeat(&g, "axes", (const char *[]){s5, s5}, (const char *[]){s4, s4}, false);
         pbw_node(&g, "Attention", "attn", 4,
                  (const char *[]){"Q", repeat ? "K" : "XK", repeat ? "V" : "XV", "M"}, 1,
                  (const char *[]){"Y"});
         pbw_string(&g, 2, "g");
-        pbw_tensor_raw(&g, 5, "axes", 7, 1, (int64_t[]){1}, &axes, sizeof(axes));
-        pbw_value_info(&g, 11, "Q", 1, 4, qd);
-        pbw_value_info(&g, 11, "CK", 1, 4, cd);
-        pbw_value_info(&g, 11, "CV", 1, 4, cd);
-        pbw_value_info(&g, 11, "M", 9, 4, md);
+        attention_inputs(&g, qd, "CK", cd, "CV", cd, 4, md);
         pbw_value_info(&g, 11, "LEN", 7, 1, (int64_t[]){1});
         if (kind == 5)
             pbw_value_info(&g, 11, "LEN2", 7, 1, (int64_t[]){1});
@@ -880,7 +792,7 @@ static void cache_case(uint64_t *rng, int64_t b, int64_t kv, int64_t rep, int64_
         pbw_value_info(&g, 12, "Y", 1, -1, NULL);
         if (keep)
             pbw_value_info(&g, 12, "XK", 1, -1, NULL);
-        strcpy(paths[keep], write_model_ogi(&g, 23));
+        save_ogi(&g, 23, paths[keep]);
     }
     ogi_tensor *in[8] = {random_tensor(rng, 4, qd, false), random_tensor(rng, 4, cd, false),
                          random_tensor(rng, 4, cd, false), NULL,
@@ -897,11 +809,7 @@ static void cache_case(uint64_t *rng, int64_t b, int64_t kv, int64_t rep, int64_
         names[n_in] = "S4";
         in[n_in++] = test_tensor_i64(1, (int64_t[]){4}, s4);
     }
-    ogi_tensor_create(OGI_BOOL, 4, md, &in[3]);
-    uint8_t *m = ogi_tensor_data(in[3]);
-    for (int64_t r = 0; r < b * q; r++)
-        for (int64_t j = 0; j < md[3]; j++)
-            m[r * md[3] + j] = !causal ? test_rand(rng) % 3 != 0 : j <= r % q + md[3] - q;
+    in[3] = bool_mask(rng, md, !causal);
     char what[112];
     snprintf(what, sizeof(what), "cache kind %d b %lld kv %lld rep %lld q %lld t %lld cap %lld",
              kind, (long long)b, (long long)kv, (long long)rep, (long long)q, (long long)t,
@@ -926,10 +834,7 @@ static void cache_case(uint64_t *rng, int64_t b, int64_t kv, int64_t rep, int64_
         compare_models(paths[0], paths[1], n_in, names, in, -1, what);
     }
     checks++;
-    unlink(paths[0]);
-    unlink(paths[1]);
-    for (int i = 0; i < n_in; i++)
-        ogi_tensor_free(in[i]);
+    case_done(paths, n_in, in);
 }
 
 static void cache_cases(uint64_t *rng)
@@ -960,7 +865,7 @@ static void cache_cases(uint64_t *rng)
 static void sdpa_cache_case(uint64_t *rng, int64_t b, int64_t kv, int64_t rep, int64_t q, int64_t t,
                             int64_t cap, int64_t d, int kind)
 {
-    char paths[2][64];
+    char paths[2][TEST_PATH_SIZE];
     bool repeat = kind != 3, nan_where = kind != 1, in_place = kind <= 4;
     int style = kind == 1 ? 1 : kind == 2 ? 2 : 0;
     int64_t hq = repeat && kind != 2 ? kv * rep : kv, bv = kind == 4 ? 1 : b;
@@ -976,14 +881,8 @@ static void sdpa_cache_case(uint64_t *rng, int64_t b, int64_t kv, int64_t rep, i
             sdpa_repeat_shapes(&g, "XK", style);
             if (kind != 4)
                 sdpa_repeat_shapes(&g, "XV", style);
-            const char *xs[2] = {"XK", "XV"}, *us[2] = {"UK", "UV"}, *es[2] = {"EK", "EV"},
-                       *rs[2] = {"K", "V"}, *s5[2] = {"S5XK", kind == 4 ? "S5XK" : "S5XV"},
-                       *s4[2] = {"S4XK", kind == 4 ? "S4XK" : "S4XV"};
-            for (int i = 0; i < 2; i++) {
-                pbw_node(&g, "Unsqueeze", us[i], 2, (const char *[]){xs[i], "AX2"}, 1, &us[i]);
-                pbw_node(&g, "Expand", es[i], 2, (const char *[]){us[i], s5[i]}, 1, &es[i]);
-                pbw_node(&g, "Reshape", rs[i], 2, (const char *[]){es[i], s4[i]}, 1, &rs[i]);
-            }
+            gqa_repeat(&g, "AX2", (const char *[]){"S5XK", kind == 4 ? "S5XK" : "S5XV"},
+                       (const char *[]){"S4XK", kind == 4 ? "S4XK" : "S4XV"}, false);
         }
         if (kind == 6)
             pbw_node(&g, "Size", "size", 1, (const char *[]){"XK"}, 1, (const char *[]){"NK"});
@@ -1004,13 +903,12 @@ static void sdpa_cache_case(uint64_t *rng, int64_t b, int64_t kv, int64_t rep, i
                  (const char *[]){"Y"});
         pbw_string(&g, 2, "g");
         float c = 1.0f / sqrtf(sqrtf((float)d)), zero = 0.0f;
-        const int64_t i0 = 0, i2 = 2, ax0 = 0, ax2 = 2, m1 = -1;
+        const int64_t i0 = 0, i2 = 2, ax0 = 0, m1 = -1;
         pbw_tensor_raw(&g, 5, "c", 1, 0, NULL, &c, sizeof(c));
         pbw_tensor_raw(&g, 5, "zero", 1, 1, (int64_t[]){1}, &zero, sizeof(zero));
         pbw_tensor_raw(&g, 5, "I0", 7, 0, NULL, &i0, sizeof(i0));
         pbw_tensor_raw(&g, 5, "I2", 7, 0, NULL, &i2, sizeof(i2));
         pbw_tensor_raw(&g, 5, "AX0", 7, 1, (int64_t[]){1}, &ax0, sizeof(ax0));
-        pbw_tensor_raw(&g, 5, "AX2", 7, 1, (int64_t[]){1}, &ax2, sizeof(ax2));
         pbw_tensor_raw(&g, 5, "M1", 7, 1, (int64_t[]){1}, &m1, sizeof(m1));
         pbw_tensor_raw(&g, 5, "KVC", 7, 1, (int64_t[]){1}, &kv, sizeof(kv));
         pbw_tensor_raw(&g, 5, "REPC", 7, 1, (int64_t[]){1}, &rep, sizeof(rep));
@@ -1033,7 +931,7 @@ static void sdpa_cache_case(uint64_t *rng, int64_t b, int64_t kv, int64_t rep, i
             pbw_value_info(&g, 12, "NK", 7, -1, NULL);
         if (keep)
             pbw_value_info(&g, 12, "P", 1, -1, NULL);
-        strcpy(paths[keep], write_model_ogi(&g, 17));
+        save_ogi(&g, 17, paths[keep]);
     }
     ogi_tensor *in[6] = {random_tensor(rng, 4, qd, false),       random_tensor(rng, 4, ckd, false),
                          random_tensor(rng, 4, cvd, false),      random_tensor(rng, 4, md, true),
@@ -1072,17 +970,8 @@ static void sdpa_cache_case(uint64_t *rng, int64_t b, int64_t kv, int64_t rep, i
     ogi_tensor *yf = attn_run(paths[0], names, in, n_in), *yp = attn_run(paths[1], names, in, n_in);
     checks += 2;
     if (yf != NULL && yp != NULL) {
-        TEST_CHECK(ogi_tensor_nbytes(yf) == ogi_tensor_nbytes(yp), "%s: output sizes differ", what);
-        const float *a = ogi_tensor_data(yf), *y = ogi_tensor_data(yp);
-        int64_t n = (int64_t)(ogi_tensor_nbytes(yp) / sizeof(float)), bad = -1, nans = 0;
-        for (int64_t i = 0; i < n && bad < 0 && ogi_tensor_nbytes(yf) == ogi_tensor_nbytes(yp);
-             i++) {
-            nans += isnan(y[i]);
-            if (isnan(a[i]) != isnan(y[i]) || (!isnan(y[i]) && fabsf(a[i] - y[i]) > 1e-5f))
-                bad = i;
-        }
-        TEST_CHECK(bad < 0, "%s: element %lld fused %g unfused %g", what, (long long)bad,
-                   bad < 0 ? 0.0 : (double)a[bad], bad < 0 ? 0.0 : (double)y[bad]);
+        int64_t nans = check_same_or_nan(yf, yp, what);
+        int64_t n = (int64_t)(ogi_tensor_nbytes(yp) / sizeof(float));
         /* a fully masked row exists: NaN without the Where, none with it */
         TEST_CHECK(n == 0 || md[3] == 0 || (nans > 0) == !nan_where, "%s: NaN rows: %lld", what,
                    (long long)nans);
@@ -1090,10 +979,7 @@ static void sdpa_cache_case(uint64_t *rng, int64_t b, int64_t kv, int64_t rep, i
     }
     ogi_tensor_free(yf);
     ogi_tensor_free(yp);
-    unlink(paths[0]);
-    unlink(paths[1]);
-    for (int i = 0; i < n_in; i++)
-        ogi_tensor_free(in[i]);
+    case_done(paths, n_in, in);
 }
 
 static void sdpa_cache_cases(uint64_t *rng)
@@ -1125,7 +1011,7 @@ static void sdpa_cache_cases(uint64_t *rng)
  * b = nothing (rot = X). */
 static void rotate_half_case(uint64_t *rng, int64_t b, int64_t h, int64_t seq, int64_t d, int kind)
 {
-    char paths[2][64];
+    char paths[2][TEST_PATH_SIZE];
     int64_t xd[4] = {b, h, seq, d}, cd[4] = {kind == 1 ? 1 : b, 1, seq, d};
     for (int keep = 0; keep < 2; keep++) {
         pbw g = {0};
@@ -1153,7 +1039,7 @@ static void rotate_half_case(uint64_t *rng, int64_t b, int64_t h, int64_t seq, i
         pbw_value_info(&g, 12, "Y", 1, -1, NULL);
         if (keep)
             pbw_value_info(&g, 12, "NB", 1, -1, NULL);
-        strcpy(paths[keep], write_model(&g, 17));
+        test_save_graph(&g, 8, 17, paths[keep]);
     }
     int64_t hs = kind == 2 ? d : d / 2, he = kind == 2 ? INT64_MAX : d / 2;
     ogi_tensor *in[5] = {random_tensor(rng, 4, xd, false), random_tensor(rng, 4, cd, false),
@@ -1164,10 +1050,7 @@ static void rotate_half_case(uint64_t *rng, int64_t b, int64_t h, int64_t seq, i
     snprintf(what, sizeof(what), "rotate_half kind %d [%lld, %lld, %lld, %lld]", kind, (long long)b,
              (long long)h, (long long)seq, (long long)d);
     compare_models(paths[0], paths[1], 5, names, in, 1, what);
-    unlink(paths[0]);
-    unlink(paths[1]);
-    for (int i = 0; i < 5; i++)
-        ogi_tensor_free(in[i]);
+    case_done(paths, 5, in);
 }
 
 static void rotate_half_cases(uint64_t *rng)
