@@ -20,7 +20,7 @@ static int checks = 0;
 /* One graph: S = Softmax(X), G = Sigmoid(X), R = RMSNormalization(X, W), N = IsNaN(X). */
 static ogi_session *open_model(int64_t rows, int64_t n, const float *w)
 {
-    pbw g = {0}, model = {0};
+    pbw g = {0};
     const char *x[1] = {"X"}, *xw[2] = {"X", "W"}, *s[1] = {"S"}, *gs[1] = {"G"}, *r[1] = {"R"},
                *nn[1] = {"N"};
     pbw_node(&g, "Softmax", "softmax", 1, x, 1, s);
@@ -34,21 +34,10 @@ static ogi_session *open_model(int64_t rows, int64_t n, const float *w)
     pbw_value_info(&g, 12, "G", 1, 2, (int64_t[]){rows, n});
     pbw_value_info(&g, 12, "R", 1, 2, (int64_t[]){rows, n});
     pbw_value_info(&g, 12, "N", 9, 2, (int64_t[]){rows, n});
-    pbw_model(&model, 10, 23, &g);
-    char path[] = "/tmp/ogi-test-fast-XXXXXX";
-    int fd = mkstemp(path);
-    if (fd >= 0)
-        close(fd);
-    test_write_file(path, model.data, model.len);
-    pbw_free(&model);
     ogi_session_options o = ogi_session_default_options();
     o.threads = 2;
-    ogi_session *sess = NULL;
-    ogi_status st = ogi_session_open(path, &o, &sess);
-    unlink(path);
-    TEST_CHECK(st == OGI_OK, "open: %s", ogi_last_error());
     checks++;
-    return st == OGI_OK ? sess : NULL;
+    return test_open_graph(&g, 10, 23, &o);
 }
 
 /* |got - want| within tol (relative above 1), NaN matching NaN. */
@@ -154,7 +143,7 @@ static void run_mask_case(uint64_t *rng, int64_t rows, int64_t cols, int64_t n)
     static const char *ops[8] = {
         "And", "Or", "Xor", "LessOrEqual", "Less", "Greater", "GreaterOrEqual", "Equal"};
     static const char *outs[8] = {"Y1", "Y2", "Y3", "Y4", "Y5", "Y6", "Y7", "Y8"};
-    pbw g = {0}, model = {0};
+    pbw g = {0};
     for (int k = 0; k < 8; k++) {
         const char *in[2] = {k < 3 ? "A" : "I", k < 3 ? "B" : "J"};
         pbw_node(&g, ops[k], ops[k], 2, in, 1, &outs[k]);
@@ -168,21 +157,11 @@ static void run_mask_case(uint64_t *rng, int64_t rows, int64_t cols, int64_t n)
     pbw_value_info(&g, 11, "J", 7, 2, jd);
     for (int k = 0; k < 8; k++)
         pbw_value_info(&g, 12, outs[k], 9, 3, yd);
-    pbw_model(&model, 8, 17, &g);
-    char path[] = "/tmp/ogi-test-mask-XXXXXX";
-    int fd = mkstemp(path);
-    if (fd >= 0)
-        close(fd);
-    test_write_file(path, model.data, model.len);
-    pbw_free(&model);
     ogi_session_options o = ogi_session_default_options();
     o.threads = 2;
-    ogi_session *s;
-    ogi_status st = ogi_session_open(path, &o, &s);
-    unlink(path);
-    TEST_CHECK(st == OGI_OK, "open: %s", ogi_last_error());
+    ogi_session *s = test_open_graph(&g, 8, 17, &o);
     checks++;
-    if (st != OGI_OK)
+    if (s == NULL)
         return;
     ogi_tensor *in[4];
     ogi_tensor_create(OGI_BOOL, 3, ad, &in[0]);
@@ -201,7 +180,7 @@ static void run_mask_case(uint64_t *rng, int64_t rows, int64_t cols, int64_t n)
         jv[x] = (int64_t)(test_rand(rng) % 9) - 4;
     const char *in_names[4] = {"A", "B", "I", "J"};
     ogi_tensor *out[8] = {0};
-    st = ogi_session_run(s, 4, in_names, (const ogi_tensor *const *)in, 8, outs, out);
+    ogi_status st = ogi_session_run(s, 4, in_names, (const ogi_tensor *const *)in, 8, outs, out);
     TEST_CHECK(st == OGI_OK, "run: %s", ogi_last_error());
     checks++;
     int bad = -1;
@@ -231,21 +210,11 @@ static void run_rotary_case(uint64_t *rng, int64_t b, int64_t h, int64_t seq, in
                             int64_t rot, int interleaved)
 {
     const int64_t maxpos = 64, half = rot / 2;
-    pbw g = {0}, model = {0}, node = {0}, attr = {0}, attr2 = {0};
-    const char *in[4] = {"X", "C", "S", "P"};
-    for (int i = 0; i < 4; i++)
-        pbw_string(&node, 1, in[i]);
-    pbw_string(&node, 2, "Y");
-    pbw_string(&node, 3, "rope");
-    pbw_string(&node, 4, "RotaryEmbedding");
-    pbw_string(&attr, 1, "interleaved");
-    pbw_int(&attr, 3, (uint64_t)interleaved);
-    pbw_int(&attr, 20, 2);
-    pbw_message(&node, 5, &attr);
-    pbw_string(&attr2, 1, "rotary_embedding_dim");
-    pbw_int(&attr2, 3, (uint64_t)rot);
-    pbw_int(&attr2, 20, 2);
-    pbw_message(&node, 5, &attr2);
+    pbw g = {0}, node = {0};
+    const char *in[4] = {"X", "C", "S", "P"}, *out = "Y";
+    pbw_node_begin(&node, "RotaryEmbedding", "rope", 4, in, 1, &out);
+    pbw_attr_int(&node, "interleaved", interleaved);
+    pbw_attr_int(&node, "rotary_embedding_dim", rot);
     pbw_message(&g, 1, &node);
     pbw_string(&g, 2, "g");
     int64_t xd[4] = {b, h, seq, d}, cd[2] = {maxpos, half}, pd[2] = {b, seq};
@@ -254,21 +223,11 @@ static void run_rotary_case(uint64_t *rng, int64_t b, int64_t h, int64_t seq, in
     pbw_value_info(&g, 11, "S", 1, 2, cd);
     pbw_value_info(&g, 11, "P", 7, 2, pd);
     pbw_value_info(&g, 12, "Y", 1, 4, xd);
-    pbw_model(&model, 10, 23, &g);
-    char path[] = "/tmp/ogi-test-rope-XXXXXX";
-    int fd = mkstemp(path);
-    if (fd >= 0)
-        close(fd);
-    test_write_file(path, model.data, model.len);
-    pbw_free(&model);
     ogi_session_options o = ogi_session_default_options();
     o.threads = 2;
-    ogi_session *sess;
-    ogi_status st = ogi_session_open(path, &o, &sess);
-    unlink(path);
-    TEST_CHECK(st == OGI_OK, "open: %s", ogi_last_error());
+    ogi_session *sess = test_open_graph(&g, 10, 23, &o);
     checks++;
-    if (st != OGI_OK)
+    if (sess == NULL)
         return;
     ogi_tensor *t[4];
     ogi_tensor_create(OGI_FLOAT32, 4, xd, &t[0]);
@@ -287,8 +246,7 @@ static void run_rotary_case(uint64_t *rng, int64_t b, int64_t h, int64_t seq, in
     for (int64_t i = 0; i < b * seq; i++)
         pos[i] = (int64_t)(test_rand(rng) % (uint64_t)maxpos);
     ogi_tensor *y = NULL;
-    const char *out = "Y";
-    st = ogi_session_run(sess, 4, in, (const ogi_tensor *const *)t, 1, &out, &y);
+    ogi_status st = ogi_session_run(sess, 4, in, (const ogi_tensor *const *)t, 1, &out, &y);
     TEST_CHECK(st == OGI_OK, "run: %s", ogi_last_error());
     checks++;
     double worst = 0;
@@ -325,48 +283,32 @@ static void run_rotary_case(uint64_t *rng, int64_t b, int64_t h, int64_t seq, in
  * second node (so the executor must not hand out X's buffer to be written). */
 static void run_identity_cast_case(uint64_t *rng, int64_t n)
 {
-    pbw g = {0}, model = {0}, node = {0}, attr = {0};
-    pbw_string(&node, 1, "X");
-    pbw_string(&node, 2, "Y");
-    pbw_string(&node, 3, "cast");
-    pbw_string(&node, 4, "Cast");
-    pbw_string(&attr, 1, "to");
-    pbw_int(&attr, 3, 1);
-    pbw_int(&attr, 20, 2);
-    pbw_message(&node, 5, &attr);
+    pbw g = {0}, node = {0};
+    const char *x = "X", *y = "Y";
+    pbw_node_begin(&node, "Cast", "cast", 1, &x, 1, &y);
+    pbw_attr_int(&node, "to", 1);
     pbw_message(&g, 1, &node);
     pbw_node(&g, "Neg", "neg", 1, (const char *[]){"X"}, 1, (const char *[]){"Z"});
     pbw_string(&g, 2, "g");
     pbw_value_info(&g, 11, "X", 1, 1, &n);
     pbw_value_info(&g, 12, "Y", 1, 1, &n);
     pbw_value_info(&g, 12, "Z", 1, 1, &n);
-    pbw_model(&model, 8, 17, &g);
-    char path[] = "/tmp/ogi-test-cast-XXXXXX";
-    int fd = mkstemp(path);
-    if (fd >= 0)
-        close(fd);
-    test_write_file(path, model.data, model.len);
-    pbw_free(&model);
-    ogi_session *s;
-    ogi_session_options o = ogi_session_default_options();
-    ogi_status st = ogi_session_open(path, &o, &s);
-    unlink(path);
-    TEST_CHECK(st == OGI_OK, "open: %s", ogi_last_error());
+    ogi_session *s = test_open_graph(&g, 8, 17, NULL);
     checks++;
-    if (st != OGI_OK)
+    if (s == NULL)
         return;
-    ogi_tensor *x = test_tensor_f32(1, &n, NULL), *out[2] = {NULL, NULL};
-    uint32_t *bits = ogi_tensor_data(x);
+    ogi_tensor *xt = test_tensor_f32(1, &n, NULL), *out[2] = {NULL, NULL};
+    uint32_t *bits = ogi_tensor_data(xt);
     for (int64_t i = 0; i < n; i++)
         bits[i] = (uint32_t)test_rand(rng); /* NaN payloads, denormals, infinities */
     const char *in_name = "X", *names[2] = {"Y", "Z"};
-    st = ogi_session_run(s, 1, &in_name, (const ogi_tensor *const *)&x, 2, names, out);
+    ogi_status st = ogi_session_run(s, 1, &in_name, (const ogi_tensor *const *)&xt, 2, names, out);
     TEST_CHECK(st == OGI_OK, "run: %s", ogi_last_error());
     TEST_CHECK(st == OGI_OK &&
                    memcmp(ogi_tensor_data(out[0]), bits, sizeof(float) * (size_t)n) == 0,
                "Cast float32 -> float32 changed the bits (n %lld)", (long long)n);
     checks += 2;
-    ogi_tensor_free(x);
+    ogi_tensor_free(xt);
     ogi_tensor_free(out[0]);
     ogi_tensor_free(out[1]);
     ogi_session_free(s);
@@ -379,18 +321,12 @@ static void run_identity_cast_case(uint64_t *rng, int64_t n)
  * plain index loop. */
 static void run_transpose_case(uint64_t *rng, int rank, const int64_t *dims, const int64_t *perm)
 {
-    pbw g = {0}, model = {0};
+    pbw g = {0};
     for (int k = 0; k < 2; k++) {
-        pbw node = {0}, attr = {0};
-        pbw_string(&node, 1, k == 0 ? "N" : "X");
-        pbw_string(&node, 2, k == 0 ? "T" : "T2");
-        pbw_string(&node, 3, k == 0 ? "t" : "t2");
-        pbw_string(&node, 4, "Transpose");
-        pbw_string(&attr, 1, "perm");
-        for (int d = 0; d < rank; d++)
-            pbw_int(&attr, 8, (uint64_t)perm[d]);
-        pbw_int(&attr, 20, 7);
-        pbw_message(&node, 5, &attr);
+        pbw node = {0};
+        const char *in = k == 0 ? "N" : "X", *out = k == 0 ? "T" : "T2";
+        pbw_node_begin(&node, "Transpose", k == 0 ? "t" : "t2", 1, &in, 1, &out);
+        pbw_attr_ints(&node, "perm", rank, perm);
         if (k == 0)
             pbw_node(&g, "Neg", "n", 1, (const char *[]){"X"}, 1, (const char *[]){"N"});
         pbw_message(&g, 1, &node);
@@ -403,20 +339,9 @@ static void run_transpose_case(uint64_t *rng, int rank, const int64_t *dims, con
     const char *outs[3] = {"Y", "Z", "W"};
     for (int i = 0; i < 3; i++)
         pbw_value_info(&g, 12, outs[i], 1, -1, NULL);
-    pbw_model(&model, 8, 17, &g);
-    char path[] = "/tmp/ogi-test-transpose-XXXXXX";
-    int fd = mkstemp(path);
-    if (fd >= 0)
-        close(fd);
-    test_write_file(path, model.data, model.len);
-    pbw_free(&model);
-    ogi_session *s;
-    ogi_session_options o = ogi_session_default_options();
-    ogi_status st = ogi_session_open(path, &o, &s);
-    unlink(path);
-    TEST_CHECK(st == OGI_OK, "open: %s", ogi_last_error());
+    ogi_session *s = test_open_graph(&g, 8, 17, NULL);
     checks++;
-    if (st != OGI_OK)
+    if (s == NULL)
         return;
     ogi_tensor *x = test_tensor_f32(rank, dims, NULL), *out[3] = {NULL, NULL, NULL};
     float *xv = ogi_tensor_data(x);
@@ -424,7 +349,7 @@ static void run_transpose_case(uint64_t *rng, int rank, const int64_t *dims, con
     for (int64_t i = 0; i < n; i++)
         xv[i] = (float)(test_rand(rng) % 1000) - 500.0f;
     const char *in_name = "X";
-    st = ogi_session_run(s, 1, &in_name, (const ogi_tensor *const *)&x, 3, outs, out);
+    ogi_status st = ogi_session_run(s, 1, &in_name, (const ogi_tensor *const *)&x, 3, outs, out);
     TEST_CHECK(st == OGI_OK, "run: %s", ogi_last_error());
     checks++;
     int64_t strides[8], od[8], bad = -1;
