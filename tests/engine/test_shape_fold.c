@@ -11,7 +11,6 @@
 #include <unistd.h>
 
 #include "engine/graph.h"
-#include "onnx/onnx.h"
 #include "pb_writer.h"
 #include "test_util.h"
 

@@ -22,7 +22,6 @@
 
 #include "engine/graph.h"
 #include "engine/op.h"
-#include "onnx/onnx.h"
 #include "pb_writer.h"
 #include "test_util.h"
 
