@@ -263,43 +263,33 @@ static void test_arena_fragmentation(void)
     if (exec_arena_create(&s.a) != OGI_OK)
         return;
     const size_t h = 1179648; /* [512, 576] float32 */
-    arena_block x, mask_prev, mask, n, q, k, v, att, o, x1, n2, g, u, act, d, x2;
-    arena_sim_alloc(&s, &x, h);
-    arena_sim_alloc(&s, &mask_prev, 64);
-    for (int layer = 0; layer < 30; layer++) {
-        arena_sim_alloc(&s, &mask, 64);
-        arena_sim_alloc(&s, &n, h);
-        arena_sim_alloc(&s, &q, h);
-        arena_sim_alloc(&s, &k, h / 3);
-        arena_sim_alloc(&s, &v, h / 3);
-        arena_sim_release(&s, &n);
-        arena_sim_alloc(&s, &att, h);
-        arena_sim_release(&s, &q);
-        arena_sim_release(&s, &k);
-        arena_sim_release(&s, &v);
-        arena_sim_alloc(&s, &o, h);
-        arena_sim_release(&s, &att);
-        arena_sim_alloc(&s, &x1, h);
-        arena_sim_release(&s, &o);
-        arena_sim_release(&s, &x);
-        arena_sim_alloc(&s, &n2, h);
-        arena_sim_alloc(&s, &g, 3 * h);
-        arena_sim_alloc(&s, &u, 3 * h);
-        arena_sim_release(&s, &n2);
-        arena_sim_alloc(&s, &act, 3 * h);
-        arena_sim_release(&s, &g);
-        arena_sim_release(&s, &u);
-        arena_sim_alloc(&s, &d, h);
-        arena_sim_release(&s, &act);
-        arena_sim_alloc(&s, &x2, h);
-        arena_sim_release(&s, &d);
-        arena_sim_release(&s, &x1);
-        x = x2;
-        arena_sim_release(&s, &mask_prev);
-        mask_prev = mask;
+    enum { X, MASK_PREV, MASK, N, Q, K, V, ATT, O, X1, N2, G, U, ACT, D, X2, N_BLOCKS };
+    /* a layer's steps, in order: a block allocated with its size, or (size 0)
+     * released; then X2 is the next layer's X and MASK its MASK_PREV */
+    const struct {
+        int block;
+        size_t size;
+    } layer[] = {{MASK, 64}, {N, h},       {Q, h},  {K, h / 3},    {V, h / 3}, {N, 0},
+                 {ATT, h},   {Q, 0},       {K, 0},  {V, 0},        {O, h},     {ATT, 0},
+                 {X1, h},    {O, 0},       {X, 0},  {N2, h},       {G, 3 * h}, {U, 3 * h},
+                 {N2, 0},    {ACT, 3 * h}, {G, 0},  {U, 0},        {D, h},     {ACT, 0},
+                 {X2, h},    {D, 0},       {X1, 0}, {MASK_PREV, 0}};
+    arena_block b[N_BLOCKS];
+    arena_sim_alloc(&s, &b[X], h);
+    arena_sim_alloc(&s, &b[MASK_PREV], 64);
+    for (int i = 0; i < 30; i++) {
+        for (size_t k = 0; k < sizeof(layer) / sizeof(layer[0]); k++) {
+            arena_block *block = &b[layer[k].block];
+            if (layer[k].size > 0)
+                arena_sim_alloc(&s, block, layer[k].size);
+            else
+                arena_sim_release(&s, block);
+        }
+        b[X] = b[X2];
+        b[MASK_PREV] = b[MASK];
     }
-    arena_sim_release(&s, &x);
-    arena_sim_release(&s, &mask_prev);
+    arena_sim_release(&s, &b[X]);
+    arena_sim_release(&s, &b[MASK_PREV]);
     arena_end_run(s.a);
     size_t capacity = exec_arena_capacity(s.a);
     TEST_CHECK(s.ok && s.live == 0, "arena simulation: allocation failed or bytes left live");
