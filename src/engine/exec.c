@@ -95,6 +95,11 @@ const float *op_input_panels(const op_ctx *c, int i)
     return c->frame->g->panels[c->node->inputs[i]];
 }
 
+bool op_panels_streamed(const op_ctx *c)
+{
+    return c->frame != NULL && c->frame->g->panels_stream;
+}
+
 ogi_status op_alloc(op_ctx *c, int i, ogi_dtype dtype, int rank, const int64_t *dims)
 {
     if (i < 0 || i >= c->n_out)

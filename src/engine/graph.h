@@ -88,6 +88,7 @@ typedef struct graph {
     const float **panels;
     void *panel_buffer;
     size_t panel_bytes;
+    bool panels_stream;              /* more panels than the last-level cache holds */
     int n_folded;                    /* nodes removed by constant folding */
     int n_fused;                     /* patterns replaced by fused kernels */
     int n_merged;                    /* nodes merged into an equal earlier node */

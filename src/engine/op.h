@@ -73,6 +73,9 @@ static inline bool op_output_used(const op_ctx *c, int i)
 /* The panels of input i when it is a weight the session pre-packed at load
  * (engine/pack.c; see ops/gemm.h for the layout), else NULL. */
 const float *op_input_panels(const op_ctx *c, int i);
+/* Whether the session's panels together exceed the last-level cache (read
+ * from memory at every step). */
+bool op_panels_streamed(const op_ctx *c);
 
 /* Shapes out[i] and gives it an uninitialised buffer. */
 ogi_status op_alloc(op_ctx *c, int i, ogi_dtype dtype, int rank, const int64_t *dims);

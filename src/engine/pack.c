@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "engine/exec.h"
 #include "engine/op.h"
@@ -26,6 +27,9 @@
 /* Weights smaller than this many elements stay as they are (a few KiB
  * stream just as well in rows). */
 enum { PACK_MIN_ELEMENTS = 4096, PACK_PANELS_PER_UNIT = 16 };
+
+/* The last-level cache when the system does not say. */
+#define PACK_DEFAULT_L3 ((size_t)32 << 20)
 
 typedef struct pack_item {
     const float *b;
@@ -135,6 +139,12 @@ ogi_status graph_pack_weights(graph *g, const onnx_model *source, threadpool *po
     g->panels = panels;
     g->panel_buffer = buffer;
     g->panel_bytes = mapped;
+    /* weights larger than the last-level cache are streamed from memory at
+     * every step: non-temporal prefetches keep them from evicting the rest
+     * of the step (SmolLM2-135M decode about 5 % faster; docstring-llama,
+     * whose 14 MB stay in L3, no faster) */
+    long l3 = sysconf(_SC_LEVEL3_CACHE_SIZE);
+    g->panels_stream = bytes > (l3 > 0 ? (size_t)l3 : PACK_DEFAULT_L3);
     free(ok);
     return OGI_OK;
 }

@@ -38,6 +38,10 @@ typedef struct gemm_f32_args {
     /* B pre-packed as panels (see above; 64-byte aligned), or NULL. Only
      * read with b_trans false and an AVX-512 kernel; b stays valid too. */
     const float *b_panels;
+    /* the panels are one of a set of weights larger than the caches, each
+     * read once per pass: the small-m kernel prefetches them non-temporally
+     * so that they do not evict what the rest of the step keeps in cache */
+    bool b_stream;
 } gemm_f32_args;
 
 /* Columns per panel of a pre-packed B (the packed GEMM's tile width). */

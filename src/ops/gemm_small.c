@@ -275,7 +275,8 @@ typedef struct gemm_panel_step {
  * those panels' rows: ROWS x PANELS x 2 accumulators, one broadcast of A per
  * row and 2 * PANELS loads of B per k, each panel read front to back. The
  * sum runs over k in order, one FMA at a time, as the row-major kernel's. */
-GEMM_AVX512_INLINE void gemm_panel_block_avx512(const gemm_panel_step *s, int ROWS, int PANELS)
+GEMM_AVX512_INLINE void gemm_panel_block_avx512(const gemm_panel_step *s, int ROWS, int PANELS,
+                                                bool STREAM)
 {
     const gemm_f32_args *g = s->g;
     __m512 acc[GEMM_SMALL_GROUP][GEMM_PANEL_GROUP_ONE * 2];
@@ -300,8 +301,14 @@ GEMM_AVX512_INLINE void gemm_panel_block_avx512(const gemm_panel_step *s, int RO
     for (int64_t p = 0; p < s->kc; p++) {
         __m512 bv[GEMM_PANEL_GROUP_ONE * 2];
         for (int q = 0; q < PANELS; q++) {
-            _mm_prefetch((const char *)(b[q] + (p + 16) * GEMM_PANEL), _MM_HINT_T0);
-            _mm_prefetch((const char *)(b[q] + (p + 16) * GEMM_PANEL + 16), _MM_HINT_T0);
+            const char *ahead = (const char *)(b[q] + (p + 16) * GEMM_PANEL);
+            if (STREAM) { /* the line is read once: keep it out of L2 and L3 */
+                _mm_prefetch(ahead, _MM_HINT_NTA);
+                _mm_prefetch(ahead + 64, _MM_HINT_NTA);
+            } else {
+                _mm_prefetch(ahead, _MM_HINT_T0);
+                _mm_prefetch(ahead + 64, _MM_HINT_T0);
+            }
             bv[2 * q] = _mm512_load_ps(b[q] + p * GEMM_PANEL);
             bv[2 * q + 1] = _mm512_load_ps(b[q] + p * GEMM_PANEL + 16);
         }
@@ -318,10 +325,11 @@ GEMM_AVX512_INLINE void gemm_panel_block_avx512(const gemm_panel_step *s, int RO
     }
 }
 
-GEMM_AVX512 static void gemm_panel_step_avx512(const gemm_panel_step *s, int rows, int panels)
+GEMM_AVX512_INLINE void gemm_panel_steps_avx512(const gemm_panel_step *s, int rows, int panels,
+                                                bool STREAM)
 {
     if (panels == GEMM_PANEL_GROUP_ONE && rows == 1) {
-        gemm_panel_block_avx512(s, 1, GEMM_PANEL_GROUP_ONE);
+        gemm_panel_block_avx512(s, 1, GEMM_PANEL_GROUP_ONE, STREAM);
         return;
     }
     gemm_panel_step one = *s;
@@ -329,31 +337,42 @@ GEMM_AVX512 static void gemm_panel_step_avx512(const gemm_panel_step *s, int row
         bool two = panels - q >= GEMM_PANEL_GROUP;
         switch (rows * 2 + (two ? 1 : 0)) {
         case 2:
-            gemm_panel_block_avx512(&one, 1, 1);
+            gemm_panel_block_avx512(&one, 1, 1, STREAM);
             break;
         case 3:
-            gemm_panel_block_avx512(&one, 1, 2);
+            gemm_panel_block_avx512(&one, 1, 2, STREAM);
             break;
         case 4:
-            gemm_panel_block_avx512(&one, 2, 1);
+            gemm_panel_block_avx512(&one, 2, 1, STREAM);
             break;
         case 5:
-            gemm_panel_block_avx512(&one, 2, 2);
+            gemm_panel_block_avx512(&one, 2, 2, STREAM);
             break;
         case 6:
-            gemm_panel_block_avx512(&one, 3, 1);
+            gemm_panel_block_avx512(&one, 3, 1, STREAM);
             break;
         case 7:
-            gemm_panel_block_avx512(&one, 3, 2);
+            gemm_panel_block_avx512(&one, 3, 2, STREAM);
             break;
         case 8:
-            gemm_panel_block_avx512(&one, 4, 1);
+            gemm_panel_block_avx512(&one, 4, 1, STREAM);
             break;
         default:
-            gemm_panel_block_avx512(&one, 4, 2);
+            gemm_panel_block_avx512(&one, 4, 2, STREAM);
             break;
         }
     }
+}
+
+GEMM_AVX512 static void gemm_panel_step_avx512(const gemm_panel_step *s, int rows, int panels)
+{
+    gemm_panel_steps_avx512(s, rows, panels, false);
+}
+
+GEMM_AVX512 static void gemm_panel_step_stream_avx512(const gemm_panel_step *s, int rows,
+                                                      int panels)
+{
+    gemm_panel_steps_avx512(s, rows, panels, true);
 }
 
 typedef struct gemm_panel_job {
@@ -377,7 +396,10 @@ static void gemm_panel_units(void *arg, int64_t begin, int64_t end)
             s.first = s.k0 == 0;
             for (s.i0 = 0; s.i0 < g->m; s.i0 += GEMM_SMALL_GROUP) {
                 int rows = (int)(g->m - s.i0 < GEMM_SMALL_GROUP ? g->m - s.i0 : GEMM_SMALL_GROUP);
-                gemm_panel_step_avx512(&s, rows, n_panels);
+                if (g->b_stream)
+                    gemm_panel_step_stream_avx512(&s, rows, n_panels);
+                else
+                    gemm_panel_step_avx512(&s, rows, n_panels);
             }
         }
     }
@@ -395,8 +417,8 @@ static void gemm_small_panels(const gemm_f32_args *g, threadpool *pool)
     gemm_panel_job job = {.g = g, .group = g->m == 1 ? GEMM_PANEL_GROUP_ONE : GEMM_PANEL_GROUP};
     int64_t passes = (g->m + GEMM_SMALL_GROUP - 1) / GEMM_SMALL_GROUP;
     int threads = threadpool_size(pool);
-    bool parallel = threads > 1 &&
-                    g->k * g->n * (int64_t)sizeof(float) * passes >= GEMM_SMALL_PARALLEL_BYTES;
+    bool parallel =
+        threads > 1 && g->k * g->n * (int64_t)sizeof(float) * passes >= GEMM_SMALL_PARALLEL_BYTES;
     /* narrower units when there would be fewer than two per thread (a 128-
      * column K or V projection is four panels) */
     while (parallel && job.group > 1 && (panels + job.group - 1) / job.group < 2 * threads)

@@ -405,8 +405,8 @@ static ogi_status matmul_int(op_ctx *c, const ogi_tensor *a, const ogi_tensor *b
 /* Y = A @ B with B a weight pre-packed at load: A's rows (all batches
  * stacked) against B's panels. False when the packed GEMM cannot allocate
  * its buffers (the caller then takes the plain path). */
-static bool matmul_panels(const ogi_tensor *a, const ogi_tensor *b, const float *panels, float *y,
-                          threadpool *pool)
+static bool matmul_panels(const ogi_tensor *a, const ogi_tensor *b, const float *panels,
+                          bool stream, float *y, threadpool *pool)
 {
     int64_t k = b->dims[0], n = b->dims[1];
     if (a->dims[a->rank - 1] != k)
@@ -420,7 +420,8 @@ static bool matmul_panels(const ogi_tensor *a, const ogi_tensor *b, const float 
                        .ldb = n,
                        .y = y,
                        .ldy = n,
-                       .b_panels = panels};
+                       .b_panels = panels,
+                       .b_stream = stream};
     if (f.m == 0)
         return true;
     if (f.m <= GEMM_SMALL_MAX_M) {
@@ -450,7 +451,8 @@ static ogi_status matmul_run(op_ctx *c)
         return st;
     /* the pack pass only packs 2-D float32 weights, on CPUs with AVX-512 */
     const float *panels = a->dtype == OGI_FLOAT32 && b->rank == 2 ? op_input_panels(c, 1) : NULL;
-    if (panels != NULL && a->rank >= 1 && matmul_panels(a, b, panels, c->out[0]->data, c->pool))
+    if (panels != NULL && a->rank >= 1 &&
+        matmul_panels(a, b, panels, op_panels_streamed(c), c->out[0]->data, c->pool))
         return OGI_OK;
     if (a->dtype == OGI_FLOAT32 || a->dtype == OGI_FLOAT64) {
         matmul_float(a->dtype, a->data, a->rank, a->dims, b->data, b->rank, b->dims,

@@ -239,6 +239,7 @@ typedef struct test_kernel {
     bool packed;
     gemm_isa isa; /* small kernel's */
     bool panels;  /* B pre-packed into panels (AVX-512 only) */
+    bool stream;  /* ... and prefetched non-temporally */
 } test_kernel;
 
 static void test_kernel_run(const test_kernel *kern, const gemm_f32_args *g, threadpool *pool)
@@ -257,12 +258,13 @@ static void test_kernel_run(const test_kernel *kern, const gemm_f32_args *g, thr
 static bool test_kernel_shape(int64_t m, int64_t n, int64_t k, bool b_trans, bool accumulate)
 {
     static const test_kernel kernels[] = {
-        {"packed", true, GEMM_ISA_AVX512, false},
-        {"small AVX-512", false, GEMM_ISA_AVX512, false},
-        {"small AVX2", false, GEMM_ISA_AVX2, false},
-        {"small scalar", false, GEMM_ISA_SCALAR, false},
-        {"packed, B in panels", true, GEMM_ISA_AVX512, true},
-        {"small, B in panels", false, GEMM_ISA_AVX512, true},
+        {"packed", true, GEMM_ISA_AVX512, false, false},
+        {"small AVX-512", false, GEMM_ISA_AVX512, false, false},
+        {"small AVX2", false, GEMM_ISA_AVX2, false, false},
+        {"small scalar", false, GEMM_ISA_SCALAR, false, false},
+        {"packed, B in panels", true, GEMM_ISA_AVX512, true, false},
+        {"small, B in panels", false, GEMM_ISA_AVX512, true, false},
+        {"small, B in panels, streamed", false, GEMM_ISA_AVX512, true, true},
     };
     float *a = malloc((size_t)(m * k + 1) * sizeof(float));
     float *b = malloc((size_t)(k * n + 1) * sizeof(float));
@@ -317,6 +319,7 @@ static bool test_kernel_shape(int64_t m, int64_t n, int64_t k, bool b_trans, boo
         for (int64_t i = 0; i < m * n; i++)
             y[i] = accumulate ? y0[i] : NAN; /* NaN: catches unwritten elements */
         g.b_panels = kern->panels ? panels : NULL;
+        g.b_stream = kern->stream;
         test_kernel_run(kern, &g, pool);
         for (int64_t i = 0; ok && i < m * n; i++) {
             if (!(fabs(y[i] - want[i]) <= 1e-5 * (scale[i] + 1.0))) {
