@@ -11,7 +11,10 @@
  * else reads them, and if something did they would map again from the file.
  *
  * The MatMul kernel finds the panels with op_input_panels() and falls back
- * to the plain layout for anything the panels do not serve. Sessions on a
+ * to the plain layout for anything the panels do not serve. MatMuls that
+ * share their A (a layer's Q, K and V; its gate and up projections) then
+ * become one ai.ogi.MatMulGroup node, whose decode products run as a single
+ * job on the thread pool. Sessions on a
  * CPU without AVX-512 (the panel kernels' instruction set) pack nothing. */
 #include "engine/pack.h"
 
@@ -93,6 +96,63 @@ static void pack_units(void *arg, int64_t begin, int64_t end)
     gemm_pack_panels(it->b, it->k, it->n, it->n, p0, p1, it->out);
 }
 
+/* MatMul nodes that read the same A and packed weights become one
+ * ai.ogi.MatMulGroup node at the first of them, with every weight as an
+ * input and every product as an output; the others go. (Their products are
+ * then computed earlier, which is safe: A is ready there and the weights are
+ * constants.) */
+static ogi_status pack_group_matmuls(graph *g)
+{
+    const op_kernel *group = op_find_kernel("ai.ogi", "MatMulGroup", 1);
+    bool *removed = calloc((size_t)g->n_nodes + 1, sizeof(bool));
+    if (removed == NULL)
+        return ogi_error(OGI_ERR_OUT_OF_MEMORY, "out of memory while grouping MatMuls");
+    int grouped = 0;
+    ogi_status st = OGI_OK;
+    for (int i = 0; i < g->n_nodes && group != NULL && st == OGI_OK; i++) {
+        const graph_node *first = &g->nodes[i];
+        if (removed[i] || !pack_is_matmul(first) || first->inputs[0] < 0 ||
+            g->panels[first->inputs[1]] == NULL)
+            continue;
+        int members[GEMM_GROUP_MAX], n = 0;
+        for (int j = i; j < g->n_nodes && n < GEMM_GROUP_MAX; j++) {
+            const graph_node *m = &g->nodes[j];
+            if (!removed[j] && pack_is_matmul(m) && m->inputs[0] == first->inputs[0] &&
+                g->panels[m->inputs[1]] != NULL && m->outputs[0] >= 0)
+                members[n++] = j;
+        }
+        if (n < 2)
+            continue;
+        int *in = malloc(sizeof(int) * (size_t)(n + 1)), *out = malloc(sizeof(int) * (size_t)n);
+        if (in == NULL || out == NULL) {
+            free(in);
+            free(out);
+            st = ogi_error(OGI_ERR_OUT_OF_MEMORY, "out of memory while grouping MatMuls");
+            break;
+        }
+        in[0] = first->inputs[0];
+        for (int k = 0; k < n; k++) {
+            in[1 + k] = g->nodes[members[k]].inputs[1];
+            out[k] = g->nodes[members[k]].outputs[0];
+            if (k > 0)
+                removed[members[k]] = true;
+        }
+        graph_node *keep = &g->nodes[i];
+        free(keep->inputs);
+        free(keep->outputs);
+        keep->inputs = in;
+        keep->n_inputs = n + 1;
+        keep->outputs = out;
+        keep->n_outputs = n;
+        keep->kernel = group;
+        grouped++;
+    }
+    if (st == OGI_OK && grouped > 0)
+        st = graph_remove_nodes(g, removed);
+    free(removed);
+    return st;
+}
+
 ogi_status graph_pack_weights(graph *g, const onnx_model *source, threadpool *pool)
 {
     if (gemm_isa_best() != GEMM_ISA_AVX512 || g->panels != NULL)
@@ -146,5 +206,5 @@ ogi_status graph_pack_weights(graph *g, const onnx_model *source, threadpool *po
     long l3 = sysconf(_SC_LEVEL3_CACHE_SIZE);
     g->panels_stream = bytes > (l3 > 0 ? (size_t)l3 : PACK_DEFAULT_L3);
     free(ok);
-    return OGI_OK;
+    return pack_group_matmuls(g);
 }

@@ -72,6 +72,13 @@ gemm_isa gemm_isa_best(void);
  * be wider than gemm_isa_best(); B must not be transposed. */
 void gemm_small_f32(const gemm_f32_args *g, gemm_isa isa, threadpool *pool);
 
+/* Up to GEMM_GROUP_MAX small-m products run as one job on the pool: the
+ * projections of one activation by several weights (a layer's Q, K and V),
+ * whose panels the threads share out together rather than product by
+ * product. Products without panels run one by one on gemm_small_f32. */
+#define GEMM_GROUP_MAX 8
+void gemm_small_f32_group(const gemm_f32_args *g, int count, threadpool *pool);
+
 /* False (and Y untouched) when the CPU lacks AVX-512 or a buffer cannot be
  * allocated: the caller then uses another path. Buffers per call: a 24 KiB
  * B panel and up to 512 KiB of A's rows per thread. */

@@ -375,20 +375,27 @@ GEMM_AVX512 static void gemm_panel_step_stream_avx512(const gemm_panel_step *s, 
     gemm_panel_steps_avx512(s, rows, panels, true);
 }
 
+/* Several products (one per weight sharing A, or just one), their units of
+ * panels numbered one after the other. */
 typedef struct gemm_panel_job {
     const gemm_f32_args *g;
-    int group; /* panels per unit */
+    int count;
+    int group;                              /* panels per unit */
+    int64_t first_unit[GEMM_GROUP_MAX + 1]; /* per product; units in all last */
 } gemm_panel_job;
 
 /* Units [begin, end): groups of panels, every row of Y, all of k. */
 static void gemm_panel_units(void *arg, int64_t begin, int64_t end)
 {
     const gemm_panel_job *job = arg;
-    const gemm_f32_args *g = job->g;
-    int64_t panels = (g->n + GEMM_PANEL - 1) / GEMM_PANEL;
-    int64_t kb = g->m == 1 ? g->k : GEMM_PANEL_KB;
+    int i = 0;
     for (int64_t u = begin; u < end; u++) {
-        int64_t p0 = u * job->group;
+        while (job->first_unit[i + 1] <= u)
+            i++;
+        const gemm_f32_args *g = &job->g[i];
+        int64_t panels = (g->n + GEMM_PANEL - 1) / GEMM_PANEL;
+        int64_t kb = g->m == 1 ? g->k : GEMM_PANEL_KB;
+        int64_t p0 = (u - job->first_unit[i]) * job->group;
         int n_panels = (int)(panels - p0 < job->group ? panels - p0 : job->group);
         gemm_panel_step s = {.g = g, .p0 = p0};
         for (s.k0 = 0; s.k0 < g->k; s.k0 += kb) {
@@ -405,25 +412,32 @@ static void gemm_panel_units(void *arg, int64_t begin, int64_t end)
     }
 }
 
-/* Y (+)= A @ B from B's panels: units of panels go to the threads. */
-static void gemm_small_panels(const gemm_f32_args *g, threadpool *pool)
+/* Y (+)= A @ B of each product from B's panels: units of panels go to the
+ * threads, all products' in one job. */
+static void gemm_small_panels(const gemm_f32_args *g, int count, threadpool *pool)
 {
-    if (g->k == 0) {
-        for (int64_t i = 0; !g->accumulate && i < g->m; i++)
-            memset(g->y + i * g->ldy, 0, (size_t)g->n * sizeof(float));
-        return;
+    gemm_panel_job job = {.g = g, .count = count, .group = GEMM_PANEL_GROUP_ONE};
+    int64_t bytes = 0, panels = 0;
+    for (int i = 0; i < count; i++) {
+        if (g[i].m > 1)
+            job.group = GEMM_PANEL_GROUP;
+        int64_t passes = (g[i].m + GEMM_SMALL_GROUP - 1) / GEMM_SMALL_GROUP;
+        bytes += g[i].k * g[i].n * (int64_t)sizeof(float) * passes;
+        panels += g[i].k > 0 && g[i].m > 0 ? (g[i].n + GEMM_PANEL - 1) / GEMM_PANEL : 0;
+        for (int64_t r = 0; g[i].k == 0 && !g[i].accumulate && r < g[i].m; r++)
+            memset(g[i].y + r * g[i].ldy, 0, (size_t)g[i].n * sizeof(float));
     }
-    int64_t panels = (g->n + GEMM_PANEL - 1) / GEMM_PANEL;
-    gemm_panel_job job = {.g = g, .group = g->m == 1 ? GEMM_PANEL_GROUP_ONE : GEMM_PANEL_GROUP};
-    int64_t passes = (g->m + GEMM_SMALL_GROUP - 1) / GEMM_SMALL_GROUP;
     int threads = threadpool_size(pool);
-    bool parallel =
-        threads > 1 && g->k * g->n * (int64_t)sizeof(float) * passes >= GEMM_SMALL_PARALLEL_BYTES;
+    bool parallel = threads > 1 && bytes >= GEMM_SMALL_PARALLEL_BYTES;
     /* narrower units when there would be fewer than two per thread (a 128-
      * column K or V projection is four panels) */
     while (parallel && job.group > 1 && (panels + job.group - 1) / job.group < 2 * threads)
         job.group /= 2;
-    int64_t units = (panels + job.group - 1) / job.group;
+    for (int i = 0; i < count; i++) {
+        int64_t n_panels = g[i].k > 0 && g[i].m > 0 ? (g[i].n + GEMM_PANEL - 1) / GEMM_PANEL : 0;
+        job.first_unit[i + 1] = job.first_unit[i] + (n_panels + job.group - 1) / job.group;
+    }
+    int64_t units = job.first_unit[count];
     if (parallel)
         threadpool_parallel_for(pool, units, 1, gemm_panel_units, &job);
     else
@@ -517,7 +531,7 @@ void gemm_small_f32(const gemm_f32_args *g, gemm_isa isa, threadpool *pool)
         return;
 #ifdef GEMM_X86
     if (g->b_panels != NULL && !g->b_trans && isa == GEMM_ISA_AVX512) {
-        gemm_small_panels(g, pool);
+        gemm_small_panels(g, 1, pool);
         return;
     }
 #endif
@@ -540,4 +554,21 @@ void gemm_small_f32(const gemm_f32_args *g, gemm_isa isa, threadpool *pool)
         threadpool_parallel_for(pool, strips, 1, gemm_small_strips, &job);
     else
         gemm_small_strips(&job, 0, strips);
+}
+
+void gemm_small_f32_group(const gemm_f32_args *g, int count, threadpool *pool)
+{
+#ifdef GEMM_X86
+    if (count >= 1 && count <= GEMM_GROUP_MAX && gemm_isa_best() == GEMM_ISA_AVX512) {
+        bool panels = true;
+        for (int i = 0; i < count; i++)
+            panels = panels && g[i].b_panels != NULL && !g[i].b_trans && g[i].m > 0 && g[i].n > 0;
+        if (panels) {
+            gemm_small_panels(g, count, pool);
+            return;
+        }
+    }
+#endif
+    for (int i = 0; i < count; i++)
+        gemm_small_f32(&g[i], gemm_isa_best(), pool);
 }

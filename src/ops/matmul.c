@@ -431,6 +431,63 @@ static bool matmul_panels(const ogi_tensor *a, const ogi_tensor *b, const float 
     return gemm_packed_f32(&f, pool);
 }
 
+/* ai.ogi.MatMulGroup(A, B1, ..., Bn) -> Y1, ..., Yn: MatMul of one A by
+ * several weights that the session packed at load (engine/pack.c groups the
+ * MatMul nodes that share A, as a layer's Q, K and V projections). Decode
+ * rows run as one job on the pool (gemm_small_f32_group); longer prefills,
+ * and any weight without panels, product by product. */
+static ogi_status matmul_group_run(op_ctx *c)
+{
+    int count = c->n_in - 1;
+    if (count < 1 || count > GEMM_GROUP_MAX || c->n_out != count)
+        return op_error(c, OGI_ERR_INVALID_MODEL, "expected 1 to %d weights and as many outputs",
+                        GEMM_GROUP_MAX);
+    ogi_status st = op_require_dtype(c, 0, OGI_FLOAT32);
+    for (int i = 1; i <= count && st == OGI_OK; i++)
+        st = op_require_dtype(c, i, OGI_FLOAT32);
+    if (st != OGI_OK)
+        return st;
+    const ogi_tensor *a = c->in[0];
+    gemm_f32_args f[GEMM_GROUP_MAX];
+    bool all_panels = true;
+    for (int i = 0; i < count; i++) {
+        const ogi_tensor *b = c->in[1 + i];
+        if (a->rank < 1 || b->rank != 2 || a->dims[a->rank - 1] != b->dims[0])
+            return op_error(c, OGI_ERR_RUNTIME, "A [..., K] and weight %d [K, N] do not match",
+                            i + 1);
+        int64_t dims[OGI_MAX_RANK];
+        memcpy(dims, a->dims, sizeof(int64_t) * (size_t)a->rank);
+        dims[a->rank - 1] = b->dims[1];
+        if ((st = op_alloc(c, i, OGI_FLOAT32, a->rank, dims)) != OGI_OK)
+            return st;
+        int64_t k = b->dims[0], n = b->dims[1];
+        f[i] = (gemm_f32_args){.m = k > 0 ? (int64_t)tensor_numel(a) / k : 0,
+                               .n = n,
+                               .k = k,
+                               .a = a->data,
+                               .lda = k,
+                               .b = b->data,
+                               .ldb = n,
+                               .y = c->out[i]->data,
+                               .ldy = n,
+                               .b_panels = op_input_panels(c, 1 + i),
+                               .b_stream = op_panels_streamed(c)};
+        all_panels = all_panels && f[i].b_panels != NULL;
+    }
+    if (all_panels && f[0].m > 0 && f[0].m <= GEMM_SMALL_MAX_M) {
+        gemm_small_f32_group(f, count, c->pool);
+        return OGI_OK;
+    }
+    for (int i = 0; i < count; i++) {
+        const ogi_tensor *b = c->in[1 + i];
+        if (f[i].b_panels == NULL ||
+            !matmul_panels(a, b, f[i].b_panels, f[i].b_stream, f[i].y, c->pool))
+            matmul_float(OGI_FLOAT32, a->data, a->rank, a->dims, b->data, b->rank, b->dims, f[i].y,
+                         MATMUL_AUTO, c->pool);
+    }
+    return OGI_OK;
+}
+
 static ogi_status matmul_run(op_ctx *c)
 {
     ogi_status st = matmul_require_pair(c, 0, 1);
@@ -1130,5 +1187,6 @@ const op_kernel op_kernels_matmul[] = {
     {"", "MatMulInteger", 10, matmul_integer_run},
     {"", "QLinearMatMul", 10, qlinear_matmul_run},
     {"", "Einsum", 12, einsum_run},
+    {"ai.ogi", "MatMulGroup", 1, matmul_group_run},
     {NULL, NULL, 0, NULL},
 };

@@ -345,6 +345,74 @@ static bool test_kernel_shape(int64_t m, int64_t n, int64_t k, bool b_trans, boo
 
 /* Random and fixed shapes, both layouts of B, with and without
  * accumulation; the fixed ones cross the kernels' block sizes. */
+/* gemm_small_f32_group: up to GEMM_GROUP_MAX products of one A by weights
+ * in panels (a layer's Q, K, V), as one job, against the plain sum; inline
+ * and on the pool, every row count the small kernel takes. */
+static bool test_group(void)
+{
+    static const int64_t ns[] = {512, 128, 128, 33, 1, 700, 64, 96};
+    for (int iter = 0; iter < 24; iter++) {
+        int count = 1 + iter % GEMM_GROUP_MAX;
+        int64_t m = 1 + (int64_t)(test_rand() % GEMM_SMALL_MAX_M), k = 1 + test_rand() % 300;
+        float *a = malloc((size_t)(m * k) * sizeof(float));
+        for (int64_t i = 0; i < m * k; i++)
+            a[i] = (float)((int)(test_rand() % 2001) - 1000) / 256.0f;
+        gemm_f32_args g[GEMM_GROUP_MAX];
+        float *b[GEMM_GROUP_MAX], *panels[GEMM_GROUP_MAX];
+        for (int i = 0; i < count; i++) {
+            int64_t n = ns[(iter + i) % 8];
+            b[i] = malloc((size_t)(k * n) * sizeof(float));
+            for (int64_t j = 0; j < k * n; j++)
+                b[i][j] = (float)((int)(test_rand() % 2001) - 1000) / 256.0f;
+            panels[i] = aligned_alloc(64, gemm_panels_floats(k, n) * sizeof(float) + 64);
+            gemm_pack_panels(b[i], k, n, n, 0, (n + GEMM_PANEL - 1) / GEMM_PANEL, panels[i]);
+            g[i] = (gemm_f32_args){.m = m,
+                                   .n = n,
+                                   .k = k,
+                                   .a = a,
+                                   .lda = k,
+                                   .b = b[i],
+                                   .ldb = n,
+                                   .y = malloc((size_t)(m * n) * sizeof(float)),
+                                   .ldy = n,
+                                   .b_panels = panels[i],
+                                   .b_stream = iter % 3 == 0};
+            for (int64_t j = 0; j < m * n; j++)
+                g[i].y[j] = NAN;
+        }
+        gemm_small_f32_group(g, count, iter % 2 ? test_pool : NULL);
+        bool ok = true;
+        for (int i = 0; i < count && ok; i++)
+            for (int64_t r = 0; r < m && ok; r++)
+                for (int64_t j = 0; j < g[i].n && ok; j++) {
+                    double sum = 0, abs_sum = 0;
+                    for (int64_t p = 0; p < k; p++) {
+                        double v = (double)a[r * k + p] * b[i][p * g[i].n + j];
+                        sum += v;
+                        abs_sum += fabs(v);
+                    }
+                    float got = g[i].y[r * g[i].n + j];
+                    if (!(fabs(got - sum) <= 1e-5 * (abs_sum + 1.0))) {
+                        fprintf(stderr,
+                                "group of %d, product %d [%lld,%lld] x [%lld,%lld], element "
+                                "(%lld, %lld): got %g, want %g\n",
+                                count, i, (long long)m, (long long)k, (long long)k,
+                                (long long)g[i].n, (long long)r, (long long)j, got, sum);
+                        ok = false;
+                    }
+                }
+        for (int i = 0; i < count; i++) {
+            free(b[i]);
+            free(panels[i]);
+            free(g[i].y);
+        }
+        free(a);
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
 static bool test_kernels(void)
 {
     static const int64_t fixed[][3] = {
@@ -444,7 +512,8 @@ int main(void)
     printf("test_matmul: fastest kernels %s\n", gemm_isa_best() == GEMM_ISA_AVX512 ? "AVX-512"
                                                 : gemm_isa_best() == GEMM_ISA_AVX2 ? "AVX2"
                                                                                    : "scalar");
-    if (!test_rejects() || !test_fixed() || !test_kernels())
+    if (!test_rejects() || !test_fixed() || !test_kernels() ||
+        (gemm_isa_best() == GEMM_ISA_AVX512 && !test_group()))
         return 1;
     for (int iter = 0; iter < 300; iter++) {
         test_shape a, b;
