@@ -402,33 +402,37 @@ static ogi_status matmul_int(op_ctx *c, const ogi_tensor *a, const ogi_tensor *b
     return st;
 }
 
-/* Y = A @ B with B a weight pre-packed at load: A's rows (all batches
- * stacked) against B's panels. False when the packed GEMM cannot allocate
- * its buffers (the caller then takes the plain path). */
-static bool matmul_panels(const ogi_tensor *a, const ogi_tensor *b, const float *panels,
-                          bool stream, float *y, threadpool *pool)
+/* Y = A @ B for A [..., K] (its batches stacked into rows) and a 2-D
+ * weight B [K, N], with B's panels when the session packed it. */
+static gemm_f32_args matmul_weight_args(const ogi_tensor *a, const ogi_tensor *b, float *y,
+                                        const float *panels, bool stream)
 {
     int64_t k = b->dims[0], n = b->dims[1];
-    if (a->dims[a->rank - 1] != k)
-        return false;
-    gemm_f32_args f = {.m = (int64_t)tensor_numel(a) / k,
-                       .n = n,
-                       .k = k,
-                       .a = a->data,
-                       .lda = k,
-                       .b = b->data,
-                       .ldb = n,
-                       .y = y,
-                       .ldy = n,
-                       .b_panels = panels,
-                       .b_stream = stream};
-    if (f.m == 0)
+    return (gemm_f32_args){.m = k > 0 ? (int64_t)tensor_numel(a) / k : 0,
+                           .n = n,
+                           .k = k,
+                           .a = a->data,
+                           .lda = k,
+                           .b = b->data,
+                           .ldb = n,
+                           .y = y,
+                           .ldy = n,
+                           .b_panels = panels,
+                           .b_stream = stream};
+}
+
+/* A product whose B is in panels: the small-m kernel or the packed GEMM.
+ * False when the packed GEMM cannot allocate its buffers (the caller then
+ * takes the plain path). */
+static bool matmul_panels(const gemm_f32_args *f, threadpool *pool)
+{
+    if (f->m == 0)
         return true;
-    if (f.m <= GEMM_SMALL_MAX_M) {
-        gemm_small_f32(&f, GEMM_ISA_AVX512, pool);
+    if (f->m <= GEMM_SMALL_MAX_M) {
+        gemm_small_f32(f, GEMM_ISA_AVX512, pool);
         return true;
     }
-    return gemm_packed_f32(&f, pool);
+    return gemm_packed_f32(f, pool);
 }
 
 /* ai.ogi.MatMulGroup(A, B1, ..., Bn) -> Y1, ..., Yn: MatMul of one A by
@@ -460,18 +464,8 @@ static ogi_status matmul_group_run(op_ctx *c)
         dims[a->rank - 1] = b->dims[1];
         if ((st = op_alloc(c, i, OGI_FLOAT32, a->rank, dims)) != OGI_OK)
             return st;
-        int64_t k = b->dims[0], n = b->dims[1];
-        f[i] = (gemm_f32_args){.m = k > 0 ? (int64_t)tensor_numel(a) / k : 0,
-                               .n = n,
-                               .k = k,
-                               .a = a->data,
-                               .lda = k,
-                               .b = b->data,
-                               .ldb = n,
-                               .y = c->out[i]->data,
-                               .ldy = n,
-                               .b_panels = op_input_panels(c, 1 + i),
-                               .b_stream = op_panels_streamed(c)};
+        f[i] = matmul_weight_args(a, b, c->out[i]->data, op_input_panels(c, 1 + i),
+                                  op_panels_streamed(c));
         all_panels = all_panels && f[i].b_panels != NULL;
     }
     if (all_panels && f[0].m > 0 && f[0].m <= GEMM_SMALL_MAX_M) {
@@ -480,8 +474,7 @@ static ogi_status matmul_group_run(op_ctx *c)
     }
     for (int i = 0; i < count; i++) {
         const ogi_tensor *b = c->in[1 + i];
-        if (f[i].b_panels == NULL ||
-            !matmul_panels(a, b, f[i].b_panels, f[i].b_stream, f[i].y, c->pool))
+        if (f[i].b_panels == NULL || !matmul_panels(&f[i], c->pool))
             matmul_float(OGI_FLOAT32, a->data, a->rank, a->dims, b->data, b->rank, b->dims, f[i].y,
                          MATMUL_AUTO, c->pool);
     }
@@ -508,9 +501,11 @@ static ogi_status matmul_run(op_ctx *c)
         return st;
     /* the pack pass only packs 2-D float32 weights, on CPUs with AVX-512 */
     const float *panels = a->dtype == OGI_FLOAT32 && b->rank == 2 ? op_input_panels(c, 1) : NULL;
-    if (panels != NULL && a->rank >= 1 &&
-        matmul_panels(a, b, panels, op_panels_streamed(c), c->out[0]->data, c->pool))
-        return OGI_OK;
+    if (panels != NULL && a->rank >= 1 && a->dims[a->rank - 1] == b->dims[0]) {
+        gemm_f32_args f = matmul_weight_args(a, b, c->out[0]->data, panels, op_panels_streamed(c));
+        if (matmul_panels(&f, c->pool))
+            return OGI_OK;
+    }
     if (a->dtype == OGI_FLOAT32 || a->dtype == OGI_FLOAT64) {
         matmul_float(a->dtype, a->data, a->rank, a->dims, b->data, b->rank, b->dims,
                      c->out[0]->data, MATMUL_AUTO, c->pool);
