@@ -243,6 +243,9 @@ typedef struct ogi_pipeline_options {
     /* Native backend: Attention precision (see ogi_attention_precision);
      * ONNX Runtime ignores it. */
     ogi_attention_precision attention;
+    /* Native backend: copy the MatMul weights into panels at load (1, the
+     * default; see ogi_session_options.pack_weights) or keep them mapped (0). */
+    int pack_weights;
     /* ONNX Runtime only: */
     const char *ort_library; /* libonnxruntime.so path; NULL: $OGI_ORT_LIBRARY, then deps/ */
     int graph_optimization;  /* 0 disable, 1 basic, 2 extended, 99 all (default 99) */

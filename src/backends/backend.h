@@ -18,6 +18,7 @@ typedef struct backend_options {
     const char *providers;    /* execution providers, comma-separated ("cuda,cpu") */
     int static_kv;            /* ask for a static, in-place KV cache (native only) */
     int attention;            /* ogi_attention_precision (native only) */
+    int pack_weights;         /* pack MatMul weights into panels (native only) */
 } backend_options;
 
 typedef struct backend_vtable {

@@ -33,6 +33,7 @@ static ogi_status native_open(const char *model_path, const backend_options *opt
     ogi_session_options so = ogi_session_default_options();
     so.threads = opts ? opts->threads : 0;
     so.attention = opts ? (ogi_attention_precision)opts->attention : OGI_ATTENTION_EXACT;
+    so.pack_weights = opts ? opts->pack_weights : 1;
     ogi_status st = opts && opts->static_kv
                         ? session_open_static_kv(model_path, &so, &n->session, &n->static_kv)
                         : ogi_session_open(model_path, &so, &n->session);

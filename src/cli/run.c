@@ -57,6 +57,7 @@ static const struct {
     {"--threads N", "worker threads (0: one per core)"},
     {"--kv-cache-mb N", "KV cache budget in MB"},
     {"--attention exact|int8", "native Attention precision (int8: SageAttention-style Q K^T)"},
+    {"--pack-weights 0|1", "native: pack MatMul weights into panels at load (1, default)"},
 };
 
 static void run_usage(FILE *f, const char *cmd)
@@ -158,6 +159,8 @@ static int run_parse_option(run_args *a, int argc, char **argv, int *i)
         a->cfg.prefill_chunk = (int)x;
     else if (strcmp(opt, "--threads") == 0)
         a->pipe.threads = (int)x;
+    else if (strcmp(opt, "--pack-weights") == 0)
+        a->pipe.pack_weights = x != 0;
     else if (strcmp(opt, "--graph-optimization") == 0)
         a->pipe.graph_optimization = (int)x;
     else if (strcmp(opt, "--kv-cache-mb") == 0)

@@ -21,7 +21,8 @@ double genai_now(void)
 
 ogi_pipeline_options ogi_pipeline_default_options(void)
 {
-    ogi_pipeline_options o = {.backend = "native", .graph_optimization = 99, .static_kv_cache = 1};
+    ogi_pipeline_options o = {
+        .backend = "native", .graph_optimization = 99, .static_kv_cache = 1, .pack_weights = 1};
     return o;
 }
 
@@ -364,7 +365,8 @@ static ogi_status pipeline_open_parts(ogi_pipeline *p, const ogi_pipeline_option
                               .library_path = o->ort_library,
                               .providers = o->providers,
                               .static_kv = o->static_kv_cache,
-                              .attention = (int)o->attention};
+                              .attention = (int)o->attention,
+                              .pack_weights = o->pack_weights};
         st = p->backend->open(path, &bo, &p->session);
         if (st == OGI_OK && p->backend->static_kv != NULL)
             p->io.static_kv = p->backend->static_kv(p->session) != 0;

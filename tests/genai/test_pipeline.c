@@ -36,15 +36,23 @@ static bool same_ids(const int32_t *a, size_t na, const int32_t *b, size_t nb)
     return na == nb && (na == 0 || memcmp(a, b, na * sizeof(int32_t)) == 0);
 }
 
-static ogi_pipeline *open_model(const char *dir, int threads)
+/* pack_weights: the native session's panels (1, the default) or the
+ * mapped weights (0); the goldens must hold either way. */
+static ogi_pipeline *open_model_packed(const char *dir, int threads, int pack_weights)
 {
     ogi_pipeline_options o = ogi_pipeline_default_options();
     o.threads = threads;
+    o.pack_weights = pack_weights;
     ogi_pipeline *p = NULL;
     ogi_status st = ogi_pipeline_open(dir, &o, &p);
     TEST_CHECK(st == OGI_OK, "open %s: %s", dir, ogi_last_error());
     checks++;
     return p;
+}
+
+static ogi_pipeline *open_model(const char *dir, int threads)
+{
+    return open_model_packed(dir, threads, 1);
 }
 
 static ogi_generation_config greedy(const ogi_pipeline *p, int max_new)
@@ -122,12 +130,12 @@ done:
 }
 
 /* docstring-llama: the four golden prompts as text. */
-static void test_docstring(const char *export)
+static void test_docstring(const char *export, int pack_weights)
 {
     char dir[4096];
     snprintf(dir, sizeof(dir), "%s/models/docstring-llama/%s", test_shared_dir(), export);
     json_t *golden = load_golden(dir, "golden.json");
-    ogi_pipeline *p = open_model(dir, 0);
+    ogi_pipeline *p = open_model_packed(dir, 0, pack_weights);
     if (golden == NULL || p == NULL)
         goto done;
     const json_t *prompts = json_object_get(golden, "prompts");
@@ -506,8 +514,10 @@ int main(void)
                           "gpt2-legacy-op17",  "mistral-legacy-op17", "mistral-dynamo-op23"};
     for (size_t i = 0; i < sizeof(tiny) / sizeof(tiny[0]); i++)
         test_tiny(tiny[i]);
-    test_docstring("onnx-dynamo-op23");
-    test_docstring("onnx-legacy-op17");
+    for (int pack = 1; pack >= 0; pack--) {
+        test_docstring("onnx-dynamo-op23", pack);
+        test_docstring("onnx-legacy-op17", pack);
+    }
     test_perplexity("onnx-dynamo-op23");
     test_perplexity("onnx-legacy-op17");
     test_generator_behaviour();
