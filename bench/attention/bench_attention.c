@@ -215,19 +215,12 @@ static double bench_ref_gflops(const bench_inputs *in, bool *partial)
 
 static void bench_model(const bench_shape *s, pbw *out)
 {
-    pbw g = {0}, node = {0}, attr = {0};
+    pbw g = {0}, node = {0};
     const int64_t q_dims[4] = {1, BENCH_Q_HEADS, s->q_len, BENCH_DIM};
     const int64_t kv_dims[4] = {1, BENCH_KV_HEADS, s->total, BENCH_DIM};
-    pbw_string(&node, 1, "Q");
-    pbw_string(&node, 1, "K");
-    pbw_string(&node, 1, "V");
-    pbw_string(&node, 2, "Y");
-    pbw_string(&node, 3, "attention");
-    pbw_string(&node, 4, "Attention");
-    pbw_string(&attr, 1, "is_causal");
-    pbw_int(&attr, 3, s->causal ? 1 : 0);
-    pbw_int(&attr, 20, 2); /* AttributeProto.INT */
-    pbw_message(&node, 5, &attr);
+    const char *in[3] = {"Q", "K", "V"}, *outs[1] = {"Y"};
+    pbw_node_begin(&node, "Attention", "attention", 3, in, 1, outs);
+    pbw_attr_int(&node, "is_causal", s->causal ? 1 : 0);
     pbw_message(&g, 1, &node);
     pbw_string(&g, 2, "attention");
     pbw_value_info(&g, 11, "Q", OGI_FLOAT32, 4, q_dims);
@@ -424,19 +417,47 @@ static double bench_max_diff(const float *a, const float *b, int64_t n)
     return worst;
 }
 
-static void bench_row(const bench_shape *s, threadpool *pool, int threads, const void *ort_api)
+/* Random Q, K and V of shape s (the same seed for every table). */
+static bench_inputs bench_inputs_random(const bench_shape *s, threadpool *pool)
 {
     uint64_t seed = 42;
-    const int64_t q = s->q_len, t = s->total, d = BENCH_DIM, ny = BENCH_Q_HEADS * q * d;
+    const int64_t q = s->q_len, t = s->total, d = BENCH_DIM;
     bench_inputs in = {s,   NULL, NULL, NULL, {1, BENCH_Q_HEADS, q, d}, {1, BENCH_KV_HEADS, t, d},
                        pool};
     in.q = bench_random(BENCH_Q_HEADS * q * d, &seed);
     in.k = bench_random(BENCH_KV_HEADS * t * d, &seed);
     in.v = bench_random(BENCH_KV_HEADS * t * d, &seed);
-    float *y_fast = calloc((size_t)ny, sizeof(float)), *y_op = calloc((size_t)ny, sizeof(float));
-    float *y_ort = calloc((size_t)ny, sizeof(float));
-    if (y_fast == NULL || y_op == NULL || y_ort == NULL)
+    return in;
+}
+
+static void bench_inputs_free(bench_inputs *in)
+{
+    free(in->q);
+    free(in->k);
+    free(in->v);
+}
+
+/* A zeroed output of n floats. */
+static float *bench_output(int64_t n)
+{
+    float *y = calloc((size_t)n, sizeof(float));
+    if (y == NULL)
         abort();
+    return y;
+}
+
+/* The row's label: kind, query and key counts, causal. */
+static void bench_label(const bench_shape *s, char *label, size_t size)
+{
+    snprintf(label, size, "%-7s q=%-4lld total=%-4lld%s", s->kind, (long long)s->q_len,
+             (long long)s->total, s->causal ? " causal" : "");
+}
+
+static void bench_row(const bench_shape *s, threadpool *pool, int threads, const void *ort_api)
+{
+    const int64_t q = s->q_len, t = s->total, d = BENCH_DIM, ny = BENCH_Q_HEADS * q * d;
+    bench_inputs in = bench_inputs_random(s, pool);
+    float *y_fast = bench_output(ny), *y_op = bench_output(ny), *y_ort = bench_output(ny);
     const double gflop = 4.0 * BENCH_Q_HEADS * (double)q * (double)t * d * 1e-9;
     pbw model = {0};
     bench_model(s, &model);
@@ -454,8 +475,7 @@ static void bench_row(const bench_shape *s, threadpool *pool, int threads, const
     (void)ort_api;
 #endif
     char label[64], ort_col[16] = "       -", ratio[16] = "       -", diff[16] = "        -";
-    snprintf(label, sizeof(label), "%-7s q=%-4lld total=%-4lld%s", s->kind, (long long)q,
-             (long long)t, s->causal ? " causal" : "");
+    bench_label(s, label, sizeof(label));
     if (ort > 0.0) {
         snprintf(ort_col, sizeof(ort_col), "%8.1f", ort);
         snprintf(ratio, sizeof(ratio), "%7.2fx", op / ort);
@@ -465,9 +485,7 @@ static void bench_row(const bench_shape *s, threadpool *pool, int threads, const
            partial ? "*" : " ", fast, op, ort_col, fast / ref, ratio, diff,
            bench_max_diff(y_fast, y_op, ny));
     pbw_free(&model);
-    free(in.q);
-    free(in.k);
-    free(in.v);
+    bench_inputs_free(&in);
     free(y_fast);
     free(y_op);
     free(y_ort);
@@ -493,17 +511,9 @@ static double bench_cosine(const float *a, const float *b, int64_t n)
 
 static void bench_int8_row(const bench_shape *s, threadpool *pool)
 {
-    uint64_t seed = 42;
     const int64_t q = s->q_len, t = s->total, d = BENCH_DIM, ny = BENCH_Q_HEADS * q * d;
-    bench_inputs in = {s,   NULL, NULL, NULL, {1, BENCH_Q_HEADS, q, d}, {1, BENCH_KV_HEADS, t, d},
-                       pool};
-    in.q = bench_random(BENCH_Q_HEADS * q * d, &seed);
-    in.k = bench_random(BENCH_KV_HEADS * t * d, &seed);
-    in.v = bench_random(BENCH_KV_HEADS * t * d, &seed);
-    float *y_fast = calloc((size_t)ny, sizeof(float)), *y_int8 = calloc((size_t)ny, sizeof(float));
-    float *y_option = calloc((size_t)ny, sizeof(float));
-    if (y_fast == NULL || y_int8 == NULL || y_option == NULL)
-        abort();
+    bench_inputs in = bench_inputs_random(s, pool);
+    float *y_fast = bench_output(ny), *y_int8 = bench_output(ny), *y_option = bench_output(ny);
     const double gflop = 4.0 * BENCH_Q_HEADS * (double)q * (double)t * d * 1e-9;
     /* alternating, twice each, best of the two: the load of a shared
      * machine moves within a row's few seconds */
@@ -515,14 +525,11 @@ static void bench_int8_row(const bench_shape *s, threadpool *pool)
     }
     const attention_params p = bench_params(s, BENCH_Q_HEADS, BENCH_KV_HEADS);
     char label[64];
-    snprintf(label, sizeof(label), "%-7s q=%-4lld total=%-4lld%s", s->kind, (long long)q,
-             (long long)t, s->causal ? " causal" : "");
+    bench_label(s, label, sizeof(label));
     printf("%-34s %8.1f %8.1f %9.2fx %10.6f %8.1f %9.2fx %6s\n", label, fast, int8, int8 / fast,
            bench_cosine(y_fast, y_int8, ny), option, option / fast,
            attention_int8_pays(&p) ? "int8" : "exact");
-    free(in.q);
-    free(in.k);
-    free(in.v);
+    bench_inputs_free(&in);
     free(y_fast);
     free(y_int8);
     free(y_option);

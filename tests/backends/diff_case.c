@@ -121,35 +121,13 @@ void diff_attr_ints(diff_case *c, const char *name, int n, const int64_t *v)
 
 /* ---- serialization ------------------------------------------------------------- */
 
-static void diff_fixed32(pbw *b, uint32_t field, float f)
-{
-    uint32_t bits;
-    memcpy(&bits, &f, 4);
-    uint8_t le[4] = {(uint8_t)bits, (uint8_t)(bits >> 8), (uint8_t)(bits >> 16),
-                     (uint8_t)(bits >> 24)};
-    pbw_key(b, field, 5);
-    /* pbw has no raw append: a length-delimited field cannot do it, so grow by hand */
-    if (b->len + 4 > b->cap) {
-        size_t cap = b->cap ? b->cap * 2 : 256;
-        while (cap < b->len + 4)
-            cap *= 2;
-        uint8_t *grown = realloc(b->data, cap);
-        if (grown == NULL)
-            abort(); /* tests only */
-        b->data = grown;
-        b->cap = cap;
-    }
-    memcpy(b->data + b->len, le, 4);
-    b->len += 4;
-}
-
 static void diff_write_attr(pbw *node, const diff_attr *a)
 {
     pbw m = {0};
     pbw_string(&m, 1, a->name);
     switch (a->type) {
     case DIFF_ATTR_FLOAT:
-        diff_fixed32(&m, 2, a->f);
+        pbw_fixed32(&m, 2, a->f);
         break;
     case DIFF_ATTR_INT:
         pbw_int(&m, 3, (uint64_t)a->i);

@@ -56,6 +56,16 @@ void pbw_int(pbw *b, uint32_t field, uint64_t v)
     pbw_varint(b, v);
 }
 
+void pbw_fixed32(pbw *b, uint32_t field, float v)
+{
+    uint32_t bits;
+    memcpy(&bits, &v, 4);
+    uint8_t le[4] = {(uint8_t)bits, (uint8_t)(bits >> 8), (uint8_t)(bits >> 16),
+                     (uint8_t)(bits >> 24)};
+    pbw_key(b, field, 5);
+    pbw_raw(b, le, 4);
+}
+
 void pbw_bytes(pbw *b, uint32_t field, const void *data, size_t n)
 {
     pbw_key(b, field, 2);
@@ -126,13 +136,22 @@ void pbw_node(pbw *b, const char *op, const char *name, int n_in, const char *co
     pbw_message(b, 1, &n);
 }
 
-/* AttributeProto fields: 1 name, 3 i, 4 s, 6 g, 8 ints, 20 type. */
+/* AttributeProto fields: 1 name, 2 f, 3 i, 4 s, 6 g, 8 ints, 20 type. */
 void pbw_attr_int(pbw *n, const char *name, int64_t v)
 {
     pbw a = {0};
     pbw_string(&a, 1, name);
     pbw_int(&a, 3, (uint64_t)v);
     pbw_int(&a, 20, 2);
+    pbw_message(n, 5, &a);
+}
+
+void pbw_attr_float(pbw *n, const char *name, float v)
+{
+    pbw a = {0};
+    pbw_string(&a, 1, name);
+    pbw_fixed32(&a, 2, v);
+    pbw_int(&a, 20, 1);
     pbw_message(n, 5, &a);
 }
 

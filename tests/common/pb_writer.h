@@ -15,6 +15,8 @@ void pbw_free(pbw *b);
 void pbw_varint(pbw *b, uint64_t v);
 void pbw_key(pbw *b, uint32_t field, uint32_t wire);
 void pbw_int(pbw *b, uint32_t field, uint64_t v);
+/* A float field (wire type 5: four bytes, little-endian). */
+void pbw_fixed32(pbw *b, uint32_t field, float v);
 void pbw_bytes(pbw *b, uint32_t field, const void *data, size_t n);
 void pbw_string(pbw *b, uint32_t field, const char *s);
 /* Appends sub as a length-delimited field and frees sub. */
@@ -32,9 +34,10 @@ void pbw_node(pbw *b, const char *op, const char *name, int n_in, const char *co
  * appends it to the graph with pbw_message(graph, 1, n). */
 void pbw_node_begin(pbw *n, const char *op, const char *name, int n_in, const char *const *in,
                     int n_out, const char *const *out);
-/* Attributes of an open node: an int, a list of ints, a string, a graph
- * (which it frees). */
+/* Attributes of an open node: an int, a float, a list of ints, a string, a
+ * graph (which it frees). */
 void pbw_attr_int(pbw *n, const char *name, int64_t v);
+void pbw_attr_float(pbw *n, const char *name, float v);
 void pbw_attr_ints(pbw *n, const char *name, int count, const int64_t *v);
 void pbw_attr_string(pbw *n, const char *name, const char *s);
 void pbw_attr_graph(pbw *n, const char *name, pbw *sub);

@@ -27,7 +27,7 @@ static void test_untyped_info(pbw *b, uint32_t field, const char *name)
  * untyped too when main_untyped. */
 static void test_build_scan(pbw *model, bool main_untyped)
 {
-    pbw body = {0}, g = {0}, node = {0}, attr = {0}, num = {0};
+    pbw body = {0}, g = {0}, node = {0};
     const char *add_in[2] = {"s_in", "x_t"}, *add_out[1] = {"s_out"};
     const char *mul_in[2] = {"s_out", "two"}, *mul_out[1] = {"y_t"};
     pbw_node(&body, "Add", "add", 2, add_in, 1, add_out);
@@ -41,20 +41,10 @@ static void test_build_scan(pbw *model, bool main_untyped)
     pbw_value_info(&body, 12, "s_out", OGI_FLOAT32, 1, d2);
     pbw_value_info(&body, 12, "y_t", OGI_FLOAT32, 1, d2);
 
-    pbw_string(&node, 1, "S0");
-    pbw_string(&node, 1, "X");
-    pbw_string(&node, 2, "S");
-    pbw_string(&node, 2, "Y");
-    pbw_string(&node, 3, "scan");
-    pbw_string(&node, 4, "Scan");
-    pbw_string(&attr, 1, "body");
-    pbw_message(&attr, 6, &body);
-    pbw_int(&attr, 20, 5); /* AttributeProto.GRAPH */
-    pbw_message(&node, 5, &attr);
-    pbw_string(&num, 1, "num_scan_inputs");
-    pbw_int(&num, 3, 1);
-    pbw_int(&num, 20, 2); /* AttributeProto.INT */
-    pbw_message(&node, 5, &num);
+    const char *scan_in[2] = {"S0", "X"}, *scan_out[2] = {"S", "Y"};
+    pbw_node_begin(&node, "Scan", "scan", 2, scan_in, 2, scan_out);
+    pbw_attr_graph(&node, "body", &body);
+    pbw_attr_int(&node, "num_scan_inputs", 1);
     pbw_message(&g, 1, &node);
     pbw_string(&g, 2, "g");
     const float s0[2] = {1.0f, -1.0f};
@@ -69,14 +59,12 @@ static void test_build_scan(pbw *model, bool main_untyped)
     pbw_model(model, 8, 16, &g);
 }
 
-static void test_scan_untyped_body(const char *dir)
+static void test_scan_untyped_body(void)
 {
     pbw m = {0};
     test_build_scan(&m, false);
-    char path[512];
-    snprintf(path, sizeof(path), "%s/scan.onnx", dir);
-    test_write_file(path, m.data, m.len);
-    pbw_free(&m);
+    char path[TEST_PATH_SIZE];
+    test_save_model(&m, path);
     const int64_t dx[2] = {3, 2};
     const float x[6] = {1, 2, 3, 4, 5, 6};
     ogi_tensor *in = test_tensor_f32(2, dx, x), *out[2] = {NULL, NULL};
@@ -105,14 +93,12 @@ static void test_scan_untyped_body(const char *dir)
     remove(path);
 }
 
-static void test_main_untyped_refused(const char *dir)
+static void test_main_untyped_refused(void)
 {
     pbw m = {0};
     test_build_scan(&m, true);
-    char path[512];
-    snprintf(path, sizeof(path), "%s/scan_main.onnx", dir);
-    test_write_file(path, m.data, m.len);
-    pbw_free(&m);
+    char path[TEST_PATH_SIZE];
+    test_save_model(&m, path);
     ogi_session *s = NULL;
     ogi_status st = ogi_session_open(path, NULL, &s);
     checks++;
@@ -124,11 +110,7 @@ static void test_main_untyped_refused(const char *dir)
 
 int main(void)
 {
-    char dir[] = "/tmp/ogi_subgraph_types_XXXXXX";
-    if (mkdtemp(dir) == NULL)
-        return 1;
-    test_scan_untyped_body(dir);
-    test_main_untyped_refused(dir);
-    rmdir(dir);
+    test_scan_untyped_body();
+    test_main_untyped_refused();
     return test_finish("test_subgraph_types", checks);
 }

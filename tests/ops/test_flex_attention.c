@@ -100,18 +100,6 @@ static double test_apply_prob(test_prob m, double p)
 
 /* A fixed32 field (AttributeProto.f): the key, then the float's 4 bytes,
  * appended to the writer's public buffer. */
-static void test_fixed32(pbw *b, uint32_t field, float v)
-{
-    pbw_key(b, field, 5);
-    uint8_t *grown = realloc(b->data, b->len + 4);
-    if (grown == NULL)
-        abort();
-    b->data = grown;
-    b->cap = b->len + 4;
-    memcpy(b->data + b->len, &v, 4);
-    b->len += 4;
-}
-
 /* A node with up to three inputs (NULL: fewer), one output and optionally
  * one int attribute (attr NULL: none). */
 static void test_node(pbw *g, const char *op, const char *in0, const char *in1, const char *in2,
@@ -119,18 +107,12 @@ static void test_node(pbw *g, const char *op, const char *in0, const char *in1, 
 {
     pbw n = {0};
     const char *in[3] = {in0, in1, in2};
-    for (int i = 0; i < 3 && in[i] != NULL; i++)
-        pbw_string(&n, 1, in[i]);
-    pbw_string(&n, 2, out);
-    pbw_string(&n, 3, out);
-    pbw_string(&n, 4, op);
-    if (attr != NULL) {
-        pbw a = {0};
-        pbw_string(&a, 1, attr);
-        pbw_int(&a, 3, (uint64_t)value);
-        pbw_int(&a, 20, 2); /* INT */
-        pbw_message(&n, 5, &a);
-    }
+    int n_in = 0;
+    while (n_in < 3 && in[n_in] != NULL)
+        n_in++;
+    pbw_node_begin(&n, op, out, n_in, in, 1, &out);
+    if (attr != NULL)
+        pbw_attr_int(&n, attr, value);
     pbw_message(g, 1, &n);
 }
 
@@ -258,15 +240,6 @@ static void test_mod_graph(pbw *g, test_mod m, ogi_dtype dtype, int64_t heads)
 }
 
 /* A graph attribute `name` holding g (freed). */
-static void test_graph_attr(pbw *node, const char *name, pbw *g)
-{
-    pbw a = {0};
-    pbw_string(&a, 1, name);
-    pbw_message(&a, 6, g);
-    pbw_int(&a, 20, 5); /* GRAPH */
-    pbw_message(node, 5, &a);
-}
-
 /* What one model holds. */
 typedef struct test_model {
     ogi_dtype qk_dtype, v_dtype, scores_dtype;
@@ -345,20 +318,11 @@ static void test_index_form_graph(pbw *g, int k, const test_model *tm)
 static void test_write_model(const test_model *tm, const char *path)
 {
     pbw node = {0}, g = {0}, m = {0};
-    pbw_string(&node, 1, "Q");
-    pbw_string(&node, 1, "K");
-    pbw_string(&node, 1, "V");
-    pbw_string(&node, 2, "Y");
-    pbw_string(&node, 3, "flex");
-    pbw_string(&node, 4, "FlexAttention");
+    const char *in[3] = {"Q", "K", "V"}, *out[1] = {"Y"};
+    pbw_node_begin(&node, "FlexAttention", "flex", 3, in, 1, out);
     pbw_string(&node, 7, "ai.onnx.preview");
-    if (tm->has_scale) {
-        pbw a = {0};
-        pbw_string(&a, 1, "scale");
-        test_fixed32(&a, 2, (float)tm->scale);
-        pbw_int(&a, 20, 1); /* FLOAT */
-        pbw_message(&node, 5, &a);
-    }
+    if (tm->has_scale)
+        pbw_attr_float(&node, "scale", (float)tm->scale);
     const char *names[3] = {"score_mod", "mask_mod", "prob_mod"};
     for (int k = 0; k < 3; k++) {
         bool present = k == 0   ? tm->score_mod != MOD_NONE || tm->bad_subgraph
@@ -370,7 +334,7 @@ static void test_write_model(const test_model *tm, const char *path)
         pbw_string(&sub, 2, names[k]);
         if (tm->index_form && !(k == 0 && tm->bad_subgraph)) {
             test_index_form_graph(&sub, k, tm);
-            test_graph_attr(&node, names[k], &sub);
+            pbw_attr_graph(&node, names[k], &sub);
             continue;
         }
         if (k == 0 && tm->bad_subgraph)
@@ -385,7 +349,7 @@ static void test_write_model(const test_model *tm, const char *path)
             test_init_scalar_float(&sub, "half", tm->scores_dtype, 0.5);
         pbw_value_info(&sub, 11, "x", tm->scores_dtype, -1, NULL);
         pbw_value_info(&sub, 12, "y", tm->scores_dtype, -1, NULL);
-        test_graph_attr(&node, names[k], &sub);
+        pbw_attr_graph(&node, names[k], &sub);
     }
     pbw_message(&g, 1, &node);
     pbw_string(&g, 2, "flex");
@@ -393,16 +357,8 @@ static void test_write_model(const test_model *tm, const char *path)
     pbw_value_info(&g, 11, "K", tm->qk_dtype, -1, NULL);
     pbw_value_info(&g, 11, "V", tm->v_dtype, -1, NULL);
     pbw_value_info(&g, 12, "Y", tm->v_dtype, -1, NULL);
-    pbw op = {0}, preview = {0};
-    pbw_int(&m, 1, 10);
-    pbw_string(&m, 2, "ogi-tests");
-    pbw_message(&m, 7, &g);
-    pbw_string(&op, 1, "");
-    pbw_int(&op, 2, 21);
-    pbw_message(&m, 8, &op);
-    pbw_string(&preview, 1, "ai.onnx.preview");
-    pbw_int(&preview, 2, 1);
-    pbw_message(&m, 8, &preview);
+    pbw_model(&m, 10, 21, &g);
+    pbw_opset_import(&m, "ai.onnx.preview", 1);
     test_write_file(path, m.data, m.len);
     pbw_free(&m);
 }
