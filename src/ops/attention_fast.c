@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include "ops/attention.h"
+#include "ops/vecmath.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -387,15 +388,6 @@ static ATTENTION_AVX512 void attention_pv_avx512(const float *p, int64_t p_strid
     }
 }
 
-static ATTENTION_AVX512 float attention_max_avx512(const float *x, int64_t n)
-{
-    const __m512 neg_inf = _mm512_set1_ps(-INFINITY);
-    __m512 m = neg_inf;
-    for (int64_t j = 0; j < n; j += 16)
-        m = _mm512_max_ps(m, _mm512_mask_loadu_ps(neg_inf, attention_mask16(n - j), x + j));
-    return _mm512_reduce_max_ps(m);
-}
-
 static ATTENTION_AVX512 float attention_exp_sum_avx512(float *x, int64_t n, float max)
 {
     const __m512 mv = _mm512_set1_ps(max);
@@ -420,7 +412,7 @@ static ATTENTION_AVX512 void attention_softcap_avx512(float *x, int64_t n, float
 }
 
 static const attention_ops attention_ops_avx512 = {
-    attention_qk_avx512,      attention_pv_avx512,      attention_max_avx512,
+    attention_qk_avx512,      attention_pv_avx512,      vecmath_max_avx512,
     attention_exp_sum_avx512, attention_softcap_avx512,
 };
 
@@ -662,33 +654,12 @@ static ATTENTION_AVX2 void attention_pv_avx2(const float *p, int64_t p_stride, i
     }
 }
 
-ATTENTION_AVX2_INLINE float attention_hmax_avx2(__m256 m)
-{
-    __m128 x = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
-    x = _mm_max_ps(x, _mm_movehl_ps(x, x));
-    x = _mm_max_ss(x, _mm_shuffle_ps(x, x, 1));
-    return _mm_cvtss_f32(x);
-}
-
 ATTENTION_AVX2_INLINE float attention_hsum_avx2(__m256 s)
 {
     __m128 x = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
     x = _mm_add_ps(x, _mm_movehl_ps(x, x));
     x = _mm_add_ss(x, _mm_shuffle_ps(x, x, 1));
     return _mm_cvtss_f32(x);
-}
-
-static ATTENTION_AVX2 float attention_max_avx2(const float *x, int64_t n)
-{
-    const __m256 neg_inf = _mm256_set1_ps(-INFINITY);
-    __m256 m = neg_inf;
-    for (int64_t j = 0; j < n; j += 8) {
-        const __m256i k = attention_mask8(n - j);
-        const __m256 y =
-            _mm256_blendv_ps(neg_inf, _mm256_maskload_ps(x + j, k), _mm256_castsi256_ps(k));
-        m = _mm256_max_ps(m, y);
-    }
-    return attention_hmax_avx2(m);
 }
 
 static ATTENTION_AVX2 float attention_exp_sum_avx2(float *x, int64_t n, float max)
@@ -715,7 +686,7 @@ static ATTENTION_AVX2 void attention_softcap_avx2(float *x, int64_t n, float cap
 }
 
 static const attention_ops attention_ops_avx2 = {
-    attention_qk_avx2,      attention_pv_avx2,      attention_max_avx2,
+    attention_qk_avx2,      attention_pv_avx2,      vecmath_max_avx2,
     attention_exp_sum_avx2, attention_softcap_avx2,
 };
 

@@ -125,18 +125,6 @@ VECMATH_TARGET_AVX512 static void softmax_exp_avx512(const float *x, float *y, i
         y[i] = vecmath_expf(x[i] - max);
 }
 
-VECMATH_TARGET_AVX512 static float softmax_max_avx512(const float *x, int64_t n)
-{
-    __m512 m = _mm512_set1_ps(-INFINITY);
-    int64_t i = 0;
-    for (; i + 16 <= n; i += 16)
-        m = _mm512_max_ps(m, _mm512_loadu_ps(x + i));
-    float max = _mm512_reduce_max_ps(m);
-    for (; i < n; i++)
-        max = x[i] > max ? x[i] : max;
-    return max;
-}
-
 VECMATH_TARGET_AVX512 static float softmax_sum_avx512(const float *y, int64_t n)
 {
     __m512 s = _mm512_setzero_ps();
@@ -147,26 +135,6 @@ VECMATH_TARGET_AVX512 static float softmax_sum_avx512(const float *y, int64_t n)
     for (; i < n; i++)
         sum += y[i];
     return sum;
-}
-
-VECMATH_TARGET_AVX2 static float softmax_hmax_avx2(__m256 m)
-{
-    __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
-    h = _mm_max_ps(h, _mm_movehl_ps(h, h));
-    h = _mm_max_ss(h, _mm_movehdup_ps(h));
-    return _mm_cvtss_f32(h);
-}
-
-VECMATH_TARGET_AVX2 static float softmax_max_avx2(const float *x, int64_t n)
-{
-    __m256 m = _mm256_set1_ps(-INFINITY);
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        m = _mm256_max_ps(m, _mm256_loadu_ps(x + i));
-    float max = softmax_hmax_avx2(m);
-    for (; i < n; i++)
-        max = x[i] > max ? x[i] : max;
-    return max;
 }
 
 VECMATH_TARGET_AVX2 static float softmax_sum_avx2(const float *y, int64_t n)
@@ -190,7 +158,7 @@ static bool softmax_row_f32_vector(const float *x, float *y, int64_t n)
     vecmath_isa isa = vecmath_best_isa();
     if (isa == VECMATH_GENERIC)
         return false;
-    float max = isa == VECMATH_AVX512 ? softmax_max_avx512(x, n) : softmax_max_avx2(x, n);
+    float max = isa == VECMATH_AVX512 ? vecmath_max_avx512(x, n) : vecmath_max_avx2(x, n);
     if (isinf(max))
         return false;
     float sum;

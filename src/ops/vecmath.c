@@ -1,9 +1,11 @@
 /* Out-of-line vecmath loops: float32 dot products, one per instruction set,
  * for the GEMV of the fused MatMulTransposeB and the sum of squares of
- * RMSNormalization. */
+ * RMSNormalization, and the maximum of a row for Softmax and the attention
+ * kernel. */
 #include "ops/vecmath.h"
 
 #include <immintrin.h>
+#include <math.h>
 
 VECMATH_TARGET_AVX2 float vecmath_dot_avx2(const float *x, const float *w, int64_t n)
 {
@@ -35,4 +37,33 @@ VECMATH_TARGET_AVX512 float vecmath_dot_avx512(const float *x, const float *w, i
     for (; i < n; i++)
         s += x[i] * w[i];
     return s;
+}
+
+/* The last partial vector reads -inf past n. */
+VECMATH_TARGET_AVX2 float vecmath_max_avx2(const float *x, int64_t n)
+{
+    const __m256 neg_inf = _mm256_set1_ps(-INFINITY);
+    __m256 m = neg_inf;
+    for (int64_t j = 0; j < n; j += 8) {
+        const int32_t left = n - j >= 8 ? 8 : (int32_t)(n - j);
+        const __m256i k =
+            _mm256_cmpgt_epi32(_mm256_set1_epi32(left), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+        m = _mm256_max_ps(
+            m, _mm256_blendv_ps(neg_inf, _mm256_maskload_ps(x + j, k), _mm256_castsi256_ps(k)));
+    }
+    __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+    h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_max_ss(h, _mm_shuffle_ps(h, h, 1));
+    return _mm_cvtss_f32(h);
+}
+
+VECMATH_TARGET_AVX512 float vecmath_max_avx512(const float *x, int64_t n)
+{
+    const __m512 neg_inf = _mm512_set1_ps(-INFINITY);
+    __m512 m = neg_inf;
+    for (int64_t j = 0; j < n; j += 16) {
+        const __mmask16 k = n - j >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - j)) - 1);
+        m = _mm512_max_ps(m, _mm512_mask_loadu_ps(neg_inf, k, x + j));
+    }
+    return _mm512_reduce_max_ps(m);
 }

@@ -76,4 +76,9 @@ static inline vecmath_isa vecmath_best_isa(void)
 float vecmath_dot_avx2(const float *x, const float *w, int64_t n);
 float vecmath_dot_avx512(const float *x, const float *w, int64_t n);
 
+/* The largest of x[0..n) (-inf for n = 0), for the softmax of a row and of
+ * an attention tile. */
+float vecmath_max_avx2(const float *x, int64_t n);
+float vecmath_max_avx512(const float *x, int64_t n);
+
 #endif
