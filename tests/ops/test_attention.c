@@ -256,11 +256,16 @@ static const char *test_case_str(const test_case *c, char *buf, size_t size)
     return buf;
 }
 
-/* Largest |fast - reference| over the output, relative to max(1, |V|max)
- * (Y is a convex combination of V rows). */
-static double test_max_error(const test_case *c, const test_problem *t)
+/* The output against the reference: the largest |fast - reference| (Y is a
+ * convex combination of V rows) and the cosine similarity (1 when both are
+ * zero: rows that see no key). */
+typedef struct test_diff {
+    double worst, cosine;
+} test_diff;
+
+static test_diff test_compare(const test_case *c, const test_problem *t)
 {
-    double worst = 0.0;
+    double worst = 0.0, dot = 0.0, n1 = 0.0, n2 = 0.0;
     for (int64_t b = 0; b < c->batch; b++)
         for (int64_t h = 0; h < c->q_heads; h++)
             for (int64_t i = 0; i < c->q_len; i++)
@@ -272,8 +277,12 @@ static double test_max_error(const test_case *c, const test_problem *t)
                     double err = fabs(got - ref);
                     if (!(err <= worst))
                         worst = isnan(err) ? INFINITY : err;
+                    dot += ref * got;
+                    n1 += ref * ref;
+                    n2 += got * got;
                 }
-    return worst;
+    test_diff d = {worst, n1 == 0.0 && n2 == 0.0 ? 1.0 : dot / sqrt(n1 * n2)};
+    return d;
 }
 
 static const attention_isa test_isas[] = {ATTENTION_ISA_SCALAR, ATTENTION_ISA_AVX2,
@@ -284,28 +293,6 @@ static const attention_int8_isa test_int8_isas[] = {ATTENTION_INT8_SCALAR, ATTEN
                                                     ATTENTION_INT8_AVX512_VNNI};
 static double test_int8_worst[3];  /* largest |int8 - scalar int8| per instruction set */
 static double test_int8_cos = 1.0; /* smallest cosine of int8 against the reference */
-
-/* Cosine similarity of the output against the reference (1 when both are
- * zero: rows that see no key). */
-static double test_cosine(const test_case *c, const test_problem *t)
-{
-    double dot = 0.0, n1 = 0.0, n2 = 0.0;
-    for (int64_t b = 0; b < c->batch; b++)
-        for (int64_t h = 0; h < c->q_heads; h++)
-            for (int64_t i = 0; i < c->q_len; i++)
-                for (int64_t e = 0; e < c->v_dim; e++) {
-                    double ref =
-                        t->y_ref[test_at(false, c->q_heads, c->q_len, c->v_dim, b, h, i, e)];
-                    double got =
-                        t->yf[test_at(c->seq_major, c->q_heads, c->q_len, c->v_dim, b, h, i, e)];
-                    dot += ref * got;
-                    n1 += ref * ref;
-                    n2 += got * got;
-                }
-    if (n1 == 0.0 && n2 == 0.0)
-        return 1.0;
-    return dot / sqrt(n1 * n2);
-}
 
 /* The int8 kernel for each instruction set, inline and on pool: the same
  * quantization everywhere; against the exact reference, a cosine of 0.999.
@@ -331,7 +318,7 @@ static void test_run_int8(const test_case *c, test_problem *t, threadpool *pool)
             for (int64_t e = 0; e < n; e++)
                 t->yf[e] = NAN;
             ogi_status st = attention_int8(threaded ? pool : NULL, &t->p, &fd, test_int8_isas[k]);
-            const double cos = test_cosine(c, t);
+            const double cos = test_compare(c, t).cosine;
             test_int8_cos = cos < test_int8_cos ? cos : test_int8_cos;
             checks++;
             TEST_CHECK(st == OGI_OK && cos >= 0.999, "int8 %s %s: status %d, cosine %.6f",
@@ -376,7 +363,7 @@ static void test_run_case(const test_case *c, threadpool *pool)
             for (int64_t e = 0; e < c->batch * c->q_heads * c->q_len * c->v_dim; e++)
                 t.yf[e] = NAN;
             st = attention_fast(threaded ? pool : NULL, &t.p, &fd, test_isas[k]);
-            double err = test_max_error(c, &t);
+            double err = test_compare(c, &t).worst;
             test_worst[k] = err > test_worst[k] ? err : test_worst[k];
             checks++;
             TEST_CHECK(st == OGI_OK && err <= 1e-5, "%s %s: status %d, max error %.3g",
