@@ -4,8 +4,8 @@
  * front to back and the prefill GEMM reads without packing per call.
  *
  * All panels share one anonymous mapping. (Transparent huge pages measured
- * no faster at decode here, and the first session of a process then spent
- * up to a second in the kernel's compaction.) Once a weight
+ * no faster at decode here, and the first open after a while then spent up
+ * to a second zero-filling fresh huge pages.) Once a weight
  * is packed, its pages in the model file's mapping leave the resident set
  * (onnx_model_release_data), so a session holds each weight once; nothing
  * else reads them, and if something did they would map again from the file.
@@ -34,49 +34,39 @@ enum { PACK_MIN_ELEMENTS = 4096 };
 /* The last-level cache when the system does not say. */
 #define PACK_DEFAULT_L3 ((size_t)32 << 20)
 
+/* A node that runs the MatMul kernel itself (not one that fusion turned
+ * into another kernel while keeping its proto). */
 static bool pack_is_matmul(const graph_node *n)
 {
-    return n->n_inputs == 2 && n->kernel != NULL &&
-           n->kernel == op_find_kernel("", "MatMul", n->opset);
+    return n->n_inputs == 2 && n->kernel != NULL && n->kernel->domain[0] == '\0' &&
+           strcmp(n->kernel->op_type, "MatMul") == 0;
 }
 
 /* Values read as B by MatMul nodes and by nothing else (no other node, no
- * subgraph capture, not a graph output). */
+ * subgraph capture, not a graph output): all of their readers are MatMul Bs. */
 static bool *pack_candidates(const graph *g)
 {
+    int *readers = graph_reader_counts(g, NULL);
+    int *as_b = calloc((size_t)g->n_values + 1, sizeof(int));
     bool *ok = calloc((size_t)g->n_values + 1, sizeof(bool));
-    bool *other = calloc((size_t)g->n_values + 1, sizeof(bool));
-    if (ok == NULL || other == NULL) {
+    if (readers == NULL || as_b == NULL || ok == NULL) {
+        free(readers);
+        free(as_b);
         free(ok);
-        free(other);
         return NULL;
     }
-    for (int i = 0; i < g->n_nodes; i++) {
-        const graph_node *n = &g->nodes[i];
-        for (int k = 0; k < n->n_inputs; k++) {
-            int v = n->inputs[k];
-            if (v < 0)
-                continue;
-            if (k == 1 && pack_is_matmul(n) && n->inputs[0] != v)
-                ok[v] = true;
-            else
-                other[v] = true;
-        }
-        for (int s = 0; s < n->n_subgraphs; s++)
-            for (int v = 0; v < n->subgraphs[s]->n_values; v++)
-                if (n->subgraphs[s]->values[v].kind == VALUE_CAPTURED)
-                    other[n->subgraphs[s]->values[v].capture_index] = true;
-    }
-    for (int k = 0; k < g->n_outputs; k++)
-        other[g->outputs[k]] = true;
+    for (int i = 0; i < g->n_nodes; i++)
+        if (pack_is_matmul(&g->nodes[i]) && g->nodes[i].inputs[1] >= 0)
+            as_b[g->nodes[i].inputs[1]]++;
     for (int v = 0; v < g->n_values; v++) {
         const graph_value *x = &g->values[v];
         const ogi_tensor *t = x->constant;
-        ok[v] = ok[v] && !other[v] && x->kind == VALUE_CONST && t != NULL && t->data != NULL &&
-                t->dtype == OGI_FLOAT32 && t->rank == 2 && t->dims[0] >= 1 &&
+        ok[v] = as_b[v] > 0 && as_b[v] == readers[v] && x->kind == VALUE_CONST && t != NULL &&
+                t->data != NULL && t->dtype == OGI_FLOAT32 && t->rank == 2 && t->dims[0] >= 1 &&
                 t->dims[1] >= GEMM_PANEL && t->dims[0] * t->dims[1] >= PACK_MIN_ELEMENTS;
     }
-    free(other);
+    free(readers);
+    free(as_b);
     return ok;
 }
 
@@ -193,14 +183,13 @@ ogi_status graph_pack_weights(graph *g, const onnx_model *source, threadpool *po
         return OGI_OK;
     }
     const float **panels = calloc((size_t)g->n_values, sizeof(*panels));
-    size_t mapped = bytes;
-    void *buffer = mmap(NULL, mapped, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    void *buffer = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (panels == NULL || buffer == MAP_FAILED) {
         /* the plain layout still works: run without panels */
         free(ok);
         free(panels);
         if (buffer != MAP_FAILED)
-            munmap(buffer, mapped);
+            munmap(buffer, bytes);
         return OGI_OK;
     }
     /* one thread maps the new pages in while the other copies: the kernel's
@@ -215,7 +204,7 @@ ogi_status graph_pack_weights(graph *g, const onnx_model *source, threadpool *po
         pack_run(&job, 1, 2);
     g->panels = panels;
     g->panel_buffer = buffer;
-    g->panel_bytes = mapped;
+    g->panel_bytes = bytes;
     /* weights larger than the last-level cache are streamed from memory at
      * every step: non-temporal prefetches keep them from evicting the rest
      * of the step (SmolLM2-135M decode about 5 % faster; docstring-llama,
