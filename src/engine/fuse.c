@@ -67,12 +67,9 @@ static graph_node *fuse_transposed_weight(graph *g, const graph_node *n, const i
     const graph_value *w = &g->values[t->inputs[0]];
     if (w->kind != VALUE_CONST || w->constant->rank != 2 || w->constant->dtype != OGI_FLOAT32)
         return NULL;
-    for (int a = 0; a < t->proto->n_attrs; a++) {
-        const onnx_attr *perm = &t->proto->attrs[a];
-        if (strcmp(perm->name, "perm") == 0 &&
-            (perm->n != 2 || perm->ints[0] != 1 || perm->ints[1] != 0))
-            return NULL;
-    }
+    const onnx_attr *perm = graph_node_attr(t, "perm");
+    if (perm != NULL && (perm->n != 2 || perm->ints[0] != 1 || perm->ints[1] != 0))
+        return NULL;
     return t;
 }
 
@@ -115,12 +112,21 @@ static bool fuse_scalar_const(const graph *g, int v, float *out)
     return true;
 }
 
-static int64_t fuse_attr_int(const graph_node *n, const char *name, int64_t def)
+/* The axes of Unsqueeze or ReduceMean node n, from its attribute or (newer
+ * opsets) its constant int64 input 1; false when that input is computed. */
+static bool fuse_axes(const graph *g, const graph_node *n, const int64_t **axes, int64_t *n_axes)
 {
-    for (int a = 0; a < n->proto->n_attrs; a++)
-        if (strcmp(n->proto->attrs[a].name, name) == 0)
-            return n->proto->attrs[a].i;
-    return def;
+    const onnx_attr *a = graph_node_attr(n, "axes");
+    *axes = a != NULL ? a->ints : NULL;
+    *n_axes = a != NULL ? a->n : 0;
+    if (n->n_inputs >= 2 && n->inputs[1] >= 0) {
+        const graph_value *av = &g->values[n->inputs[1]];
+        if (av->kind != VALUE_CONST || av->constant->dtype != OGI_INT64)
+            return false;
+        *axes = av->constant->data;
+        *n_axes = tensor_numel(av->constant);
+    }
+    return true;
 }
 
 /* One matched attention pattern: the nodes it removes and the operands of
@@ -189,7 +195,7 @@ static bool fuse_match_attention(const fuse_state *f, const graph_node *n, fuse_
     graph_node *softmax = fuse_producer(f, p, "Softmax", m->zero_nan ? 2 : 1);
     if (softmax == NULL || softmax->n_inputs != 1)
         return false;
-    int64_t axis = fuse_attr_int(softmax, "axis", softmax->opset >= 13 ? -1 : 1);
+    int64_t axis = graph_node_attr_int(softmax, "axis", softmax->opset >= 13 ? -1 : 1);
     if (axis != -1 && axis != 3)
         return false;
     m->nodes[m->n_nodes++] = softmax;
@@ -221,10 +227,7 @@ static bool fuse_match_attention(const fuse_state *f, const graph_node *n, fuse_
     graph_node *t = fuse_producer(f, kt, "Transpose", 1);
     if (t == NULL || t->n_inputs != 1)
         return false;
-    const onnx_attr *perm = NULL; /* absent: all four dims reversed */
-    for (int a = 0; a < t->proto->n_attrs; a++)
-        if (strcmp(t->proto->attrs[a].name, "perm") == 0)
-            perm = &t->proto->attrs[a];
+    const onnx_attr *perm = graph_node_attr(t, "perm"); /* absent: all four dims reversed */
     if (perm == NULL || perm->n != 4 || perm->ints[0] != 0 || perm->ints[1] != 1 ||
         perm->ints[2] != 3 || perm->ints[3] != 2)
         return false;
@@ -242,27 +245,17 @@ static bool fuse_match_repeat(const fuse_state *f, int v, graph_node **nodes, in
     graph_node *r = fuse_producer(f, v, "Reshape", 1);
     if (r == NULL || r->n_inputs != 2)
         return false;
-    *allowzero = fuse_attr_int(r, "allowzero", 0);
+    *allowzero = graph_node_attr_int(r, "allowzero", 0);
     graph_node *e = fuse_producer(f, r->inputs[0], "Expand", 1);
     if (e == NULL || e->n_inputs != 2)
         return false;
     graph_node *u = fuse_producer(f, e->inputs[0], "Unsqueeze", 1);
     if (u == NULL || u->inputs[0] < 0)
         return false;
-    const int64_t *axes = NULL;
-    int64_t n_axes = 0;
-    for (int a = 0; a < u->proto->n_attrs; a++)
-        if (strcmp(u->proto->attrs[a].name, "axes") == 0) {
-            axes = u->proto->attrs[a].ints;
-            n_axes = u->proto->attrs[a].n;
-        }
-    if (u->n_inputs >= 2 && u->inputs[1] >= 0) {
-        const graph_value *av = &g->values[u->inputs[1]];
-        if (av->kind != VALUE_CONST || av->constant->dtype != OGI_INT64)
-            return false;
-        axes = av->constant->data;
-        n_axes = tensor_numel(av->constant);
-    }
+    const int64_t *axes;
+    int64_t n_axes;
+    if (!fuse_axes(g, u, &axes, &n_axes))
+        return false;
     int x_rank = g->values[u->inputs[0]].shape.rank;
     if (n_axes != 1 || !(axes[0] == 2 || (x_rank == 4 && axes[0] == -3)))
         return false;
@@ -336,22 +329,12 @@ static bool fuse_const_equals(const graph *g, int v, float want)
 /* Whether ReduceMean node n averages over the last axis only, keeping it. */
 static bool fuse_reduces_last_axis(const graph *g, const graph_node *n, int rank)
 {
-    if (fuse_attr_int(n, "keepdims", 1) != 1)
+    if (graph_node_attr_int(n, "keepdims", 1) != 1)
         return false;
-    const int64_t *axes = NULL;
-    int64_t n_axes = 0;
-    for (int a = 0; a < n->proto->n_attrs; a++)
-        if (strcmp(n->proto->attrs[a].name, "axes") == 0) {
-            axes = n->proto->attrs[a].ints;
-            n_axes = n->proto->attrs[a].n;
-        }
-    if (n->n_inputs >= 2 && n->inputs[1] >= 0) {
-        const graph_value *av = &g->values[n->inputs[1]];
-        if (av->kind != VALUE_CONST || av->constant->dtype != OGI_INT64)
-            return false;
-        axes = av->constant->data;
-        n_axes = tensor_numel(av->constant);
-    }
+    const int64_t *axes;
+    int64_t n_axes;
+    if (!fuse_axes(g, n, &axes, &n_axes))
+        return false;
     return n_axes == 1 && (axes[0] == -1 || (rank > 0 && axes[0] == rank - 1));
 }
 
@@ -360,7 +343,7 @@ static int fuse_skip_float_cast(const fuse_state *f, int v, graph_node **cast)
 {
     graph_node *n = fuse_producer(f, v, "Cast", 1);
     *cast = NULL;
-    if (n == NULL || fuse_attr_int(n, "to", 0) != OGI_FLOAT32 || n->inputs[0] < 0 ||
+    if (n == NULL || graph_node_attr_int(n, "to", 0) != OGI_FLOAT32 || n->inputs[0] < 0 ||
         f->g->values[n->inputs[0]].dtype != OGI_FLOAT32)
         return v;
     *cast = n;
@@ -568,7 +551,7 @@ static bool fuse_match_rotated(const fuse_state *f, int v, int x, graph_node **n
         graph_node *cat = fuse_producer(f, mul->inputs[side], "Concat", 1);
         if (cat == NULL || cat->n_inputs != 2)
             continue;
-        int64_t axis = fuse_attr_int(cat, "axis", 0), rank = f->g->values[x].shape.rank;
+        int64_t axis = graph_node_attr_int(cat, "axis", 0), rank = f->g->values[x].shape.rank;
         if (axis != -1 && !(rank > 0 && axis == rank - 1))
             continue;
         graph_node *neg = fuse_producer(f, cat->inputs[0], "Neg", 1);
@@ -694,13 +677,10 @@ static const graph_node *fuse_cache_gather(const fuse_state *f, const int *reade
         n->n_outputs != 1 || n->n_inputs < 2 || (n->n_inputs > 2 && n->inputs[2] >= 0) ||
         n->inputs[0] < 0 || n->inputs[1] < 0)
         return NULL;
-    const onnx_attr *mode = NULL;
-    for (int a = 0; a < n->proto->n_attrs; a++)
-        if (strcmp(n->proto->attrs[a].name, "mode") == 0)
-            mode = &n->proto->attrs[a];
+    const onnx_attr *mode = graph_node_attr(n, "mode");
     if (mode != NULL && (mode->type != ONNX_ATTR_STRING || strcmp(mode->s, "linear") != 0))
         return NULL;
-    int64_t axis = fuse_attr_int(n, "axis", -2);
+    int64_t axis = graph_node_attr_int(n, "axis", -2);
     if (g->values[n->inputs[0]].shape.rank != 4 || (axis != 2 && axis != -2))
         return NULL;
     return n;

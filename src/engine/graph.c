@@ -87,6 +87,20 @@ const char *graph_node_label(const graph_node *n, char *buf, size_t size)
     return buf;
 }
 
+const onnx_attr *graph_node_attr(const graph_node *n, const char *name)
+{
+    for (int a = 0; a < n->proto->n_attrs; a++)
+        if (strcmp(n->proto->attrs[a].name, name) == 0)
+            return &n->proto->attrs[a];
+    return NULL;
+}
+
+int64_t graph_node_attr_int(const graph_node *n, const char *name, int64_t def)
+{
+    const onnx_attr *a = graph_node_attr(n, name);
+    return a != NULL && a->type == ONNX_ATTR_INT ? a->i : def;
+}
+
 int graph_find_value(const graph *g, const char *name)
 {
     for (int i = 0; i < g->n_values; i++)

@@ -115,6 +115,12 @@ int *graph_reader_counts(const graph *g, const bool *skip);
  * dropped nodes' outputs) and replans value lifetimes. */
 ogi_status graph_remove_nodes(graph *g, const bool *removed);
 
+/* Node n's attribute `name` (the first of that name, as kernels read it),
+ * or NULL. */
+const onnx_attr *graph_node_attr(const graph_node *n, const char *name);
+/* Its value when it is an int attribute, else def. */
+int64_t graph_node_attr_int(const graph_node *n, const char *name, int64_t def);
+
 /* Index of the value named name, or -1. */
 int graph_find_value(const graph *g, const char *name);
 

@@ -74,17 +74,12 @@ ogi_status op_alloc_copy(op_ctx *c, int i, const ogi_tensor *t)
 
 const onnx_attr *op_attr(const op_ctx *c, const char *name)
 {
-    const onnx_node *n = c->node->proto;
-    for (int i = 0; i < n->n_attrs; i++)
-        if (strcmp(n->attrs[i].name, name) == 0)
-            return &n->attrs[i];
-    return NULL;
+    return graph_node_attr(c->node, name);
 }
 
 int64_t op_attr_int(const op_ctx *c, const char *name, int64_t def)
 {
-    const onnx_attr *a = op_attr(c, name);
-    return a && a->type == ONNX_ATTR_INT ? a->i : def;
+    return graph_node_attr_int(c->node, name, def);
 }
 
 float op_attr_float(const op_ctx *c, const char *name, float def)

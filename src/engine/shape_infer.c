@@ -67,14 +67,6 @@ static void infer_set(graph_value *out, ogi_dtype dtype, const value_shape *shap
         out->shape = *shape;
 }
 
-static int64_t infer_attr_int(const graph_node *n, const char *name, int64_t def)
-{
-    for (int a = 0; a < n->proto->n_attrs; a++)
-        if (strcmp(n->proto->attrs[a].name, name) == 0 && n->proto->attrs[a].type == ONNX_ATTR_INT)
-            return n->proto->attrs[a].i;
-    return def;
-}
-
 /* ---- element values ------------------------------------------------------------ */
 
 static uint32_t elems_mask(int count)
@@ -198,16 +190,13 @@ static int infer_axes(graph *g, const graph_node *n, int input, int64_t *axes)
         memcpy(axes, e.value, (size_t)e.count * sizeof(int64_t));
         return e.count;
     }
-    for (int a = 0; a < n->proto->n_attrs; a++) {
-        const onnx_attr *at = &n->proto->attrs[a];
-        if (strcmp(at->name, "axes") == 0 && at->type == ONNX_ATTR_INTS) {
-            if (at->n > OGI_MAX_RANK)
-                return -1;
-            memcpy(axes, at->ints, (size_t)at->n * sizeof(int64_t));
-            return (int)at->n;
-        }
-    }
-    return 0;
+    const onnx_attr *at = graph_node_attr(n, "axes");
+    if (at == NULL || at->type != ONNX_ATTR_INTS)
+        return 0;
+    if (at->n > OGI_MAX_RANK)
+        return -1;
+    memcpy(axes, at->ints, (size_t)at->n * sizeof(int64_t));
+    return (int)at->n;
 }
 
 /* ---- rules ------------------------------------------------------------------ */
@@ -404,7 +393,7 @@ static void infer_where(graph *g, const graph_node *n)
 static void infer_cast(graph *g, const graph_node *n)
 {
     graph_value *x = infer_in(g, n, 0);
-    int64_t to = infer_attr_int(n, "to", 0);
+    int64_t to = graph_node_attr_int(n, "to", 0);
     if (x == NULL || !dtype_is_valid((int)to))
         return;
     infer_set(infer_out(g, n, 0), (ogi_dtype)to, &x->shape);
@@ -435,8 +424,8 @@ static void infer_shape_op(graph *g, const graph_node *n)
     s.dims[0] = -1;
     value_elems e = {.count = -1};
     if (x != NULL && x->shape.rank >= 0) {
-        int64_t r = x->shape.rank, start = infer_attr_int(n, "start", 0),
-                end = infer_attr_int(n, "end", INT64_MAX);
+        int64_t r = x->shape.rank, start = graph_node_attr_int(n, "start", 0),
+                end = graph_node_attr_int(n, "end", INT64_MAX);
         start = infer_clamp(start < 0 ? start + r : start, 0, r);
         end = infer_clamp(end < 0 ? end + r : end, 0, r);
         end = end < start ? start : end;
@@ -466,7 +455,7 @@ static void infer_gather(graph *g, const graph_node *n)
     graph_value *x = infer_in(g, n, 0), *idx = infer_in(g, n, 1);
     if (x == NULL || idx == NULL)
         return;
-    int64_t axis = infer_attr_int(n, "axis", 0);
+    int64_t axis = graph_node_attr_int(n, "axis", 0);
     const value_shape *xs = &x->shape, *is = &idx->shape;
     if (axis < 0 && xs->rank >= 0)
         axis += xs->rank;
@@ -579,7 +568,7 @@ static void infer_concat(graph *g, const graph_node *n)
     if (x == NULL)
         return;
     int rank = x->shape.rank;
-    int64_t axis = infer_attr_int(n, "axis", INT64_MIN); /* required */
+    int64_t axis = graph_node_attr_int(n, "axis", INT64_MIN); /* required */
     axis = axis < 0 && axis != INT64_MIN ? axis + rank : axis;
     bool ok = rank >= 1 && axis >= 0 && axis < rank;
     value_shape s = x->shape;
@@ -705,10 +694,7 @@ static void infer_transpose(graph *g, const graph_node *n)
     if (x == NULL)
         return;
     value_shape s = x->shape;
-    const onnx_attr *perm = NULL;
-    for (int a = 0; a < n->proto->n_attrs; a++)
-        if (strcmp(n->proto->attrs[a].name, "perm") == 0)
-            perm = &n->proto->attrs[a];
+    const onnx_attr *perm = graph_node_attr(n, "perm");
     if (s.rank >= 0) {
         if (perm != NULL && perm->n != s.rank) {
             infer_set(infer_out(g, n, 0), x->dtype, NULL);
@@ -742,7 +728,7 @@ static void infer_reshape(graph *g, const graph_node *n)
         infer_set(infer_out(g, n, 0), x->dtype, NULL);
         return;
     }
-    bool allowzero = infer_attr_int(n, "allowzero", 0) != 0;
+    bool allowzero = graph_node_attr_int(n, "allowzero", 0) != 0;
     int infer_at = -1;
     int64_t known = 1;
     for (int d = 0; d < s.rank; d++) {
@@ -796,10 +782,8 @@ static void infer_expand(graph *g, const graph_node *n)
 /* ConstantOfShape: the shape from the input's elements, the value's dtype. */
 static void infer_constant_of_shape(graph *g, const graph_node *n)
 {
-    ogi_dtype dtype = OGI_FLOAT32;
-    for (int a = 0; a < n->proto->n_attrs; a++)
-        if (strcmp(n->proto->attrs[a].name, "value") == 0 && n->proto->attrs[a].t != NULL)
-            dtype = n->proto->attrs[a].t->tensor.dtype;
+    const onnx_attr *value = graph_node_attr(n, "value");
+    ogi_dtype dtype = value != NULL && value->t != NULL ? value->t->tensor.dtype : OGI_FLOAT32;
     value_elems t = infer_elems(infer_in(g, n, 0));
     value_shape s;
     bool ok = infer_shape_of_elems(&t, &s);
@@ -815,7 +799,7 @@ static void infer_flatten(graph *g, const graph_node *n)
     if (x == NULL)
         return;
     int rank = x->shape.rank;
-    int64_t axis = infer_attr_int(n, "axis", 1);
+    int64_t axis = graph_node_attr_int(n, "axis", 1);
     axis = axis < 0 ? axis + rank : axis;
     if (rank < 0 || axis < 0 || axis > rank) {
         infer_set(infer_out(g, n, 0), x->dtype, NULL);
@@ -838,7 +822,7 @@ static void infer_tensor_gather(graph *g, const graph_node *n)
     if (x == NULL)
         return;
     int rank = x->shape.rank;
-    int64_t axis = infer_attr_int(n, "axis", -2);
+    int64_t axis = graph_node_attr_int(n, "axis", -2);
     axis = axis < 0 ? axis + rank : axis;
     value_elems len = infer_elems(infer_in(g, n, 1));
     if (rank < 2 || axis < 1 || axis >= rank || !elems_tracked(&len) || len.count != 1) {
@@ -863,10 +847,10 @@ static void infer_reduce(graph *g, const graph_node *n)
     int64_t axes[OGI_MAX_RANK];
     int k = infer_axes(g, n, axes_input ? 1 : OGI_MAX_RANK, axes);
     const value_shape *xs = &x->shape;
-    bool keep = infer_attr_int(n, "keepdims", 1) != 0;
+    bool keep = graph_node_attr_int(n, "keepdims", 1) != 0;
     bool reduce[OGI_MAX_RANK] = {false};
-    bool ok =
-        xs->rank >= 0 && k >= 0 && (k > 0 || infer_attr_int(n, "noop_with_empty_axes", 0) == 0);
+    bool ok = xs->rank >= 0 && k >= 0 &&
+              (k > 0 || graph_node_attr_int(n, "noop_with_empty_axes", 0) == 0);
     for (int i = 0; i < k && ok; i++) {
         int64_t a = axes[i] < 0 ? axes[i] + xs->rank : axes[i];
         ok = a >= 0 && a < xs->rank;

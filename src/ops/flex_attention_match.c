@@ -46,14 +46,6 @@ flex_plan flex_plan_identity(void)
 
 /* ---- reading constants and attributes --------------------------------------- */
 
-static const onnx_attr *flex_attr(const graph_node *n, const char *name)
-{
-    for (int a = 0; a < n->proto->n_attrs; a++)
-        if (strcmp(n->proto->attrs[a].name, name) == 0)
-            return &n->proto->attrs[a];
-    return NULL;
-}
-
 /* The one value of a constant of at most rank 4 (so that it broadcasts over
  * the scores without raising their rank), when finite. */
 static bool flex_scalar(const flex_sym *s, double *v)
@@ -164,7 +156,7 @@ static flex_sym flex_unsqueeze(const graph_node *n, const flex_sym *x, const fle
     if (axes_in != NULL) {
         n_axes = flex_int_list(axes_in, axes);
     } else {
-        const onnx_attr *attr = flex_attr(n, "axes");
+        const onnx_attr *attr = graph_node_attr(n, "axes");
         if (attr != NULL && attr->type == ONNX_ATTR_INTS && attr->n >= 1 && attr->n <= 3) {
             n_axes = (int)attr->n;
             memcpy(axes, attr->ints, (size_t)n_axes * sizeof(int64_t));
@@ -303,7 +295,7 @@ static flex_sym flex_where(const flex_sym *cond, const flex_sym *x, const flex_s
 static flex_sym flex_cast(const graph_node *n, const flex_sym *x)
 {
     flex_sym unknown = {0};
-    const onnx_attr *to = flex_attr(n, "to");
+    const onnx_attr *to = graph_node_attr(n, "to");
     if (to == NULL || to->type != ONNX_ATTR_INT || !dtype_is_valid((int)to->i))
         return unknown;
     ogi_dtype dst = (ogi_dtype)to->i;
@@ -330,7 +322,7 @@ static flex_sym flex_cast(const graph_node *n, const flex_sym *x)
 static flex_sym flex_gather(const graph_node *n, const flex_sym *x, const flex_sym *idx)
 {
     flex_sym unknown = {0};
-    const onnx_attr *axis = flex_attr(n, "axis");
+    const onnx_attr *axis = graph_node_attr(n, "axis");
     int64_t i;
     if (x->kind != FLEX_SHAPE || (axis != NULL && axis->i != 0) || !flex_int_scalar(idx, &i))
         return unknown;
@@ -357,8 +349,8 @@ static flex_sym flex_range(const flex_sym *start, const flex_sym *limit, const f
 static flex_sym flex_shape(const graph_node *n, const flex_sym *x)
 {
     flex_sym unknown = {0};
-    const onnx_attr *start = flex_attr(n, "start");
-    if (!flex_is_scores_shaped(x) || flex_attr(n, "end") != NULL ||
+    const onnx_attr *start = graph_node_attr(n, "start");
+    if (!flex_is_scores_shaped(x) || graph_node_attr(n, "end") != NULL ||
         (start != NULL && start->i != 0))
         return unknown;
     flex_sym s = {.kind = FLEX_SHAPE, .dtype = OGI_INT64};
@@ -377,7 +369,7 @@ static flex_sym flex_node(const graph_node *n, const flex_sym *syms)
     for (int i = 0; i < n->n_inputs; i++)
         in[i] = n->inputs[i] >= 0 ? &syms[n->inputs[i]] : NULL;
     if (strcmp(op, "Constant") == 0) {
-        const onnx_attr *v = flex_attr(n, "value");
+        const onnx_attr *v = graph_node_attr(n, "value");
         if (n->n_inputs != 0 || v == NULL || v->type != ONNX_ATTR_TENSOR || v->t == NULL)
             return unknown;
         flex_sym s = {.kind = FLEX_CONST, .dtype = v->t->tensor.dtype, .t = &v->t->tensor};
@@ -395,7 +387,7 @@ static flex_sym flex_node(const graph_node *n, const flex_sym *syms)
         return flex_gather(n, in[0], in[1]);
     if (strcmp(op, "Range") == 0 && nin == 3)
         return flex_range(in[0], in[1], in[2]);
-    if (strcmp(op, "Reshape") == 0 && nin == 2 && flex_attr(n, "allowzero") == NULL)
+    if (strcmp(op, "Reshape") == 0 && nin == 2 && graph_node_attr(n, "allowzero") == NULL)
         return flex_reshape(in[0], in[1]);
     if (strcmp(op, "Unsqueeze") == 0 && (nin == 1 || nin == 2))
         return flex_unsqueeze(n, in[0], nin == 2 ? in[1] : NULL);
