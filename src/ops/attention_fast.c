@@ -129,11 +129,6 @@ static const attention_ops attention_ops_scalar = {
 #define ATTENTION_AVX512 __attribute__((target("avx512f")))
 #define ATTENTION_AVX512_INLINE static inline __attribute__((always_inline, target("avx512f")))
 
-ATTENTION_AVX512_INLINE __mmask16 attention_mask16(int64_t n)
-{
-    return n >= 16 ? (__mmask16)0xFFFF : n <= 0 ? (__mmask16)0 : (__mmask16)((1u << n) - 1);
-}
-
 ATTENTION_AVX512_INLINE __m512 attention_exp_avx512(__m512 x)
 {
     const __mmask16 tiny = _mm512_cmp_ps_mask(x, _mm512_set1_ps(ATTENTION_EXP_MIN), _CMP_LT_OQ);
@@ -224,7 +219,7 @@ ATTENTION_AVX512_INLINE __m512 attention_dot4x4_avx512(const float *const *q, co
     for (; e + 16 <= dim; e += 16)
         attention_fma4x4_avx512(q, k, e, (__mmask16)0xFFFF, pf, acc);
     if (e < dim)
-        attention_fma4x4_avx512(q, k, e, attention_mask16(dim - e), pf, acc);
+        attention_fma4x4_avx512(q, k, e, vecmath_mask16(dim - e), pf, acc);
     return attention_reduce16_avx512(acc);
 }
 
@@ -251,7 +246,7 @@ ATTENTION_AVX512_INLINE __m512 attention_dot1x16_avx512(const float *q, const fl
     for (; e + 16 <= dim; e += 16)
         attention_fma1x16_avx512(q, k, e, (__mmask16)0xFFFF, pf, acc);
     if (e < dim)
-        attention_fma1x16_avx512(q, k, e, attention_mask16(dim - e), pf, acc);
+        attention_fma1x16_avx512(q, k, e, vecmath_mask16(dim - e), pf, acc);
     return attention_reduce16_avx512(acc);
 }
 
@@ -295,7 +290,7 @@ static ATTENTION_AVX512 void attention_qk_avx512(const float *q, int64_t q_strid
                 kr[c] = k + (j + (c < n ? c : 0)) * k_stride;
             const __m512 dots =
                 attention_dot1x16_avx512(q + r * q_stride, kr, dim, r == 0 ? 2 * pf : 0);
-            _mm512_mask_storeu_ps(s + r * s_stride + j, attention_mask16(n), dots);
+            _mm512_mask_storeu_ps(s + r * s_stride + j, vecmath_mask16(n), dots);
         }
     }
 }
@@ -373,8 +368,8 @@ static ATTENTION_AVX512 void attention_pv_avx512(const float *p, int64_t p_strid
                                                  int64_t dim, float *o, int64_t o_stride)
 {
     for (int64_t c0 = 0; c0 < dim; c0 += 64) {
-        const __mmask16 m[4] = {attention_mask16(dim - c0), attention_mask16(dim - c0 - 16),
-                                attention_mask16(dim - c0 - 32), attention_mask16(dim - c0 - 48)};
+        const __mmask16 m[4] = {vecmath_mask16(dim - c0), vecmath_mask16(dim - c0 - 16),
+                                vecmath_mask16(dim - c0 - 32), vecmath_mask16(dim - c0 - 48)};
         for (int64_t r = 0; r < rows; r += 4) {
             const int64_t n = rows - r < 4 ? rows - r : 4;
             const int64_t pf = r == 0 ? ATTENTION_PREFETCH_V_ROWS * v_stride : 0;
@@ -393,7 +388,7 @@ static ATTENTION_AVX512 float attention_exp_sum_avx512(float *x, int64_t n, floa
     const __m512 mv = _mm512_set1_ps(max);
     __m512 sum = _mm512_setzero_ps();
     for (int64_t j = 0; j < n; j += 16) {
-        const __mmask16 m = attention_mask16(n - j);
+        const __mmask16 m = vecmath_mask16(n - j);
         const __m512 e = attention_exp_avx512(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + j), mv));
         _mm512_mask_storeu_ps(x + j, m, e);
         sum = _mm512_mask_add_ps(sum, m, sum, e);
@@ -405,7 +400,7 @@ static ATTENTION_AVX512 void attention_softcap_avx512(float *x, int64_t n, float
 {
     const __m512 c = _mm512_set1_ps(cap), inv = _mm512_set1_ps(1.0f / cap);
     for (int64_t j = 0; j < n; j += 16) {
-        const __mmask16 m = attention_mask16(n - j);
+        const __mmask16 m = vecmath_mask16(n - j);
         const __m512 t = attention_tanh_avx512(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + j), inv));
         _mm512_mask_storeu_ps(x + j, m, _mm512_mul_ps(c, t));
     }

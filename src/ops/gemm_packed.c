@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "ops/gemm.h"
+#include "ops/vecmath.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #define GEMM_X86 1
@@ -119,11 +120,6 @@ typedef struct gemm_tile {
 #define GEMM_AVX512 __attribute__((target("avx512f")))
 #define GEMM_AVX512_INLINE static inline __attribute__((always_inline, target("avx512f")))
 
-GEMM_AVX512_INLINE __mmask16 gemm_mask(int64_t n)
-{
-    return n >= 16 ? (__mmask16)0xFFFF : n <= 0 ? (__mmask16)0 : (__mmask16)((1u << n) - 1);
-}
-
 /* One k step of a tile: c[i][..] += A[i][p] * B[p][0..32) for i < ROWS. */
 GEMM_AVX512_INLINE void gemm_tile_step(const float *a, const float *b, int64_t p,
                                        __m512 c[GEMM_MR][2], int ROWS)
@@ -164,7 +160,7 @@ GEMM_AVX512_INLINE void gemm_tile_rows(const gemm_tile *t, int ROWS)
     }
     for (; p < t->kc; p++)
         gemm_tile_step(t->a, t->b, p, c, ROWS);
-    __mmask16 m0 = gemm_mask(t->cols), m1 = gemm_mask(t->cols - 16);
+    __mmask16 m0 = vecmath_mask16(t->cols), m1 = vecmath_mask16(t->cols - 16);
 #pragma GCC unroll 14
     for (int i = 0; i < ROWS; i++) {
         if (i >= t->rows)
@@ -212,7 +208,7 @@ GEMM_AVX512 static void gemm_tile_avx512(const gemm_tile *t)
 GEMM_AVX512 static void gemm_pack_b_avx512(const gemm_f32_args *g, int64_t k0, int64_t kc,
                                            int64_t j0, int64_t cols, float *bp)
 {
-    __mmask16 m0 = gemm_mask(cols), m1 = gemm_mask(cols - 16);
+    __mmask16 m0 = vecmath_mask16(cols), m1 = vecmath_mask16(cols - 16);
     for (int64_t p = 0; p < kc; p++) {
         const float *row = g->b + (k0 + p) * g->ldb + j0;
         _mm512_store_ps(bp + p * GEMM_NR, _mm512_maskz_loadu_ps(m0, row));
@@ -257,7 +253,7 @@ GEMM_AVX512 static void gemm_pack_bt_avx512(const gemm_f32_args *g, int64_t k0, 
 {
     for (int64_t p0 = 0; p0 < kc; p0 += 16) {
         int64_t depth = kc - p0 < 16 ? kc - p0 : 16;
-        __mmask16 m = gemm_mask(depth);
+        __mmask16 m = vecmath_mask16(depth);
         for (int half = 0; half < 2; half++) {
             __m512 r[16];
             for (int i = 0; i < 16; i++) {

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "ops/gemm.h"
+#include "ops/vecmath.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #define GEMM_X86 1
@@ -128,7 +129,7 @@ GEMM_AVX512_INLINE void gemm_small_block_avx512(const gemm_small_step *s, int RO
             _mm512_storeu_ps(y[r] + j, acc[r]);
     }
     if (j < s->j1) {
-        __mmask16 m = (__mmask16)((1u << (s->j1 - j)) - 1);
+        __mmask16 m = vecmath_mask16(s->j1 - j);
         __m512 bv[GEMM_SMALL_KU_WIDE];
         for (int u = 0; u < KU; u++)
             bv[u] = _mm512_maskz_loadu_ps(m, b[u] + j);
@@ -283,10 +284,7 @@ GEMM_AVX512_INLINE void gemm_panel_block_avx512(const gemm_panel_step *s, int RO
     __mmask16 mask[GEMM_PANEL_GROUP_ONE * 2];
     for (int v = 0; v < PANELS * 2; v++) {
         int64_t col = (s->p0 + v / 2) * GEMM_PANEL + (v % 2) * 16;
-        int64_t left = g->n - col;
-        mask[v] = left >= 16  ? (__mmask16)0xFFFF
-                  : left <= 0 ? (__mmask16)0
-                              : (__mmask16)((1u << left) - 1);
+        mask[v] = vecmath_mask16(g->n - col);
     }
     for (int r = 0; r < ROWS; r++) {
         float *y = g->y + (s->i0 + r) * g->ldy + s->p0 * GEMM_PANEL;

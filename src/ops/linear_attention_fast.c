@@ -128,10 +128,7 @@ la_gemm_avx512(int64_t m, int64_t n, int64_t k, const float *a, int64_t lda, int
 {
     for (int64_t j = 0; j < n; j += 32) {
         const int64_t left = n - j;
-        const __mmask16 m0 = left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1);
-        const __mmask16 m1 =
-            left >= 32 ? (__mmask16)0xffff
-                       : (left > 16 ? (__mmask16)((1u << (left - 16)) - 1) : (__mmask16)0);
+        const __mmask16 m0 = vecmath_mask16(left), m1 = vecmath_mask16(left - 16);
         int64_t i = 0;
         for (; i + 8 <= m; i += 8) {
             float *y0 = y + i * ldy + j;
@@ -180,7 +177,7 @@ la_transpose_avx512(const float *src, int64_t n, int64_t k, float *dst, int64_t 
                            _mm512_set1_epi32((int)k));
     for (int64_t s0 = 0; s0 < n; s0 += 16) {
         const int64_t left = n - s0;
-        const __mmask16 m = left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1);
+        const __mmask16 m = vecmath_mask16(left);
         const float *base = src + s0 * k;
         for (int64_t i = 0; i < k; i++) {
             const __m512 x = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, idx, base + i, 4);

@@ -62,8 +62,7 @@ VECMATH_TARGET_AVX512 float vecmath_max_avx512(const float *x, int64_t n)
     const __m512 neg_inf = _mm512_set1_ps(-INFINITY);
     __m512 m = neg_inf;
     for (int64_t j = 0; j < n; j += 16) {
-        const __mmask16 k = n - j >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - j)) - 1);
-        m = _mm512_max_ps(m, _mm512_mask_loadu_ps(neg_inf, k, x + j));
+        m = _mm512_max_ps(m, _mm512_mask_loadu_ps(neg_inf, vecmath_mask16(n - j), x + j));
     }
     return _mm512_reduce_max_ps(m);
 }

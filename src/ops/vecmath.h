@@ -59,6 +59,13 @@ typedef enum vecmath_isa {
     VECMATH_AVX512,
 } vecmath_isa;
 
+/* The AVX-512 lane mask of the first n of 16 lanes (all for n >= 16, none
+ * for n <= 0): the tail of a row that does not fill a vector. */
+static inline uint16_t vecmath_mask16(int64_t n)
+{
+    return n >= 16 ? (uint16_t)0xFFFF : n <= 0 ? (uint16_t)0 : (uint16_t)((1u << n) - 1);
+}
+
 static inline vecmath_isa vecmath_best_isa(void)
 {
     if (__builtin_cpu_supports("avx512f"))
