@@ -861,36 +861,31 @@ static bool exec_redirect(graph *g, int first, int from, int to)
     return true;
 }
 
-/* Drops nodes whose outputs nothing reads (what folding left of a Shape
- * whose dims were all taken as constants), last to first so that a chain
- * goes at once. Nodes with subgraphs, random draws or in-place updates stay. */
-static ogi_status exec_drop_unread(graph *g)
+/* Marks in removed the nodes whose outputs nothing left reads (what folding
+ * left of a Shape whose dims were all taken as constants), last to first so
+ * that a chain goes at once. Nodes with subgraphs, random draws or in-place
+ * updates stay. */
+static ogi_status exec_mark_unread(graph *g, bool *removed)
 {
-    int *readers = graph_reader_counts(g, NULL);
-    bool *drop = calloc((size_t)g->n_nodes + 1, sizeof(bool));
-    if (readers == NULL || drop == NULL) {
-        free(readers);
-        free(drop);
+    int *readers = graph_reader_counts(g, removed);
+    if (readers == NULL)
         return ogi_error(OGI_ERR_OUT_OF_MEMORY, "out of memory");
-    }
     for (int i = g->n_nodes - 1; i >= 0; i--) {
         const graph_node *n = &g->nodes[i];
-        bool unread = n->n_subgraphs == 0 && !op_kernel_is_random(n->kernel) &&
+        bool unread = !removed[i] && n->n_subgraphs == 0 && !op_kernel_is_random(n->kernel) &&
                       !op_kernel_updates_in_place(n->kernel);
         for (int o = 0; o < n->n_outputs && unread; o++)
             unread = n->outputs[o] < 0 || readers[n->outputs[o]] == 0;
         if (!unread)
             continue;
-        drop[i] = true;
+        removed[i] = true;
         g->n_folded++;
         for (int k = 0; k < n->n_inputs; k++)
             if (n->inputs[k] >= 0)
                 readers[n->inputs[k]]--;
     }
-    ogi_status st = graph_remove_nodes(g, drop);
     free(readers);
-    free(drop);
-    return st;
+    return OGI_OK;
 }
 
 ogi_status graph_fold_constants(graph *g)
@@ -920,7 +915,9 @@ ogi_status graph_fold_constants(graph *g)
         }
     }
     if (st == OGI_OK)
+        st = exec_mark_unread(g, folded_at);
+    if (st == OGI_OK)
         st = graph_remove_nodes(g, folded_at);
     free(folded_at);
-    return st == OGI_OK ? exec_drop_unread(g) : st;
+    return st;
 }
