@@ -15,6 +15,7 @@
 #include "engine/fuse.h"
 #include "engine/op.h"
 #include "engine/shape_infer.h"
+#include "onnx/writer.h"
 
 /* Name → value index, open addressing. */
 typedef struct name_map {
@@ -89,10 +90,7 @@ const char *graph_node_label(const graph_node *n, char *buf, size_t size)
 
 const onnx_attr *graph_node_attr(const graph_node *n, const char *name)
 {
-    for (int a = 0; a < n->proto->n_attrs; a++)
-        if (strcmp(n->proto->attrs[a].name, name) == 0)
-            return &n->proto->attrs[a];
-    return NULL;
+    return onnx_node_find_attr(n->proto, name);
 }
 
 int64_t graph_node_attr_int(const graph_node *n, const char *name, int64_t def)

@@ -216,6 +216,22 @@ ogi_status op_read_scalar_i64(const op_ctx *c, int i, int64_t *v)
     return OGI_OK;
 }
 
+static int64_t op_clamp(int64_t v, int64_t lo, int64_t hi)
+{
+    return v < lo ? lo : v > hi ? hi : v;
+}
+
+void op_shape_range(const op_ctx *c, int rank, int64_t *start, int64_t *end)
+{
+    *start = 0;
+    *end = rank;
+    if (c->opset < 15)
+        return;
+    int64_t s = op_attr_int(c, "start", 0), e = op_attr_int(c, "end", rank);
+    *start = op_clamp(s < 0 ? s + rank : s, 0, rank);
+    *end = op_clamp(e < 0 ? e + rank : e, 0, rank);
+}
+
 ogi_status op_normalize_axis(const op_ctx *c, int64_t axis, int rank, int *out)
 {
     if (axis < -(int64_t)rank || axis >= (int64_t)(rank ? rank : 1))

@@ -315,13 +315,8 @@ static ogi_status shape_shape(op_ctx *c)
     if (st != OGI_OK)
         return st;
     const ogi_tensor *x = c->in[0];
-    int64_t start = 0, end = x->rank;
-    if (c->opset >= 15) {
-        start = op_attr_int(c, "start", 0);
-        end = op_attr_int(c, "end", x->rank);
-        start = shape_clamp(start < 0 ? start + x->rank : start, 0, x->rank);
-        end = shape_clamp(end < 0 ? end + x->rank : end, 0, x->rank);
-    }
+    int64_t start, end;
+    op_shape_range(c, x->rank, &start, &end);
     int64_t n = end > start ? end - start : 0;
     if ((st = op_alloc(c, 0, OGI_INT64, 1, &n)) != OGI_OK)
         return st;

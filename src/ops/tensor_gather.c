@@ -266,15 +266,8 @@ static ogi_status tensor_gather_shape(op_ctx *c)
     gather_layout l = {.axis = 2, .max_seq = data->dims[2]};
     if ((st = gather_length(c, &l)) != OGI_OK)
         return st;
-    int64_t start = 0, end = data->rank; /* Shape's start and end, from opset 15 */
-    if (c->opset >= 15) {
-        start = op_attr_int(c, "start", 0);
-        end = op_attr_int(c, "end", data->rank);
-        start = start < 0 ? start + data->rank : start;
-        end = end < 0 ? end + data->rank : end;
-        start = start < 0 ? 0 : start > data->rank ? data->rank : start;
-        end = end < 0 ? 0 : end > data->rank ? data->rank : end;
-    }
+    int64_t start, end;
+    op_shape_range(c, data->rank, &start, &end);
     int64_t n = end > start ? end - start : 0;
     if ((st = op_alloc(c, 0, OGI_INT64, 1, &n)) != OGI_OK)
         return st;
