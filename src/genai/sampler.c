@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "ops/vecmath.h"
 
 #define SAMPLER_MAX_LOGPROBS 20
 
@@ -284,8 +285,17 @@ static ogi_status sampler_process(sampler *s, float *logits, size_t vocab, const
         sampler_no_repeat_ngram((size_t)cfg->no_repeat_ngram_size, logits, history, n_history);
     if (n_history - n_prompt < (size_t)cfg->min_new_tokens)
         sampler_suppress_eos(cfg, logits, vocab);
+    /* one branch-free pass over the vocabulary on the bits (NaN: exponent
+     * all ones and a mantissa; +inf: exactly 0x7f800000), which the compiler
+     * vectorises; the culprit is looked up only when there is one */
+    uint32_t bad = 0;
     for (size_t v = 0; v < vocab; v++) {
-        if (isnan(logits[v]) || logits[v] == INFINITY)
+        uint32_t bits;
+        memcpy(&bits, &logits[v], sizeof(bits));
+        bad |= ((bits & 0x7fffffffu) > 0x7f800000u) | (bits == 0x7f800000u);
+    }
+    for (size_t v = 0; bad && v < vocab; v++) {
+        if (!(logits[v] < INFINITY))
             return ogi_error(OGI_ERR_RUNTIME, "sampler: logits[%zu] is %g", v, logits[v]);
     }
     return OGI_OK;
@@ -453,13 +463,12 @@ static size_t sampler_min_p(sampler_candidate *c, size_t n, double min_p, size_t
 
 /* ---- Choosing ------------------------------------------------------------------- */
 
-/* log(sum(exp(logits))), computed around the largest logit max. */
+/* log(sum(exp(logits))), computed around the largest logit max (a
+ * vectorised pass: at every step of greedy decoding it covers the whole
+ * vocabulary). */
 static double sampler_logsumexp(const float *logits, size_t vocab, float max)
 {
-    double sum = 0;
-    for (size_t v = 0; v < vocab; v++)
-        sum += expf(logits[v] - max);
-    return max + log(sum);
+    return max + log(vecmath_exp_sum(logits, (int64_t)vocab, max));
 }
 
 /* The m best tokens of logits, best first (ties: lower id), as
@@ -493,10 +502,7 @@ static ogi_status sampler_all_banned(void)
 static ogi_status sampler_greedy(const float *logits, size_t vocab, int32_t *token, double *logprob,
                                  double *lse)
 {
-    size_t best = 0;
-    for (size_t v = 1; v < vocab; v++)
-        if (logits[v] > logits[best])
-            best = v;
+    size_t best = (size_t)vecmath_argmax(logits, (int64_t)vocab);
     if (logits[best] == -INFINITY)
         return sampler_all_banned();
     *token = (int32_t)best;

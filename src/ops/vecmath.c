@@ -1,7 +1,7 @@
 /* Out-of-line vecmath loops: float32 dot products, one per instruction set,
  * for the GEMV of the fused MatMulTransposeB and the sum of squares of
- * RMSNormalization, and the maximum of a row for Softmax and the attention
- * kernel. */
+ * RMSNormalization, the maximum of a row for Softmax and the attention
+ * kernel, and the exp-sum of a vocabulary's logits for the sampler. */
 #include "ops/vecmath.h"
 
 #include <immintrin.h>
@@ -65,4 +65,83 @@ VECMATH_TARGET_AVX512 float vecmath_max_avx512(const float *x, int64_t n)
         m = _mm512_max_ps(m, _mm512_mask_loadu_ps(neg_inf, vecmath_mask16(n - j), x + j));
     }
     return _mm512_reduce_max_ps(m);
+}
+
+enum { VECMATH_EXP_BLOCK = 256 };
+
+/* One block (n <= VECMATH_EXP_BLOCK): the exponentials in a loop the
+ * compiler vectorises, then their sum in lanes. */
+VECMATH_TARGET_AVX512 static float vecmath_exp_sum_block_avx512(const float *x, int64_t n,
+                                                                float max)
+{
+    float e[VECMATH_EXP_BLOCK];
+    for (int64_t i = 0; i < n; i++)
+        e[i] = vecmath_expf(x[i] - max);
+    __m512 s = _mm512_setzero_ps();
+    for (int64_t j = 0; j < n; j += 16)
+        s = _mm512_add_ps(s, _mm512_maskz_loadu_ps(vecmath_mask16(n - j), e + j));
+    return _mm512_reduce_add_ps(s);
+}
+
+VECMATH_TARGET_AVX2 static float vecmath_exp_sum_block_avx2(const float *x, int64_t n, float max)
+{
+    float e[VECMATH_EXP_BLOCK];
+    for (int64_t i = 0; i < n; i++)
+        e[i] = vecmath_expf(x[i] - max);
+    __m256 s = _mm256_setzero_ps();
+    int64_t j = 0;
+    for (; j + 8 <= n; j += 8)
+        s = _mm256_add_ps(s, _mm256_loadu_ps(e + j));
+    __m128 h = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
+    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_add_ss(h, _mm_movehdup_ps(h));
+    float sum = _mm_cvtss_f32(h);
+    for (; j < n; j++)
+        sum += e[j];
+    return sum;
+}
+
+static float vecmath_exp_sum_block(const float *x, int64_t n, float max)
+{
+    float sum = 0.0f;
+    for (int64_t i = 0; i < n; i++)
+        sum += vecmath_expf(x[i] - max);
+    return sum;
+}
+
+double vecmath_exp_sum(const float *x, int64_t n, float max)
+{
+    const vecmath_isa isa = vecmath_best_isa();
+    double total = 0.0;
+    for (int64_t i = 0; i < n; i += VECMATH_EXP_BLOCK) {
+        const int64_t len = n - i < VECMATH_EXP_BLOCK ? n - i : VECMATH_EXP_BLOCK;
+        total += isa == VECMATH_AVX512 ? vecmath_exp_sum_block_avx512(x + i, len, max)
+                 : isa == VECMATH_AVX2 ? vecmath_exp_sum_block_avx2(x + i, len, max)
+                                       : vecmath_exp_sum_block(x + i, len, max);
+    }
+    return total;
+}
+
+VECMATH_TARGET_AVX512 static int64_t vecmath_argmax_avx512(const float *x, int64_t n)
+{
+    const __m512 max = _mm512_set1_ps(vecmath_max_avx512(x, n));
+    for (int64_t j = 0; j < n; j += 16) {
+        const __mmask16 hit = _mm512_mask_cmp_ps_mask(
+            vecmath_mask16(n - j), _mm512_maskz_loadu_ps(vecmath_mask16(n - j), x + j), max,
+            _CMP_EQ_OQ);
+        if (hit != 0)
+            return j + __builtin_ctz(hit);
+    }
+    return 0;
+}
+
+int64_t vecmath_argmax(const float *x, int64_t n)
+{
+    if (vecmath_best_isa() == VECMATH_AVX512)
+        return vecmath_argmax_avx512(x, n);
+    int64_t best = 0;
+    for (int64_t v = 1; v < n; v++)
+        if (x[v] > x[best])
+            best = v;
+    return best;
 }

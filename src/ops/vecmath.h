@@ -88,4 +88,15 @@ float vecmath_dot_avx512(const float *x, const float *w, int64_t n);
 float vecmath_max_avx2(const float *x, int64_t n);
 float vecmath_max_avx512(const float *x, int64_t n);
 
+/* sum e^(x[i] - max) over x[0..n), with vecmath_expf: float lanes within
+ * blocks of 256, double across them. The denominator of a softmax over a
+ * whole vocabulary (the log-probability of a sampled token), vectorised on
+ * the widest instruction set the CPU runs. */
+double vecmath_exp_sum(const float *x, int64_t n, float max);
+
+/* The first index of the largest of x[0..n) (n >= 1, no NaN): greedy
+ * decoding's argmax over a vocabulary, one vectorised pass for the maximum
+ * and one to the first element equal to it. */
+int64_t vecmath_argmax(const float *x, int64_t n);
+
 #endif

@@ -135,6 +135,23 @@ static void test_greedy(void)
         want = big[v] > big[want] ? v : want;
     st = step(&cfg, big, vocab, NULL, 0, 0, &token, &lp, NULL);
     CHECK(st == OGI_OK && token == (int32_t)want, "150k argmax %d, want %zu", token, want);
+
+    /* the log-probability over whole vocabularies (a vectorised exp-sum in
+     * blocks of 256) against the plain double loop: lengths around the
+     * vector width and the block, spread logits, some banned (-inf) */
+    const size_t lengths[] = {1, 15, 16, 17, 255, 256, 257, 1000, 49152, vocab};
+    for (size_t c = 0; c < LEN(lengths); c++) {
+        size_t n = lengths[c];
+        for (size_t v = 0; v < n; v++)
+            big[v] = test_rand(&rng) % 17 == 0 ? -INFINITY
+                                               : (float)(test_rand(&rng) % 4001) / 100.0f - 30.0f;
+        big[n / 2] = 12.5f; /* the argmax, never banned */
+        double lse = log_sum_exp(big, n);
+        st = step(&cfg, big, n, NULL, 0, 0, &token, &lp, NULL);
+        CHECK(st == OGI_OK && token == (int32_t)(n / 2) && near(lp, 12.5 - lse),
+              "vocab %zu: token %d logprob %.9g, want %zu and %.9g", n, token, lp, n / 2,
+              12.5 - lse);
+    }
     free(big);
 }
 
@@ -780,6 +797,17 @@ static void test_step_errors(void)
     ogi_status st = step(&cfg, bad, 3, NULL, 0, 0, &token, &lp, NULL);
     CHECK(st == OGI_ERR_RUNTIME && strstr(ogi_last_error(), "logits[2]") != NULL,
           "NaN logit: %s '%s'", ogi_status_name(st), ogi_last_error());
+    /* +inf, and a NaN with the sign bit set, in a vocab past the vector width */
+    float wide[40];
+    for (int special = 0; special < 2; special++) {
+        for (int i = 0; i < 40; i++)
+            wide[i] = (float)i / 8.0f;
+        wide[33] = special ? -NAN : INFINITY;
+        st = step(&cfg, wide, 40, NULL, 0, 0, &token, &lp, NULL);
+        CHECK(st == OGI_ERR_RUNTIME && strstr(ogi_last_error(), "logits[33]") != NULL,
+              "%s logit: %s '%s'", special ? "-NaN" : "+inf", ogi_status_name(st),
+              ogi_last_error());
+    }
 
     float banned[] = {-INFINITY, -INFINITY};
     st = step(&cfg, banned, 2, NULL, 0, 0, &token, &lp, NULL);
