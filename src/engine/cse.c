@@ -10,7 +10,8 @@
  *    equal attributes compute the same values: the later one is dropped and
  *    its readers read the earlier one's outputs. One pass in topological
  *    order reaches the fixed point, since a node's inputs are rewritten
- *    before it is compared.
+ *    before it is compared. The inputs of commutative ops are put in one
+ *    order first.
  *
  * Never merged: nodes with subgraphs, random ops, kernels that update an
  * input in place (TensorScatter on a KV cache, recurrent states). A node
@@ -219,6 +220,25 @@ static bool cse_constants(const graph *g, int *canon)
     return true;
 }
 
+/* Orders the two inputs of a commutative op (by value index), so that
+ * Add(a, b) and Add(b, a) hash and compare alike: the exporters add a
+ * layer's past length and the new length in either order. Broadcasting
+ * and the output's dtype do not depend on the order, and neither does the
+ * result (IEEE addition and multiplication commute exactly). */
+static void cse_order_inputs(graph_node *n)
+{
+    static const char *const commutative[] = {"Add", "Mul", "And", "Or", "Xor", "Equal"};
+    if (n->n_inputs != 2 || n->inputs[0] <= n->inputs[1] || n->proto->domain[0] != '\0')
+        return;
+    for (size_t i = 0; i < sizeof(commutative) / sizeof(commutative[0]); i++)
+        if (strcmp(n->proto->op_type, commutative[i]) == 0) {
+            int a = n->inputs[0];
+            n->inputs[0] = n->inputs[1];
+            n->inputs[1] = a;
+            return;
+        }
+}
+
 /* Merges nodes in order; removed[i] marks the dropped ones. */
 static int cse_nodes(graph *g, int *canon, bool *removed, cse_table *t)
 {
@@ -236,6 +256,7 @@ static int cse_nodes(graph *g, int *canon, bool *removed, cse_table *t)
         }
         if (!cse_pure(n))
             continue;
+        cse_order_inputs(n);
         int first = cse_table_find_or_add(t, cse_hash_node(n), i, g, cse_same_node_at);
         if (first < 0 || !cse_removable(g, n))
             continue;

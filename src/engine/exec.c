@@ -838,6 +838,35 @@ static int exec_alias_input(const graph *g, const graph_node *n)
                : -1;
 }
 
+/* The value whose elements node n's only output holds, all of them, in
+ * order, with the same dtype and static shape, or -1: what Shape chains
+ * give when they slice back out an element they concatenated in (a KV
+ * cache's past length, re-read from every layer's cache shape). */
+static int exec_alias_elems(const graph *g, const graph_node *n)
+{
+    if (n->n_outputs != 1 || n->outputs[0] < 0 || n->n_subgraphs > 0 ||
+        op_kernel_updates_in_place(n->kernel))
+        return -1;
+    const graph_value *out = &g->values[n->outputs[0]];
+    const value_elems *e = &out->elems;
+    if (out->kind != VALUE_NODE || out->is_output || e->count < 1 || e->count > OGI_MAX_RANK)
+        return -1;
+    int from = -1;
+    for (int i = 0; i < e->count; i++) {
+        if (((e->known >> i) & 1u) || e->origin[i] <= 0)
+            return -1;
+        int v = (e->origin[i] - 1) / OGI_MAX_RANK, at = (e->origin[i] - 1) % OGI_MAX_RANK;
+        if (at != i || (from >= 0 && v != from) || v == n->outputs[0] || v >= g->n_values)
+            return -1;
+        from = v;
+    }
+    const graph_value *x = &g->values[from];
+    return x->kind == VALUE_NODE && x->type == TENSOR_KIND_TENSOR && x->dtype == out->dtype &&
+                   x->elems.count == e->count && exec_same_static_shape(x, out)
+               ? from
+               : -1;
+}
+
 /* Readers of node from on read `to` instead of `from` (subgraph captures
  * included). False when one of them updates that input in place. */
 static bool exec_redirect(graph *g, int first, int from, int to)
@@ -905,6 +934,8 @@ ogi_status graph_fold_constants(graph *g)
             folded = true;
         }
         int alias = folded || st != OGI_OK ? -1 : exec_alias_input(g, n);
+        if (alias < 0 && !folded && st == OGI_OK)
+            alias = exec_alias_elems(g, n);
         if (alias >= 0 && exec_redirect(g, i + 1, n->outputs[0], alias)) {
             g->values[n->outputs[0]].producer = -1;
             folded = true;

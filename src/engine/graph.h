@@ -31,13 +31,19 @@ typedef struct value_shape {
  * not tracked, else the tensor's element count (at most OGI_MAX_RANK).
  * Element i is the number value[i] when bit i of known is set; otherwise it
  * is unknown, and when bit i of dim is set it is a dim of some tensor (never
- * negative), named symbol[i] when that dim has a symbol. */
+ * negative), named symbol[i] when that dim has a symbol. An unknown element
+ * also records where it was computed: origin[i] - 1 is value * OGI_MAX_RANK
+ * + element of the value that first held it (itself, or the value it was
+ * copied from by Shape-chain ops that only move elements); 0 when not
+ * recorded. Two elements with the same origin are the same number at run
+ * time. */
 typedef struct value_elems {
     int count;
     uint32_t known;
     uint32_t dim;
     int64_t value[OGI_MAX_RANK];
     const char *symbol[OGI_MAX_RANK];
+    int32_t origin[OGI_MAX_RANK];
 } value_elems;
 
 typedef struct graph_value {

@@ -25,6 +25,12 @@
  *    TensorGather's axis has `length` positions; reductions keep or drop
  *    their known axes.
  *
+ * An unknown element also keeps its origin: the value (and element) that
+ * computed it, carried unchanged through the ops that only move elements
+ * (Gather, Slice, Concat, Unsqueeze, Squeeze, Reshape, Identity, x + 0).
+ * A value whose elements are exactly another value's, in order, is that
+ * value (exec.c reads it in its place).
+ *
  * Only known numbers are ever folded (exec.c turns an output whose elements
  * are all known into a constant). A symbol only names a dim; two dims with
  * the same symbol are never assumed equal where that would change a value:
@@ -100,22 +106,28 @@ static void elems_set(value_elems *e, int i, int64_t v)
     e->dim &= ~(1u << i);
     e->value[i] = v;
     e->symbol[i] = NULL;
+    e->origin[i] = 0;
 }
 
+/* A newly computed unknown element: its origin is set when it is stored. */
 static void elems_set_unknown(value_elems *e, int i, bool dim, const char *symbol)
 {
     e->known &= ~(1u << i);
     e->dim = dim ? e->dim | (1u << i) : e->dim & ~(1u << i);
     e->value[i] = -1;
     e->symbol[i] = dim ? symbol : NULL;
+    e->origin[i] = 0;
 }
 
+/* Element j of src moved unchanged to element i of dst. */
 static void elems_copy(value_elems *dst, int i, const value_elems *src, int j)
 {
-    if (elems_is_known(src, j))
+    if (elems_is_known(src, j)) {
         elems_set(dst, i, src->value[j]);
-    else
+    } else {
         elems_set_unknown(dst, i, elems_is_dim(src, j), src->symbol[j]);
+        dst->origin[i] = src->origin[j];
+    }
 }
 
 /* What inference knows of v's elements; a constant's are read from its data. */
@@ -146,10 +158,17 @@ static value_elems infer_elems(const graph_value *v)
     return e;
 }
 
-static void infer_set_elems(graph_value *out, const value_elems *e)
+/* Stores e as out's elements; the unknown ones not copied from elsewhere
+ * originate here. */
+static void infer_set_elems(graph *g, graph_value *out, const value_elems *e)
 {
-    if (out != NULL && out->kind == VALUE_NODE && out->elems.count < 0 && elems_tracked(e))
-        out->elems = *e;
+    if (out == NULL || out->kind != VALUE_NODE || out->elems.count >= 0 || !elems_tracked(e))
+        return;
+    out->elems = *e;
+    const int32_t self = (int32_t)(out - g->values);
+    for (int i = 0; i < e->count; i++)
+        if (!elems_is_known(e, i) && e->origin[i] == 0 && self < INT32_MAX / OGI_MAX_RANK)
+            out->elems.origin[i] = self * OGI_MAX_RANK + i + 1;
 }
 
 /* dims [start, end) of s as elements */
@@ -212,7 +231,7 @@ static void infer_identity(graph *g, const graph_node *n)
 {
     infer_same(g, n);
     value_elems e = infer_elems(infer_in(g, n, 0));
-    infer_set_elems(infer_out(g, n, 0), &e);
+    infer_set_elems(g, infer_out(g, n, 0), &e);
 }
 
 static void infer_same_bool(graph *g, const graph_node *n)
@@ -333,7 +352,7 @@ static void infer_binary_elems(graph *g, const graph_node *n, const value_shape 
         else
             infer_arith_elem(op, &a, i, &b, j, &e, k);
     }
-    infer_set_elems(out, &e);
+    infer_set_elems(g, out, &e);
 }
 
 static void infer_binary(graph *g, const graph_node *n, bool to_bool)
@@ -385,7 +404,7 @@ static void infer_where(graph *g, const graph_node *n)
         else
             elems_copy(&e, k, &ye, l);
     }
-    infer_set_elems(infer_out(g, n, 0), &e);
+    infer_set_elems(g, infer_out(g, n, 0), &e);
 }
 
 /* Cast keeps integer elements that fit the target type; to bool, known
@@ -408,7 +427,7 @@ static void infer_cast(graph *g, const graph_node *n)
         else if (to == OGI_INT32 && (e.value[i] < INT32_MIN || e.value[i] > INT32_MAX))
             elems_set_unknown(&e, i, false, NULL);
     }
-    infer_set_elems(infer_out(g, n, 0), &e);
+    infer_set_elems(g, infer_out(g, n, 0), &e);
 }
 
 static int64_t infer_clamp(int64_t v, int64_t lo, int64_t hi)
@@ -433,7 +452,7 @@ static void infer_shape_op(graph *g, const graph_node *n)
         e = infer_elems_of_dims(&x->shape, (int)start, (int)end);
     }
     infer_set(infer_out(g, n, 0), OGI_INT64, &s);
-    infer_set_elems(infer_out(g, n, 0), &e);
+    infer_set_elems(g, infer_out(g, n, 0), &e);
 }
 
 static void infer_size(graph *g, const graph_node *n)
@@ -445,7 +464,7 @@ static void infer_size(graph *g, const graph_node *n)
         return;
     value_elems e = {.count = 1};
     elems_set(&e, 0, tensor_shape_numel(x->shape.rank, x->shape.dims));
-    infer_set_elems(infer_out(g, n, 0), &e);
+    infer_set_elems(g, infer_out(g, n, 0), &e);
 }
 
 /* Gather(x, indices, axis): x's dims around the indices' dims; elements of
@@ -489,7 +508,7 @@ static void infer_gather(graph *g, const graph_node *n)
             return; /* the kernel reports it */
         elems_copy(&e, k, &xe, (int)i);
     }
-    infer_set_elems(infer_out(g, n, 0), &e);
+    infer_set_elems(g, infer_out(g, n, 0), &e);
 }
 
 /* Unsqueeze(x, axes): ones inserted at the axes of the output. */
@@ -521,7 +540,7 @@ static void infer_unsqueeze(graph *g, const graph_node *n)
     }
     infer_set(infer_out(g, n, 0), x->dtype, &s);
     value_elems e = infer_elems(x);
-    infer_set_elems(infer_out(g, n, 0), &e);
+    infer_set_elems(g, infer_out(g, n, 0), &e);
 }
 
 /* Squeeze(x, axes): the axes removed (all dims of 1 without axes, which
@@ -558,7 +577,7 @@ static void infer_squeeze(graph *g, const graph_node *n)
         }
     infer_set(infer_out(g, n, 0), x->dtype, &s);
     value_elems e = infer_elems(x);
-    infer_set_elems(infer_out(g, n, 0), &e);
+    infer_set_elems(g, infer_out(g, n, 0), &e);
 }
 
 /* Concat along axis: the axis dims add up; 1-D elements are joined. */
@@ -597,7 +616,7 @@ static void infer_concat(graph *g, const graph_node *n)
         e.count += joined ? y.count : 0;
     }
     if (ok && joined)
-        infer_set_elems(infer_out(g, n, 0), &e);
+        infer_set_elems(g, infer_out(g, n, 0), &e);
 }
 
 /* The elements Slice takes from a dim of known size: the first index and
@@ -660,7 +679,7 @@ static void infer_slice(graph *g, const graph_node *n)
     value_elems e = {.count = (int)s.dims[0]};
     for (int k = 0; k < e.count; k++)
         elems_copy(&e, k, &xe, (int)(first[0] + k * step[0]));
-    infer_set_elems(infer_out(g, n, 0), &e);
+    infer_set_elems(g, infer_out(g, n, 0), &e);
 }
 
 static void infer_matmul(graph *g, const graph_node *n)
@@ -761,7 +780,7 @@ static void infer_reshape(graph *g, const graph_node *n)
     }
     infer_set(infer_out(g, n, 0), x->dtype, &s);
     value_elems e = infer_elems(x);
-    infer_set_elems(infer_out(g, n, 0), &e);
+    infer_set_elems(g, infer_out(g, n, 0), &e);
 }
 
 /* Expand(x, shape): x broadcast with the shape's elements. */

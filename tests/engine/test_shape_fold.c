@@ -281,6 +281,59 @@ static void case_where(uint64_t *rng, bool with_minus1)
     unlink(path);
 }
 
+/* Elements that are the same number at run time: P = Slice(Shape(X), 0, 1)
+ * + 1 (a run-time [1]) is concatenated into two shape lists and sliced back
+ * out of each (as a KV rewrite's past length is re-read from every layer's
+ * cache shape). Both slices are read as P itself, their Concats go unread,
+ * the two Squeezes of P merge, the Adds of that and s merge though their
+ * operands come in either order, and so do the Unsqueezes: of 15 nodes 8 are
+ * left, and R = [2s + 1, 2s + 1] at run time. A Concat(P, P) is not P (its
+ * second element sits at another place than P's), and stays. */
+static void case_same_elements(uint64_t *rng)
+{
+    pbw g = {0};
+    node1(&g, "Shape", "X", "S");
+    pbw_node(&g, "Slice", "L", 3, (const char *[]){"S", "zero1", "one1"}, 1, (const char *[]){"L"});
+    node2(&g, "Add", "L", "one1", "P");
+    concat(&g, 3, (const char *[]){"c24", "P", "three1"}, "C");
+    pbw_node(&g, "Slice", "Q", 3, (const char *[]){"C", "one1", "minus1"}, 1,
+             (const char *[]){"Q"});
+    concat(&g, 2, (const char *[]){"P", "c24"}, "C2");
+    pbw_node(&g, "Slice", "Q2", 3, (const char *[]){"C2", "zero1", "one1"}, 1,
+             (const char *[]){"Q2"});
+    node2(&g, "Squeeze", "Q", "zero1", "A");
+    node2(&g, "Squeeze", "Q2", "zero1", "B");
+    node2(&g, "Gather", "S", "i0", "G0");
+    node2(&g, "Add", "A", "G0", "E1");
+    node2(&g, "Add", "G0", "B", "E2");
+    node2(&g, "Unsqueeze", "E1", "zero1", "U1");
+    node2(&g, "Unsqueeze", "E2", "zero1", "U2");
+    concat(&g, 2, (const char *[]){"U1", "U2"}, "R");
+    concat(&g, 2, (const char *[]){"P", "P"}, "PP");
+    pbw_node(&g, "Slice", "PS", 3, (const char *[]){"PP", "one1", "three1"}, 1,
+             (const char *[]){"PS"});
+    pbw_value_info(&g, 12, "R", 7, -1, NULL);
+    pbw_value_info(&g, 12, "PS", 7, -1, NULL);
+    char path[TEST_PATH_SIZE];
+    save(&g, 4, false, path);
+    /* Shape, Slice, Add, Squeeze, Gather, Add, Unsqueeze, Concat (R), and
+     * Concat (PP), Slice (PS) */
+    check_load(path, "same elements", 2, (const char *[]){"P", "R"}, (bool[]){false, false}, 10);
+    for (int round = 0; round < 3; round++) {
+        int64_t s = 1 + (int64_t)(test_rand(rng) % 5);
+        ogi_tensor *x = random_x(rng, s, 4), *outs[2] = {NULL, NULL};
+        const char *names[2] = {"R", "PS"};
+        if (run_model(path, x, 2, names, outs)) {
+            check_ints("same elements", outs[0], 2, (int64_t[]){2 * s + 1, 2 * s + 1});
+            check_ints("same elements", outs[1], 1, (int64_t[]){s + 1});
+        }
+        ogi_tensor_free(x);
+        ogi_tensor_free(outs[0]);
+        ogi_tensor_free(outs[1]);
+    }
+    unlink(path);
+}
+
 int main(void)
 {
     uint64_t rng = 0x5a17e5ull;
@@ -290,6 +343,7 @@ int main(void)
         case_slices(&rng);
         case_where(&rng, false);
         case_where(&rng, true);
+        case_same_elements(&rng);
     }
     return test_finish("test_shape_fold", checks);
 }
