@@ -9,18 +9,17 @@
 
 int64_t tensor_shape_numel(int rank, const int64_t *dims)
 {
+    /* every run calls this a few times per node: a multiply with an overflow
+     * check, not a division per dim */
     int64_t n = 1;
+    bool overflow = false, zero = false;
     for (int i = 0; i < rank; i++) {
         if (dims[i] < 0)
             return -1;
-        if (dims[i] == 0)
-            n = 0;
-        else if (n > INT64_MAX / dims[i])
-            return -1;
-        else
-            n *= dims[i];
+        zero |= dims[i] == 0;
+        overflow |= __builtin_mul_overflow(n, dims[i], &n);
     }
-    return n;
+    return zero ? 0 : overflow ? -1 : n;
 }
 
 bool tensor_bytes_for(ogi_dtype dtype, int64_t numel, size_t *bytes)

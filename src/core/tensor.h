@@ -37,8 +37,8 @@ struct ogi_tensor {
     int64_t n_items;
 };
 
-/* Number of elements of a shape; -1 if it overflows int64 or a dim is
- * negative. rank 0 gives 1. */
+/* Number of elements of a shape; -1 if a dim is negative, or if it
+ * overflows int64 with no dim 0 (0 when a dim is 0). rank 0 gives 1. */
 int64_t tensor_shape_numel(int rank, const int64_t *dims);
 
 /* Bytes to hold numel elements of dtype (sub-byte types rounded up); returns

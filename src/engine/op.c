@@ -247,7 +247,9 @@ ogi_status op_bcast_init(const op_ctx *c, op_bcast *b, int n, const ogi_tensor *
 {
     if (n < 1 || n > OP_BCAST_MAX_INPUTS)
         return op_error(c, OGI_ERR_UNSUPPORTED, "broadcast of %d inputs", n);
-    memset(b, 0, sizeof(*b));
+    /* only the first n rows of strides and rank dims are used (and set
+     * below): no memset of the whole struct, which is a kilobyte */
+    b->rank = 0;
     b->n = n;
     for (int k = 0; k < n; k++)
         if (ts[k]->rank > b->rank)

@@ -302,8 +302,39 @@ static void test_arena_fragmentation(void)
     exec_arena_free(s.a);
 }
 
+/* Element counts of shapes: products, 0 for a 0 dim wherever it sits (even
+ * after dims whose product overflows), -1 for a negative dim or an
+ * overflow, 1 for rank 0. */
+static void test_shape_numel(void)
+{
+    const struct {
+        int rank;
+        int64_t dims[4];
+        int64_t want;
+    } cases[] = {
+        {0, {0}, 1},
+        {3, {2, 3, 4}, 24},
+        {2, {INT64_MAX, 1}, INT64_MAX},
+        {2, {INT64_MAX, 2}, -1},
+        {2, {(int64_t)1 << 32, (int64_t)1 << 32}, -1}, /* wraps to 0 */
+        {3, {(int64_t)1 << 40, (int64_t)1 << 40, 0}, 0},
+        {3, {0, (int64_t)1 << 40, (int64_t)1 << 40}, 0},
+        {2, {5, -1}, -1},
+        {2, {0, -3}, -1},
+        {4, {3037000499, 3037000499, 1, 1}, 3037000499 * 3037000499},
+        {2, {3037000500, 3037000500}, -1},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        int64_t got = tensor_shape_numel(cases[i].rank, cases[i].dims);
+        TEST_CHECK(got == cases[i].want, "shape case %zu: numel %lld, want %lld", i, (long long)got,
+                   (long long)cases[i].want);
+        checks++;
+    }
+}
+
 int main(void)
 {
+    test_shape_numel();
     test_arena_fragmentation();
     test_gather_view();
     test_bound_inplace();
