@@ -26,7 +26,15 @@ void exec_profile_free(exec_profile *p);
 /* Prints a table, most expensive first (the 60 most expensive rows). */
 void exec_profile_print(const exec_profile *p, FILE *f);
 
+/* The top-level frame's arrays (engine/exec.c), kept from run to run of
+ * one graph: constants are bound once, and the slots of inputs and node
+ * outputs are cleared as each run ends. One run at a time. */
+typedef struct exec_frame_store exec_frame_store;
+ogi_status exec_frame_store_create(const graph *g, exec_frame_store **out);
+void exec_frame_store_free(exec_frame_store *s);
+
 typedef struct exec_env {
+    exec_frame_store *store; /* NULL: each run allocates its frame */
     threadpool *pool;
     exec_arena *arena;
     size_t max_tensor_bytes; /* 0 = no limit */

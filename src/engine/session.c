@@ -23,6 +23,7 @@ struct ogi_session {
     graph *graph;
     threadpool *pool;
     exec_arena *arena;
+    exec_frame_store *store;
     exec_profile *profile; /* OGI_PROFILE=1: per-op times, printed when the session is freed */
     size_t max_tensor_bytes;
     ogi_attention_precision attention;
@@ -114,6 +115,8 @@ static ogi_status session_open(const char *model_path, const ogi_session_options
         st = graph_pack_weights(s->graph, s->model, s->pool);
     if (st == OGI_OK)
         st = exec_arena_create(&s->arena);
+    if (st == OGI_OK)
+        st = exec_frame_store_create(s->graph, &s->store);
     const char *profile = getenv("OGI_PROFILE");
     if (st == OGI_OK && profile != NULL && profile[0] != '\0' && strcmp(profile, "0") != 0)
         st = exec_profile_create(strcmp(profile, "nodes") == 0, &s->profile);
@@ -145,6 +148,7 @@ void ogi_session_free(ogi_session *s)
         exec_profile_print(s->profile, stderr);
         exec_profile_free(s->profile);
     }
+    exec_frame_store_free(s->store);
     graph_free(s->graph);
     onnx_builder_free(s->rewritten);
     onnx_model_free(s->model);
@@ -261,6 +265,7 @@ static ogi_status session_run_locked(ogi_session *s, size_t n_in, const char *co
     }
     if (st == OGI_OK) {
         exec_env env = {.pool = s->pool,
+                        .store = s->store,
                         .arena = s->arena,
                         .max_tensor_bytes = s->max_tensor_bytes,
                         .profile = s->profile,
