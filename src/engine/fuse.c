@@ -447,41 +447,45 @@ static ogi_status fuse_rms_norms(fuse_state *f, int *fused)
 {
     const op_kernel *kernel = op_find_kernel("ai.ogi", "RMSNorm", 1);
     graph *g = f->g;
-    for (int i = 0; i < g->n_nodes && kernel != NULL; i++) {
-        graph_node *n = &g->nodes[i];
-        if (f->removed[i] || !(fuse_is(n, "Mul") || fuse_is(n, "Div")) || n->n_inputs != 2 ||
-            n->n_outputs != 1)
-            continue;
-        fuse_rms m;
-        int weight = -1;
-        graph_node *cast = NULL;
-        /* Mul(weight, [Cast](core)) with a constant float32 weight ... */
-        for (int side = 0; side < 2 && weight < 0 && fuse_is(n, "Mul"); side++) {
-            const graph_value *w = &g->values[n->inputs[side]];
-            if (w->kind != VALUE_CONST || w->constant->dtype != OGI_FLOAT32 ||
-                w->constant->rank > 1)
+    /* the weighted forms first: the core comes before its weight's Mul in
+     * node order, and fusing it bare would leave that Mul behind */
+    for (int pass = 0; pass < 2; pass++)
+        for (int i = 0; i < g->n_nodes && kernel != NULL; i++) {
+            graph_node *n = &g->nodes[i];
+            if (f->removed[i] || !(fuse_is(n, "Mul") || fuse_is(n, "Div")) || n->n_inputs != 2 ||
+                n->n_outputs != 1)
                 continue;
-            int core = fuse_skip_float_cast(f, n->inputs[1 - side], &cast);
-            if (fuse_match_rms_core(f, core, &m))
-                weight = n->inputs[side];
+            fuse_rms m;
+            int weight = -1;
+            graph_node *cast = NULL;
+            /* Mul(weight, [Cast](core)) with a constant float32 weight ... */
+            for (int side = 0; side < 2 && weight < 0 && fuse_is(n, "Mul"); side++) {
+                const graph_value *w = &g->values[n->inputs[side]];
+                if (w->kind != VALUE_CONST || w->constant->dtype != OGI_FLOAT32 ||
+                    w->constant->rank > 1)
+                    continue;
+                int core = fuse_skip_float_cast(f, n->inputs[1 - side], &cast);
+                if (fuse_match_rms_core(f, core, &m))
+                    weight = n->inputs[side];
+            }
+            graph_node *nodes[10];
+            int n_nodes = 0;
+            if (weight >= 0 && pass == 0) {
+                nodes[n_nodes++] = n;
+                if (cast != NULL)
+                    nodes[n_nodes++] = cast;
+            } else if (pass == 0 || weight >= 0 || !fuse_match_rms_core(f, n->outputs[0], &m) ||
+                       m.nodes[0] != n) {
+                continue; /* ... or the bare core ending at this node */
+            }
+            for (int k = 0; k < m.n_nodes; k++)
+                nodes[n_nodes++] = m.nodes[k];
+            int inputs[3] = {m.x, weight, m.eps};
+            ogi_status st = fuse_replace(f, n, nodes, n_nodes, inputs, 3, kernel);
+            if (st != OGI_OK)
+                return st;
+            (*fused)++;
         }
-        graph_node *nodes[10];
-        int n_nodes = 0;
-        if (weight >= 0) {
-            nodes[n_nodes++] = n;
-            if (cast != NULL)
-                nodes[n_nodes++] = cast;
-        } else if (!fuse_match_rms_core(f, n->outputs[0], &m) || m.nodes[0] != n) {
-            continue; /* ... or the bare core ending at this node */
-        }
-        for (int k = 0; k < m.n_nodes; k++)
-            nodes[n_nodes++] = m.nodes[k];
-        int inputs[3] = {m.x, weight, m.eps};
-        ogi_status st = fuse_replace(f, n, nodes, n_nodes, inputs, 3, kernel);
-        if (st != OGI_OK)
-            return st;
-        (*fused)++;
-    }
     return OGI_OK;
 }
 

@@ -223,8 +223,12 @@ ogi_status ogi_session_output_info(const ogi_session *s, size_t index, ogi_dtype
                               dims);
 }
 
-static int session_index(const int *list, int n, const graph *g, const char *name)
+/* The position of name in list; callers mostly pass the names in the
+ * graph's own order, so position `hint` is tried first. */
+static int session_index(const int *list, int n, const graph *g, const char *name, size_t hint)
 {
+    if (hint < (size_t)n && strcmp(g->values[list[hint]].name, name) == 0)
+        return (int)hint;
     for (int i = 0; i < n; i++)
         if (strcmp(g->values[list[i]].name, name) == 0)
             return i;
@@ -244,7 +248,7 @@ static ogi_status session_run_locked(ogi_session *s, size_t n_in, const char *co
     if (bound_in == NULL || all_out == NULL || caller_owned == NULL || which == NULL)
         st = ogi_error(OGI_ERR_OUT_OF_MEMORY, "out of memory");
     for (size_t i = 0; i < n_in && st == OGI_OK; i++) {
-        int k = in_names[i] ? session_index(g->inputs, g->n_inputs, g, in_names[i]) : -1;
+        int k = in_names[i] ? session_index(g->inputs, g->n_inputs, g, in_names[i], i) : -1;
         if (k < 0)
             st = ogi_error(OGI_ERR_NOT_FOUND, "the model has no input named '%s'",
                            in_names[i] ? in_names[i] : "(null)");
@@ -254,7 +258,7 @@ static ogi_status session_run_locked(ogi_session *s, size_t n_in, const char *co
             bound_in[k] = inputs[i];
     }
     for (size_t i = 0; i < n_out && st == OGI_OK; i++) {
-        which[i] = out_names[i] ? session_index(g->outputs, g->n_outputs, g, out_names[i]) : -1;
+        which[i] = out_names[i] ? session_index(g->outputs, g->n_outputs, g, out_names[i], i) : -1;
         if (which[i] < 0)
             st = ogi_error(OGI_ERR_NOT_FOUND, "the model has no output named '%s'",
                            out_names[i] ? out_names[i] : "(null)");

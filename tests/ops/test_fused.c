@@ -464,6 +464,12 @@ static void rms_case(uint64_t *rng, int64_t rows, int64_t n, int variant)
              (long long)n);
     /* the bare core (no weight) is one pattern; with (16) an Identity after it */
     compare_models(paths[0], paths[1], 1, names, &x, 1, what);
+    /* the weight's Mul goes into the same node: only RMSNorm is left (and,
+     * without a weight, the Identity giving the output) */
+    int nodes = -1, want = variant & 16 ? 2 : 1;
+    fused_patterns_nodes(paths[0], &nodes);
+    TEST_CHECK(nodes == want, "%s: %d nodes left, want %d", what, nodes, want);
+    checks++;
     case_done(paths, 1, &x);
     free(w);
 }
