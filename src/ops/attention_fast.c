@@ -190,108 +190,123 @@ ATTENTION_AVX512_INLINE __m512 attention_reduce16_avx512(const __m512 *acc)
     return _mm512_add_ps(_mm512_castpd_ps(lo), _mm512_castpd_ps(hi));
 }
 
-/* acc[r * 4 + c] += q[r][e..e+16) * k[c][e..e+16) (lanes outside m are 0);
- * prefetches the keys pf elements further. */
-ATTENTION_AVX512_INLINE void attention_fma4x4_avx512(const float *const *q, const float *const *k,
-                                                     int64_t e, __mmask16 m, int64_t pf,
-                                                     __m512 *acc)
+/* acc[r * (16 / rows) + c] += q[r][e..e+16) * k[c][e..e+16) for `rows` (1, 2
+ * or 4) rows (q_stride apart) and 16 / rows keys (k_stride apart; the
+ * ones from n on repeat key 0), each key loaded once for all the rows
+ * (lanes outside m are 0); prefetches the keys pf elements further when
+ * prefetch is set. */
+ATTENTION_AVX512_INLINE void attention_fma_tile_avx512(int rows, const float *q, int64_t q_stride,
+                                                       const float *k, int64_t k_stride, int64_t n,
+                                                       int64_t e, __mmask16 m, bool prefetch,
+                                                       int64_t pf, __m512 *acc)
 {
-    __m512 x[4], y[4];
-    for (int r = 0; r < 4; r++)
-        x[r] = _mm512_maskz_loadu_ps(m, q[r] + e);
-    for (int c = 0; c < 4; c++) {
-        y[c] = _mm512_maskz_loadu_ps(m, k[c] + e);
-        _mm_prefetch((const char *)(k[c] + e + pf), _MM_HINT_T0);
+    const int keys = 16 / rows;
+    __m512 x[4];
+    for (int r = 0; r < rows; r++)
+        x[r] = _mm512_maskz_loadu_ps(m, q + r * q_stride + e);
+    for (int c = 0; c < keys; c++) {
+        const float *kc = k + (c < n ? c : 0) * k_stride + e;
+        const __m512 y = _mm512_maskz_loadu_ps(m, kc);
+        if (prefetch)
+            _mm_prefetch((const char *)(kc + pf), _MM_HINT_T0);
+        for (int r = 0; r < rows; r++)
+            acc[r * keys + c] = _mm512_fmadd_ps(x[r], y, acc[r * keys + c]);
     }
-    for (int r = 0; r < 4; r++)
-        for (int c = 0; c < 4; c++)
-            acc[r * 4 + c] = _mm512_fmadd_ps(x[r], y[c], acc[r * 4 + c]);
 }
 
-/* Lane r * 4 + c: dot(q[r], k[c]). */
-ATTENTION_AVX512_INLINE __m512 attention_dot4x4_avx512(const float *const *q, const float *const *k,
-                                                       int64_t dim, int64_t pf)
+/* Lane r * (16 / rows) + c: dot(q row r, k row c). */
+ATTENTION_AVX512_INLINE __m512 attention_dot_tile_avx512(int rows, const float *q, int64_t q_stride,
+                                                         const float *k, int64_t k_stride,
+                                                         int64_t n, int64_t dim, bool prefetch,
+                                                         int64_t pf)
 {
     __m512 acc[16];
     for (int i = 0; i < 16; i++)
         acc[i] = _mm512_setzero_ps();
     int64_t e = 0;
     for (; e + 16 <= dim; e += 16)
-        attention_fma4x4_avx512(q, k, e, (__mmask16)0xFFFF, pf, acc);
+        attention_fma_tile_avx512(rows, q, q_stride, k, k_stride, n, e, (__mmask16)0xFFFF, prefetch,
+                                  pf, acc);
     if (e < dim)
-        attention_fma4x4_avx512(q, k, e, vecmath_mask16(dim - e), pf, acc);
+        attention_fma_tile_avx512(rows, q, q_stride, k, k_stride, n, e, vecmath_mask16(dim - e),
+                                  prefetch, pf, acc);
     return attention_reduce16_avx512(acc);
 }
 
-/* acc[c] += q[e..e+16) * k[c][e..e+16); prefetches the keys pf further. */
-ATTENTION_AVX512_INLINE void attention_fma1x16_avx512(const float *q, const float *const *k,
-                                                      int64_t e, __mmask16 m, int64_t pf,
-                                                      __m512 *acc)
+/* Stores the n first of the 16 / rows scores of each row. */
+ATTENTION_AVX512_INLINE void attention_store_tile_avx512(int rows, __m512 dots, int64_t n, float *s,
+                                                         int64_t s_stride)
 {
-    const __m512 x = _mm512_maskz_loadu_ps(m, q + e);
-    for (int c = 0; c < 16; c++) {
-        acc[c] = _mm512_fmadd_ps(x, _mm512_maskz_loadu_ps(m, k[c] + e), acc[c]);
-        _mm_prefetch((const char *)(k[c] + e + pf), _MM_HINT_T0);
+    const int width = 16 / rows;
+    if (rows == 1) {
+        _mm512_mask_storeu_ps(s, vecmath_mask16(n), dots);
+    } else if (n < width) {
+        float tmp[16];
+        _mm512_storeu_ps(tmp, dots);
+        for (int r = 0; r < rows; r++)
+            memcpy(s + r * s_stride, tmp + r * width, sizeof(float) * (size_t)n);
+    } else if (rows == 2) {
+        _mm256_storeu_ps(s, _mm512_castps512_ps256(dots));
+        _mm256_storeu_ps(s + s_stride,
+                         _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(dots), 1)));
+    } else {
+        _mm_storeu_ps(s, _mm512_castps512_ps128(dots));
+        _mm_storeu_ps(s + s_stride, _mm512_extractf32x4_ps(dots, 1));
+        _mm_storeu_ps(s + 2 * s_stride, _mm512_extractf32x4_ps(dots, 2));
+        _mm_storeu_ps(s + 3 * s_stride, _mm512_extractf32x4_ps(dots, 3));
     }
 }
 
-/* Lane c: dot(q, k[c]). */
-ATTENTION_AVX512_INLINE __m512 attention_dot1x16_avx512(const float *q, const float *const *k,
-                                                        int64_t dim, int64_t pf)
+/* Scores of `rows` (1, 2 or 4) rows of q against all the keys, 16 / rows
+ * keys at a time. */
+ATTENTION_AVX512_INLINE void attention_qk_tile_avx512(int rows, const float *q, int64_t q_stride,
+                                                      const float *k, int64_t k_stride,
+                                                      int64_t keys, int64_t dim, bool prefetch,
+                                                      float *s, int64_t s_stride)
 {
-    __m512 acc[16];
-    for (int i = 0; i < 16; i++)
-        acc[i] = _mm512_setzero_ps();
-    int64_t e = 0;
-    for (; e + 16 <= dim; e += 16)
-        attention_fma1x16_avx512(q, k, e, (__mmask16)0xFFFF, pf, acc);
-    if (e < dim)
-        attention_fma1x16_avx512(q, k, e, vecmath_mask16(dim - e), pf, acc);
-    return attention_reduce16_avx512(acc);
+    const int width = 16 / rows;
+    const int64_t pf = (rows == 1 ? 2 : 1) * ATTENTION_PREFETCH_K_ROWS * k_stride;
+    int64_t j = 0;
+    for (; j + width <= keys; j += width) {
+        const __m512 dots = attention_dot_tile_avx512(rows, q, q_stride, k + j * k_stride, k_stride,
+                                                      width, dim, prefetch, pf);
+        attention_store_tile_avx512(rows, dots, width, s + j, s_stride);
+    }
+    if (j < keys) {
+        const __m512 dots = attention_dot_tile_avx512(rows, q, q_stride, k + j * k_stride, k_stride,
+                                                      keys - j, dim, prefetch, pf);
+        attention_store_tile_avx512(rows, dots, keys - j, s + j, s_stride);
+    }
 }
 
-/* Rows in groups of 4 against keys in groups of 4; leftover rows one at a
- * time against 16 keys. Missing keys of a short group repeat key 0 and are
- * not stored. The first pass over the keys prefetches ahead. */
+/* Rows in groups of 4 against keys in groups of 4, then a pair of rows
+ * against 8 keys, then a last row against 16: every K row is loaded once per
+ * group of rows. Only the first pass over the keys prefetches ahead. */
 static ATTENTION_AVX512 void attention_qk_avx512(const float *q, int64_t q_stride, int64_t rows,
                                                  const float *k, int64_t k_stride, int64_t keys,
                                                  int64_t dim, float *s, int64_t s_stride)
 {
-    const int64_t pf = ATTENTION_PREFETCH_K_ROWS * k_stride;
     int64_t r = 0;
-    for (; r + 4 <= rows; r += 4) {
-        const float *qr[4] = {q + r * q_stride, q + (r + 1) * q_stride, q + (r + 2) * q_stride,
-                              q + (r + 3) * q_stride};
-        float *sr = s + r * s_stride;
-        for (int64_t j = 0; j < keys; j += 4) {
-            const int64_t n = keys - j < 4 ? keys - j : 4;
-            const float *kr[4];
-            for (int c = 0; c < 4; c++)
-                kr[c] = k + (j + (c < n ? c : 0)) * k_stride;
-            const __m512 dots = attention_dot4x4_avx512(qr, kr, dim, r == 0 ? pf : 0);
-            if (n == 4) {
-                _mm_storeu_ps(sr + j, _mm512_castps512_ps128(dots));
-                _mm_storeu_ps(sr + s_stride + j, _mm512_extractf32x4_ps(dots, 1));
-                _mm_storeu_ps(sr + 2 * s_stride + j, _mm512_extractf32x4_ps(dots, 2));
-                _mm_storeu_ps(sr + 3 * s_stride + j, _mm512_extractf32x4_ps(dots, 3));
-            } else {
-                float tmp[16];
-                _mm512_storeu_ps(tmp, dots);
-                for (int rr = 0; rr < 4; rr++)
-                    memcpy(sr + rr * s_stride + j, tmp + rr * 4, sizeof(float) * (size_t)n);
-            }
-        }
+    for (; r + 4 <= rows; r += 4)
+        if (r == 0)
+            attention_qk_tile_avx512(4, q, q_stride, k, k_stride, keys, dim, true, s, s_stride);
+        else
+            attention_qk_tile_avx512(4, q + r * q_stride, q_stride, k, k_stride, keys, dim, false,
+                                     s + r * s_stride, s_stride);
+    if (r + 2 <= rows) {
+        if (r == 0)
+            attention_qk_tile_avx512(2, q, q_stride, k, k_stride, keys, dim, true, s, s_stride);
+        else
+            attention_qk_tile_avx512(2, q + r * q_stride, q_stride, k, k_stride, keys, dim, false,
+                                     s + r * s_stride, s_stride);
+        r += 2;
     }
-    for (; r < rows; r++) {
-        for (int64_t j = 0; j < keys; j += 16) {
-            const int64_t n = keys - j < 16 ? keys - j : 16;
-            const float *kr[16];
-            for (int c = 0; c < 16; c++)
-                kr[c] = k + (j + (c < n ? c : 0)) * k_stride;
-            const __m512 dots =
-                attention_dot1x16_avx512(q + r * q_stride, kr, dim, r == 0 ? 2 * pf : 0);
-            _mm512_mask_storeu_ps(s + r * s_stride + j, vecmath_mask16(n), dots);
-        }
+    if (r < rows) {
+        if (r == 0)
+            attention_qk_tile_avx512(1, q, q_stride, k, k_stride, keys, dim, true, s, s_stride);
+        else
+            attention_qk_tile_avx512(1, q + r * q_stride, q_stride, k, k_stride, keys, dim, false,
+                                     s + r * s_stride, s_stride);
     }
 }
 
