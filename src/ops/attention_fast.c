@@ -325,59 +325,94 @@ ATTENTION_AVX512_INLINE void attention_store16_avx512(float *p, __mmask16 m, boo
         _mm512_mask_storeu_ps(p, m, x);
 }
 
-/* o[r][0..64) += sum_j p[r][j] v[j][0..64) for `rows` (1..4) rows; unless
- * full, only the lanes in m[]. Prefetches v pf elements ahead. */
-ATTENTION_AVX512_INLINE void attention_pv_block_avx512(int rows, bool full, const float *p,
-                                                       int64_t p_stride, const float *v,
-                                                       int64_t v_stride, int64_t keys,
-                                                       const __mmask16 *m, int64_t pf, float *o,
-                                                       int64_t o_stride)
+/* o[r][0..16 * cols) += sum_j p[r][j] v[j][0..16 * cols) for `rows` (1..4)
+ * rows and `cols` (1, 2 or 4) vectors of 16 columns; unless full, only the
+ * lanes in m[]. Each accumulator is a chain of FMAs, one per key: when the
+ * rows and columns make fewer than 8 chains, the keys go round-robin to 2
+ * or 4 sets of accumulators, summed at the end, so that the chains'
+ * latency does not bound the loop. Prefetches v pf elements ahead (0:
+ * not at all). */
+ATTENTION_AVX512_INLINE void attention_pv_block_avx512(int rows, int cols, bool full,
+                                                       const float *p, int64_t p_stride,
+                                                       const float *v, int64_t v_stride,
+                                                       int64_t keys, const __mmask16 *m, int64_t pf,
+                                                       float *o, int64_t o_stride)
 {
-    __m512 acc[4][4];
+    const int sets = rows * cols <= 4 ? 4 : rows * cols <= 8 ? 2 : 1;
+    __m512 acc[4][4][4]; /* [set][row][column vector] */
     for (int r = 0; r < rows; r++)
-        for (int c = 0; c < 4; c++)
-            acc[r][c] = attention_load16_avx512(o + r * o_stride + 16 * c, m[c], full);
-    for (int64_t j = 0; j < keys; j++) {
-        const float *x = v + j * v_stride;
-        __m512 y[4];
-        for (int c = 0; c < 4; c++) {
-            y[c] = attention_load16_avx512(x + 16 * c, m[c], full);
-            _mm_prefetch((const char *)(x + pf + 16 * c), _MM_HINT_T0);
+        for (int c = 0; c < cols; c++) {
+            acc[0][r][c] = attention_load16_avx512(o + r * o_stride + 16 * c, m[c], full);
+            for (int t = 1; t < sets; t++)
+                acc[t][r][c] = _mm512_setzero_ps();
         }
-        for (int r = 0; r < rows; r++) {
-            const __m512 w = _mm512_set1_ps(p[r * p_stride + j]);
-            for (int c = 0; c < 4; c++)
-                acc[r][c] = _mm512_fmadd_ps(w, y[c], acc[r][c]);
+    int64_t j = 0;
+    for (; j + sets <= keys; j += sets)
+        for (int t = 0; t < sets; t++) {
+            const float *x = v + (j + t) * v_stride;
+            __m512 y[4];
+            for (int c = 0; c < cols; c++) {
+                y[c] = attention_load16_avx512(x + 16 * c, m[c], full);
+                if (pf != 0)
+                    _mm_prefetch((const char *)(x + pf + 16 * c), _MM_HINT_T0);
+            }
+            for (int r = 0; r < rows; r++) {
+                const __m512 w = _mm512_set1_ps(p[r * p_stride + j + t]);
+                for (int c = 0; c < cols; c++)
+                    acc[t][r][c] = _mm512_fmadd_ps(w, y[c], acc[t][r][c]);
+            }
+        }
+    for (; j < keys; j++) {
+        const float *x = v + j * v_stride;
+        for (int c = 0; c < cols; c++) {
+            const __m512 y = attention_load16_avx512(x + 16 * c, m[c], full);
+            for (int r = 0; r < rows; r++)
+                acc[0][r][c] =
+                    _mm512_fmadd_ps(_mm512_set1_ps(p[r * p_stride + j]), y, acc[0][r][c]);
         }
     }
     for (int r = 0; r < rows; r++)
-        for (int c = 0; c < 4; c++)
-            attention_store16_avx512(o + r * o_stride + 16 * c, m[c], full, acc[r][c]);
+        for (int c = 0; c < cols; c++) {
+            __m512 sum = acc[0][r][c];
+            if (sets == 2)
+                sum = _mm512_add_ps(sum, acc[1][r][c]);
+            else if (sets == 4)
+                sum = _mm512_add_ps(_mm512_add_ps(sum, acc[1][r][c]),
+                                    _mm512_add_ps(acc[2][r][c], acc[3][r][c]));
+            attention_store16_avx512(o + r * o_stride + 16 * c, m[c], full, sum);
+        }
 }
 
-/* One 64-column block of `rows` (1..4) rows. */
-ATTENTION_AVX512_INLINE void attention_pv_rows_avx512(int64_t rows, bool full, const float *p,
-                                                      int64_t p_stride, const float *v,
-                                                      int64_t v_stride, int64_t keys,
-                                                      const __mmask16 *m, int64_t pf, float *o,
-                                                      int64_t o_stride)
+/* One block of `rows` (1..4) rows and `cols` column vectors: 64 columns
+ * (all of them unless masked), or the last 32 or 16 (masked). */
+ATTENTION_AVX512_INLINE void attention_pv_rows_avx512(int cols, bool full, int64_t rows,
+                                                      const float *p, int64_t p_stride,
+                                                      const float *v, int64_t v_stride,
+                                                      int64_t keys, const __mmask16 *m, int64_t pf,
+                                                      float *o, int64_t o_stride)
 {
     switch (rows) {
     case 1:
-        attention_pv_block_avx512(1, full, p, p_stride, v, v_stride, keys, m, pf, o, o_stride);
+        attention_pv_block_avx512(1, cols, full, p, p_stride, v, v_stride, keys, m, pf, o,
+                                  o_stride);
         break;
     case 2:
-        attention_pv_block_avx512(2, full, p, p_stride, v, v_stride, keys, m, pf, o, o_stride);
+        attention_pv_block_avx512(2, cols, full, p, p_stride, v, v_stride, keys, m, pf, o,
+                                  o_stride);
         break;
     case 3:
-        attention_pv_block_avx512(3, full, p, p_stride, v, v_stride, keys, m, pf, o, o_stride);
+        attention_pv_block_avx512(3, cols, full, p, p_stride, v, v_stride, keys, m, pf, o,
+                                  o_stride);
         break;
     default:
-        attention_pv_block_avx512(4, full, p, p_stride, v, v_stride, keys, m, pf, o, o_stride);
+        attention_pv_block_avx512(4, cols, full, p, p_stride, v, v_stride, keys, m, pf, o,
+                                  o_stride);
         break;
     }
 }
 
+/* Columns in blocks of 64; a last block of up to 32 (or 16) columns takes
+ * as many vectors. Rows in groups of 4 within each block. */
 static ATTENTION_AVX512 void attention_pv_avx512(const float *p, int64_t p_stride, int64_t rows,
                                                  const float *v, int64_t v_stride, int64_t keys,
                                                  int64_t dim, float *o, int64_t o_stride)
@@ -385,15 +420,24 @@ static ATTENTION_AVX512 void attention_pv_avx512(const float *p, int64_t p_strid
     for (int64_t c0 = 0; c0 < dim; c0 += 64) {
         const __mmask16 m[4] = {vecmath_mask16(dim - c0), vecmath_mask16(dim - c0 - 16),
                                 vecmath_mask16(dim - c0 - 32), vecmath_mask16(dim - c0 - 48)};
+        const int64_t width = dim - c0;
         for (int64_t r = 0; r < rows; r += 4) {
             const int64_t n = rows - r < 4 ? rows - r : 4;
             const int64_t pf = r == 0 ? ATTENTION_PREFETCH_V_ROWS * v_stride : 0;
-            if (c0 + 64 <= dim)
-                attention_pv_rows_avx512(n, true, p + r * p_stride, p_stride, v + c0, v_stride,
-                                         keys, m, pf, o + r * o_stride + c0, o_stride);
+            const float *pr = p + r * p_stride, *vc = v + c0;
+            float *out = o + r * o_stride + c0;
+            if (width >= 64)
+                attention_pv_rows_avx512(4, true, n, pr, p_stride, vc, v_stride, keys, m, pf, out,
+                                         o_stride);
+            else if (width > 32)
+                attention_pv_rows_avx512(4, false, n, pr, p_stride, vc, v_stride, keys, m, pf, out,
+                                         o_stride);
+            else if (width > 16)
+                attention_pv_rows_avx512(2, false, n, pr, p_stride, vc, v_stride, keys, m, pf, out,
+                                         o_stride);
             else
-                attention_pv_rows_avx512(n, false, p + r * p_stride, p_stride, v + c0, v_stride,
-                                         keys, m, pf, o + r * o_stride + c0, o_stride);
+                attention_pv_rows_avx512(1, false, n, pr, p_stride, vc, v_stride, keys, m, pf, out,
+                                         o_stride);
         }
     }
 }
