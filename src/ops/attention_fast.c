@@ -828,7 +828,13 @@ typedef struct attention_scratch {
     float *m, *l;
     int64_t *lo, *hi; /* each row's key range [lo, hi) */
     void *extra;      /* the scorer's scratch, or NULL */
+    void *heap;       /* the block of the buffers when allocated, else NULL */
 } attention_scratch;
+
+/* Bytes of scratch a worker keeps on its stack: a decode unit's buffers
+ * (a few query rows, one tile of scores) fit, and a call then allocates
+ * nothing; larger ones are allocated. */
+#define ATTENTION_STACK_SCRATCH 16384
 
 /* Where one unit works. */
 typedef struct attention_unit {
@@ -843,12 +849,14 @@ static size_t attention_round64(size_t n)
 
 static void attention_scratch_free(attention_scratch *w)
 {
-    free(w->q);
+    free(w->heap);
     free(w->extra);
 }
 
-/* One block of memory cut into the buffers; false when out of memory. */
-static bool attention_scratch_alloc(const attention_plan *plan, attention_scratch *w)
+/* One block of memory cut into the buffers: `stack` (stack_bytes, 64-byte
+ * aligned) when they fit, else allocated; false when out of memory. */
+static bool attention_scratch_alloc(const attention_plan *plan, char *stack, size_t stack_bytes,
+                                    attention_scratch *w)
 {
     const size_t rows = (size_t)plan->rows_max;
     const size_t nq = attention_round64(sizeof(float) * rows * (size_t)plan->p->qk_dim);
@@ -856,14 +864,19 @@ static bool attention_scratch_alloc(const attention_plan *plan, attention_scratc
     const size_t no = attention_round64(sizeof(float) * rows * (size_t)plan->p->v_dim);
     const size_t nr = attention_round64(sizeof(float) * rows);
     const size_t ni = attention_round64(sizeof(int64_t) * rows);
-    char *block = aligned_alloc(64, nq + ns + no + 2 * nr + 2 * ni + 64);
-    if (block == NULL)
-        return false;
+    const size_t total = nq + ns + no + 2 * nr + 2 * ni + 64;
+    char *block = stack;
+    w->heap = NULL;
+    if (total > stack_bytes) {
+        if ((block = aligned_alloc(64, total)) == NULL)
+            return false;
+        w->heap = block;
+    }
     w->extra = NULL;
     if (plan->scorer != NULL) {
         const size_t n = plan->scorer->scratch_bytes(plan->scorer->ctx, plan->rows_max);
         if ((w->extra = aligned_alloc(64, attention_round64(n > 0 ? n : 1))) == NULL) {
-            free(block);
+            free(w->heap);
             return false;
         }
     }
@@ -1107,8 +1120,9 @@ static void attention_unit_locate(const attention_plan *plan, int64_t unit, atte
 static void attention_units(void *arg, int64_t begin, int64_t end)
 {
     attention_plan *plan = arg;
+    _Alignas(64) char stack[ATTENTION_STACK_SCRATCH];
     attention_scratch w;
-    if (!attention_scratch_alloc(plan, &w)) {
+    if (!attention_scratch_alloc(plan, stack, sizeof(stack), &w)) {
         atomic_store(&plan->failed, true);
         return;
     }
