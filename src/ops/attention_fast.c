@@ -1253,7 +1253,14 @@ ogi_status attention_fast_scored(threadpool *pool, const attention_params *p,
         if ((plan.partial = malloc(sizeof(float) * n)) == NULL)
             return OGI_ERR_OUT_OF_MEMORY;
     }
-    threadpool_parallel_for(pool, units, 1, attention_units, &plan);
+    /* A few units of one query block cost about the same: one run of them
+     * per thread (decode: 4 KV heads on 2 threads) spares claims and scratch
+     * set-ups, 1.36 -> 1.28 us a docstring-llama decode call over 192 keys.
+     * Query blocks differ under a causal mask, and many units balance
+     * better one at a time. */
+    const int threads = threadpool_size(pool);
+    const int64_t chunk = plan.q_blocks == 1 && units <= 2 * threads ? units / threads : 1;
+    threadpool_parallel_for(pool, units, chunk, attention_units, &plan);
     if (plan.splits > 1 && !atomic_load(&plan.failed))
         threadpool_parallel_for(pool, plan.items, 1, attention_merge, &plan);
     free(plan.partial);
