@@ -442,17 +442,28 @@ static ATTENTION_AVX512 void attention_pv_avx512(const float *p, int64_t p_strid
     }
 }
 
+/* Two vectors a step into two sums (independent chains, no mask), then
+ * the tail one masked vector at a time. */
 static ATTENTION_AVX512 float attention_exp_sum_avx512(float *x, int64_t n, float max)
 {
     const __m512 mv = _mm512_set1_ps(max);
-    __m512 sum = _mm512_setzero_ps();
-    for (int64_t j = 0; j < n; j += 16) {
+    __m512 sum0 = _mm512_setzero_ps(), sum1 = _mm512_setzero_ps();
+    int64_t j = 0;
+    for (; j + 32 <= n; j += 32) {
+        const __m512 e0 = attention_exp_avx512(_mm512_sub_ps(_mm512_loadu_ps(x + j), mv));
+        const __m512 e1 = attention_exp_avx512(_mm512_sub_ps(_mm512_loadu_ps(x + j + 16), mv));
+        _mm512_storeu_ps(x + j, e0);
+        _mm512_storeu_ps(x + j + 16, e1);
+        sum0 = _mm512_add_ps(sum0, e0);
+        sum1 = _mm512_add_ps(sum1, e1);
+    }
+    for (; j < n; j += 16) {
         const __mmask16 m = vecmath_mask16(n - j);
         const __m512 e = attention_exp_avx512(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + j), mv));
         _mm512_mask_storeu_ps(x + j, m, e);
-        sum = _mm512_mask_add_ps(sum, m, sum, e);
+        sum0 = _mm512_mask_add_ps(sum0, m, sum0, e);
     }
-    return _mm512_reduce_add_ps(sum);
+    return _mm512_reduce_add_ps(_mm512_add_ps(sum0, sum1));
 }
 
 static ATTENTION_AVX512 void attention_softcap_avx512(float *x, int64_t n, float cap)
