@@ -1,9 +1,10 @@
 /* Attention: the fast kernel against the reference on random shapes (odd
  * head sizes, q_len 1, total length 1 to thousands, GQA / MQA / MHA, 3D and
  * 4D layouts, past caches, broadcast float and bool masks, short masks,
- * causal, softcap, nonpad_kv_seqlen, windows, key splits), for every
- * instruction set this machine runs, with and without threads; then the
- * opset-25 windows through the op, against key sets derived from the spec. */
+ * causal, softcap, nonpad_kv_seqlen, windows, key splits, keys read in
+ * place from fixed-size caches), for every instruction set this machine
+ * runs, with and without threads; then the opset-25 windows through the
+ * op, against key sets derived from the spec. */
 #include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -47,6 +48,10 @@ typedef struct test_case {
     bool causal, nonpad;
     double softcap, scale;
     int64_t left, right;
+    /* > 0: every key (past and new) in one fixed-size cache of this many
+     * positions per head, as the engine's in-place KV caches are read; the
+     * positions from the total length on hold NaN */
+    int64_t cache_len;
 } test_case;
 
 /* The problem's tensors: doubles for the reference, float32 in the case's
@@ -56,6 +61,7 @@ typedef struct test_problem {
     int64_t offset[8], valid[8];
     double *q, *k, *v, *mask, *y_ref;
     float *qf, *kf, *vf, *pkf, *pvf, *maskf, *yf;
+    float *ckf, *cvf; /* the caches when cache_len > 0 */
     int64_t mask_strides[4], mask_len;
 } test_problem;
 
@@ -71,6 +77,8 @@ static void test_problem_free(test_problem *t)
     free(t->vf);
     free(t->pkf);
     free(t->pvf);
+    free(t->ckf);
+    free(t->cvf);
     free(t->maskf);
     free(t->yf);
 }
@@ -131,6 +139,29 @@ static void test_fill_qkv(const test_case *c, test_problem *t)
                     (past ? t->pvf
                           : t->vf)[test_at(major, c->kv_heads, len, c->v_dim, b, h, s, e)] = x;
                 }
+            }
+}
+
+/* Copies every key and value (past, then new) into the fixed-size caches,
+ * 4D [batch, kv_heads, cache_len, dim]; NaN past the total length. */
+static void test_fill_caches(const test_case *c, test_problem *t)
+{
+    const int64_t total = c->past_len + c->kv_len, n = c->cache_len;
+    t->ckf = test_alloc(c->batch * c->kv_heads * n * c->qk_dim, sizeof(float));
+    t->cvf = test_alloc(c->batch * c->kv_heads * n * c->v_dim, sizeof(float));
+    for (int64_t b = 0; b < c->batch; b++)
+        for (int64_t h = 0; h < c->kv_heads; h++)
+            for (int64_t j = 0; j < n; j++) {
+                for (int64_t e = 0; e < c->qk_dim; e++)
+                    t->ckf[test_at(false, c->kv_heads, n, c->qk_dim, b, h, j, e)] =
+                        j < total
+                            ? (float)t->k[test_at(false, c->kv_heads, total, c->qk_dim, b, h, j, e)]
+                            : NAN;
+                for (int64_t e = 0; e < c->v_dim; e++)
+                    t->cvf[test_at(false, c->kv_heads, n, c->v_dim, b, h, j, e)] =
+                        j < total
+                            ? (float)t->v[test_at(false, c->kv_heads, total, c->v_dim, b, h, j, e)]
+                            : NAN;
             }
 }
 
@@ -204,6 +235,8 @@ static void test_problem_init(const test_case *c, test_problem *t)
 {
     memset(t, 0, sizeof(*t));
     test_fill_qkv(c, t);
+    if (c->cache_len > 0)
+        test_fill_caches(c, t);
     test_fill_mask(c, t);
     test_fill_params(c, t);
     t->y_ref = test_alloc(c->batch * c->q_heads * c->q_len * c->v_dim, sizeof(double));
@@ -233,6 +266,11 @@ static attention_fast_data test_fast_data(const test_case *c, test_problem *t)
     d.v[0] =
         c->past_len > 0 ? test_view(t->pvf, false, c->kv_heads, c->past_len, c->v_dim) : d.v[1];
     d.split = c->past_len > 0 ? c->past_len : c->past_len + c->kv_len;
+    if (c->cache_len > 0) {
+        d.k[0] = d.k[1] = test_view(t->ckf, false, c->kv_heads, c->cache_len, c->qk_dim);
+        d.v[0] = d.v[1] = test_view(t->cvf, false, c->kv_heads, c->cache_len, c->v_dim);
+        d.split = c->past_len + c->kv_len;
+    }
     d.mask = t->maskf;
     memcpy(d.mask_strides, t->mask_strides, sizeof(d.mask_strides));
     d.mask_len = t->mask_len;
@@ -247,12 +285,12 @@ static const char *test_case_str(const test_case *c, char *buf, size_t size)
 {
     snprintf(buf, size,
              "b%lld hq%lld hkv%lld q%lld past%lld new%lld dk%lld dv%lld %s mask%d/r%d causal%d "
-             "nonpad%d softcap%g window(%lld,%lld)",
+             "nonpad%d softcap%g window(%lld,%lld) cache%lld",
              (long long)c->batch, (long long)c->q_heads, (long long)c->kv_heads,
              (long long)c->q_len, (long long)c->past_len, (long long)c->kv_len,
              (long long)c->qk_dim, (long long)c->v_dim, c->seq_major ? "3D" : "4D", c->mask_kind,
              c->mask_rank, c->causal, c->nonpad, c->softcap, (long long)c->left,
-             (long long)c->right);
+             (long long)c->right, (long long)c->cache_len);
     return buf;
 }
 
@@ -494,6 +532,42 @@ static void test_random_cases(threadpool *pool, int n, int64_t max_total)
     }
 }
 
+/* docstring-llama's decode: 8 query heads of 32 on 4 KV heads, keys in
+ * caches of 512 positions, a causal mask that sees every key; then with an
+ * additive mask over the keys. */
+static void test_small_head_decode(threadpool *pool)
+{
+    static const int64_t totals[] = {1, 7, 128, 192, 255, 512};
+    for (size_t k = 0; k < sizeof(totals) / sizeof(totals[0]); k++) {
+        test_case c = test_plain(1, 8, 4, 1, totals[k] - 1, 1, 32);
+        c.causal = true;
+        c.cache_len = 512;
+        test_run_case(&c, pool);
+        c.mask_kind = TEST_MASK_FLOAT;
+        c.mask_rank = 2;
+        c.mask_dims[0] = 1;
+        c.mask_dims[1] = totals[k];
+        test_run_case(&c, pool);
+    }
+}
+
+/* Random cases with every key in a fixed-size cache, most of them decode
+ * (1 to 3 new positions). */
+static void test_random_cached_cases(threadpool *pool, int n, int64_t max_total)
+{
+    for (int k = 0; k < n; k++) {
+        test_case c;
+        test_random_case(&c, max_total);
+        if (test_chance(70))
+            c.q_len = c.kv_len = 1 + (int64_t)(test_rand(&test_seed) % 3);
+        c.cache_len = c.past_len + c.kv_len + (int64_t)(test_rand(&test_seed) % 64);
+        if (c.cache_len == 0)
+            c.cache_len = 1;
+        test_random_mask(&c); /* over the new total length */
+        test_run_case(&c, pool);
+    }
+}
+
 /* ---- the op: opset-25 windows against the spec ---------------------------------- */
 
 /* A one-node Attention model at `opset` with int attributes, every value's
@@ -719,8 +793,12 @@ int main(void)
     test_edge_cases(pool);
 #ifdef __OPTIMIZE__
     test_random_cases(pool, 300, 3000);
+    test_small_head_decode(pool);
+    test_random_cached_cases(pool, 100, 1000);
 #else
     test_random_cases(pool, 120, 600);
+    test_small_head_decode(pool);
+    test_random_cached_cases(pool, 40, 600);
 #endif
     threadpool_free(pool);
     for (size_t k = 0; k < sizeof(test_isas) / sizeof(test_isas[0]); k++)
