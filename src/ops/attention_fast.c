@@ -288,26 +288,16 @@ static ATTENTION_AVX512 void attention_qk_avx512(const float *q, int64_t q_strid
 {
     int64_t r = 0;
     for (; r + 4 <= rows; r += 4)
-        if (r == 0)
-            attention_qk_tile_avx512(4, q, q_stride, k, k_stride, keys, dim, true, s, s_stride);
-        else
-            attention_qk_tile_avx512(4, q + r * q_stride, q_stride, k, k_stride, keys, dim, false,
-                                     s + r * s_stride, s_stride);
+        attention_qk_tile_avx512(4, q + r * q_stride, q_stride, k, k_stride, keys, dim, r == 0,
+                                 s + r * s_stride, s_stride);
     if (r + 2 <= rows) {
-        if (r == 0)
-            attention_qk_tile_avx512(2, q, q_stride, k, k_stride, keys, dim, true, s, s_stride);
-        else
-            attention_qk_tile_avx512(2, q + r * q_stride, q_stride, k, k_stride, keys, dim, false,
-                                     s + r * s_stride, s_stride);
+        attention_qk_tile_avx512(2, q + r * q_stride, q_stride, k, k_stride, keys, dim, r == 0,
+                                 s + r * s_stride, s_stride);
         r += 2;
     }
-    if (r < rows) {
-        if (r == 0)
-            attention_qk_tile_avx512(1, q, q_stride, k, k_stride, keys, dim, true, s, s_stride);
-        else
-            attention_qk_tile_avx512(1, q + r * q_stride, q_stride, k, k_stride, keys, dim, false,
-                                     s + r * s_stride, s_stride);
-    }
+    if (r < rows)
+        attention_qk_tile_avx512(1, q + r * q_stride, q_stride, k, k_stride, keys, dim, r == 0,
+                                 s + r * s_stride, s_stride);
 }
 
 /* 16 floats from p: the lanes in m, or all when full (no mask register in
