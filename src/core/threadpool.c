@@ -39,13 +39,7 @@ struct threadpool {
     void *arg;
     int64_t n, chunk, n_chunks;
     atomic_llong done; /* chunks finished */
-    /* memory for idle workers to prefetch (threadpool_prefetch): bytes
-     * [pf_next, pf_bytes) of pf_data are left */
-    _Atomic(const char *) pf_data;
-    atomic_size_t pf_bytes, pf_next;
 };
-
-enum { THREADPOOL_PREFETCH_STEP = 4096 }; /* bytes between checks for a job */
 
 static inline void threadpool_relax(void)
 {
@@ -73,32 +67,14 @@ static void threadpool_work(threadpool *p, uint64_t id)
     }
 }
 
-/* Prefetches the next step of the pool's prefetch range; false when none
- * is left. */
-static bool threadpool_prefetch_step(threadpool *p)
-{
-    size_t bytes = atomic_load_explicit(&p->pf_bytes, memory_order_relaxed);
-    if (atomic_load_explicit(&p->pf_next, memory_order_relaxed) >= bytes)
-        return false;
-    const char *data = atomic_load_explicit(&p->pf_data, memory_order_relaxed);
-    size_t at =
-        atomic_fetch_add_explicit(&p->pf_next, THREADPOOL_PREFETCH_STEP, memory_order_relaxed);
-    size_t end = at + THREADPOOL_PREFETCH_STEP < bytes ? at + THREADPOOL_PREFETCH_STEP : bytes;
-    for (size_t i = at; i < end; i += 64)
-        __builtin_prefetch(data + i, 0, 3);
-    return at < bytes;
-}
-
-/* Waits until the job number differs from seen (or the pool stops),
- * prefetching what threadpool_prefetch gave meanwhile. */
+/* Waits until the job number differs from seen (or the pool stops). */
 static uint64_t threadpool_wait(threadpool *p, uint64_t seen)
 {
     for (int i = 0; i < THREADPOOL_SPIN; i++) {
         uint64_t id = atomic_load_explicit(&p->job, memory_order_acquire) >> 32;
         if (id != seen || atomic_load(&p->stop))
             return id;
-        if (!threadpool_prefetch_step(p))
-            threadpool_relax();
+        threadpool_relax();
     }
     pthread_mutex_lock(&p->mutex);
     atomic_fetch_add(&p->sleepers, 1);
@@ -219,16 +195,6 @@ void threadpool_parallel_for(threadpool *p, int64_t n, int64_t min_chunk, thread
     /* close the job: a worker that reads the job word from now on finds no
      * chunk, and one holding a stale copy fails its compare-and-swap */
     atomic_store_explicit(&p->job, id << 32 | THREADPOOL_CLOSED, memory_order_release);
-}
-
-void threadpool_prefetch(threadpool *p, const void *data, size_t bytes)
-{
-    if (p == NULL || p->size == 1)
-        return;
-    atomic_store_explicit(&p->pf_bytes, 0, memory_order_relaxed);
-    atomic_store_explicit(&p->pf_data, (const char *)data, memory_order_relaxed);
-    atomic_store_explicit(&p->pf_next, 0, memory_order_relaxed);
-    atomic_store_explicit(&p->pf_bytes, data != NULL ? bytes : 0, memory_order_release);
 }
 
 /* blas_thread_shutdown_ is a weak reference: OpenBLAS builds without it

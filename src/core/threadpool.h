@@ -3,7 +3,6 @@
 #ifndef OGI_CORE_THREADPOOL_H
 #define OGI_CORE_THREADPOOL_H
 
-#include <stddef.h>
 #include <stdint.h>
 
 #include "ogi.h"
@@ -23,14 +22,6 @@ int threadpool_size(const threadpool *pool);
  * pool may be NULL (runs inline). Not reentrant from inside fn. */
 void threadpool_parallel_for(threadpool *pool, int64_t n, int64_t min_chunk, threadpool_fn fn,
                              void *arg);
-
-/* Hands the pool's waiting workers memory to read ahead: while the caller
- * runs work of its own (the small nodes between two matrix products),
- * workers with no job pull [data, data + bytes) toward the caches, a few
- * kilobytes between checks for a job. A call replaces the earlier range;
- * bytes 0 clears it. Only prefetch instructions touch the range, so a stale
- * or unmapped one costs nothing but the time. No effect on a pool of 1. */
-void threadpool_prefetch(threadpool *pool, const void *data, size_t bytes);
 
 /* Makes OpenBLAS (the fallback of a few float kernels, called from inside
  * pool jobs) single-threaded and stops the threads its pthreads build

@@ -10,7 +10,6 @@
 #include "engine/exec_internal.h"
 #include "engine/op.h"
 #include "engine/shape_infer.h"
-#include "ops/gemm.h"
 
 enum { GRAPH_MAX_FOLD_BYTES = 64 << 20 };
 
@@ -478,50 +477,7 @@ struct exec_frame_store {
     ogi_tensor **bound;
     int n_live;
     int *live; /* the values a run writes: inputs and node outputs */
-    /* per node: the packed weights of the next node that reads some (the
-     * first of the run after the last), which the pool's idle workers read
-     * ahead while the nodes in between run; NULL when none */
-    const float **ahead;
-    size_t *ahead_bytes;
 };
-
-/* Bytes of weights read ahead of a product: about one core's L2, and more
- * than the small nodes between two products give the time for. */
-enum { EXEC_AHEAD_BYTES = 1 << 20 };
-
-/* The first packed weight node n reads, and its size in bytes. */
-static const float *exec_node_panels(const graph *g, const graph_node *n, size_t *bytes)
-{
-    for (int k = 1; g->panels != NULL && k < n->n_inputs; k++) {
-        int v = n->inputs[k];
-        if (v < 0 || g->panels[v] == NULL)
-            continue;
-        const ogi_tensor *w = g->values[v].constant;
-        *bytes = gemm_panels_floats(w->dims[0], w->dims[1]) * sizeof(float);
-        return g->panels[v];
-    }
-    return NULL;
-}
-
-/* Fills s->ahead: walking the nodes backwards (twice, to wrap around), the
- * weights of the nearest later node with panels. */
-static void exec_plan_ahead(exec_frame_store *s)
-{
-    const graph *g = s->g;
-    const float *next = NULL;
-    size_t next_bytes = 0;
-    for (int pass = 0; pass < 2; pass++)
-        for (int i = g->n_nodes - 1; i >= 0; i--) {
-            s->ahead[i] = next;
-            s->ahead_bytes[i] = next_bytes < EXEC_AHEAD_BYTES ? next_bytes : EXEC_AHEAD_BYTES;
-            size_t bytes = 0;
-            const float *own = exec_node_panels(g, &g->nodes[i], &bytes);
-            if (own != NULL) {
-                next = own;
-                next_bytes = bytes;
-            }
-        }
-}
 
 ogi_status exec_frame_store_create(const graph *g, exec_frame_store **out)
 {
@@ -533,10 +489,7 @@ ogi_status exec_frame_store_create(const graph *g, exec_frame_store **out)
     s->blocks = calloc((size_t)g->n_values + 1, sizeof(arena_block));
     s->bound = calloc((size_t)g->n_values + 1, sizeof(ogi_tensor *));
     s->live = calloc((size_t)g->n_values + 1, sizeof(int));
-    s->ahead = calloc((size_t)g->n_nodes + 1, sizeof(*s->ahead));
-    s->ahead_bytes = calloc((size_t)g->n_nodes + 1, sizeof(size_t));
-    if (s->slots == NULL || s->blocks == NULL || s->bound == NULL || s->live == NULL ||
-        s->ahead == NULL || s->ahead_bytes == NULL) {
+    if (s->slots == NULL || s->blocks == NULL || s->bound == NULL || s->live == NULL) {
         exec_frame_store_free(s);
         return ogi_error(OGI_ERR_OUT_OF_MEMORY, "out of memory");
     }
@@ -545,7 +498,6 @@ ogi_status exec_frame_store_create(const graph *g, exec_frame_store **out)
     for (int v = 0; v < g->n_values; v++)
         if (g->values[v].kind != VALUE_CONST)
             s->live[s->n_live++] = v;
-    exec_plan_ahead(s);
     *out = s;
     return OGI_OK;
 }
@@ -558,8 +510,6 @@ void exec_frame_store_free(exec_frame_store *s)
     free(s->blocks);
     free(s->bound);
     free(s->live);
-    free(s->ahead);
-    free(s->ahead_bytes);
     free(s);
 }
 
@@ -682,14 +632,9 @@ static ogi_status exec_frame_run(exec_frame *f, const ogi_tensor *const *inputs,
             f->bound[g->outputs[k]] = outputs[k];
     }
     exec_profile *profile = f->env->profile;
-    const float *ahead = NULL; /* what the pool reads ahead now */
     for (int i = 0; i < g->n_nodes && st == OGI_OK; i++) {
         double start = profile ? exec_now() : 0;
         st = exec_node(f, i);
-        if (kept != NULL && kept->ahead[i] != ahead) {
-            ahead = kept->ahead[i];
-            threadpool_prefetch(f->env->pool, ahead, kept->ahead_bytes[i]);
-        }
         if (profile)
             exec_profile_add(
                 profile, profile->by_node ? g->nodes[i].proto->name : g->nodes[i].kernel->op_type,

@@ -5,7 +5,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "core/threadpool.h"
 #include "engine/exec.h"
 #include "engine/exec_internal.h"
 #include "onnx/onnx.h"
@@ -333,52 +332,9 @@ static void test_shape_numel(void)
     }
 }
 
-static void pool_sum(void *arg, int64_t begin, int64_t end)
-{
-    int64_t *out = arg;
-    for (int64_t i = begin; i < end; i++)
-        out[i] = i * i;
-}
-
-/* Idle workers reading ahead (threadpool_prefetch) change no result: jobs
- * between, during and after ranges that are replaced, cleared, or left set
- * when the pool is freed all finish with the right values. */
-static void test_pool_prefetch(void)
-{
-    threadpool *pool = NULL;
-    TEST_CHECK(threadpool_create(2, &pool) == OGI_OK, "pool: %s", ogi_last_error());
-    checks++;
-    if (pool == NULL)
-        return;
-    size_t bytes = (size_t)4 << 20;
-    char *buffer = malloc(bytes);
-    int64_t *out = malloc(sizeof(int64_t) * 4096);
-    for (int round = 0; round < 50 && buffer != NULL && out != NULL; round++) {
-        if (round % 3 == 0)
-            threadpool_prefetch(pool, buffer, bytes);
-        else if (round % 3 == 1)
-            threadpool_prefetch(pool, buffer + bytes / 2, 4096);
-        else
-            threadpool_prefetch(pool, NULL, 0);
-        memset(out, 0, sizeof(int64_t) * 4096);
-        threadpool_parallel_for(pool, 4096, 16, pool_sum, out);
-        bool ok = true;
-        for (int64_t i = 0; i < 4096; i++)
-            ok = ok && out[i] == i * i;
-        TEST_CHECK(ok, "round %d: wrong sums with a prefetch range set", round);
-        checks++;
-    }
-    threadpool_prefetch(pool, buffer, bytes); /* still set when the pool goes */
-    threadpool_free(pool);
-    threadpool_prefetch(NULL, buffer, bytes); /* no pool: nothing */
-    free(buffer);
-    free(out);
-}
-
 int main(void)
 {
     test_shape_numel();
-    test_pool_prefetch();
     test_arena_fragmentation();
     test_gather_view();
     test_bound_inplace();
