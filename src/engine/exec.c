@@ -365,9 +365,10 @@ static ogi_status exec_node(exec_frame *f, int index)
     }
     for (int o = 0; o < n->n_outputs; o++) {
         int v = n->outputs[o];
-        if (v < 0)
-            memset(&scratch_small[o], 0, sizeof(scratch_small[o]));
+        /* an output's slot starts empty (a kept frame's may hold the fields
+         * of the last run's value, released since) */
         out_small[o] = v >= 0 ? &f->slots[v] : &scratch_small[o];
+        memset(out_small[o], 0, sizeof(ogi_tensor));
         used_small[o] = v >= 0 && (f->g->values[v].last_use >= 0 || f->g->values[v].is_output);
     }
     op_ctx c = {
@@ -495,9 +496,14 @@ ogi_status exec_frame_store_create(const graph *g, exec_frame_store **out)
     }
     exec_frame f = {.g = g, .slots = s->slots};
     (void)exec_bind(&f, NULL, false, true); /* the constants; inputs are bound per run */
-    for (int v = 0; v < g->n_values; v++)
-        if (g->values[v].kind != VALUE_CONST)
-            s->live[s->n_live++] = v;
+    /* the inputs and what the nodes write: values that lost their producer
+     * to folding, fusion or merging are never written */
+    for (int i = 0; i < g->n_inputs; i++)
+        s->live[s->n_live++] = g->inputs[i];
+    for (int i = 0; i < g->n_nodes; i++)
+        for (int o = 0; o < g->nodes[i].n_outputs; o++)
+            if (g->nodes[i].outputs[o] >= 0 && s->n_live < g->n_values)
+                s->live[s->n_live++] = g->nodes[i].outputs[o];
     *out = s;
     return OGI_OK;
 }
@@ -520,16 +526,24 @@ static exec_frame_store *exec_frame_kept(const exec_frame *f)
     return s != NULL && s->g == f->g && f->parent == NULL ? s : NULL;
 }
 
-static void exec_frame_cleanup(exec_frame *f)
+/* Releases what a run left in its frame. A kept frame after a complete run
+ * holds only the inputs and the outputs (every other value was released at
+ * its last reader, and its slot is cleared when its node next runs); after
+ * a failed one, anything any node wrote. */
+static void exec_frame_cleanup(exec_frame *f, bool complete)
 {
     exec_frame_store *s = exec_frame_kept(f);
-    if (s != NULL) { /* back to the state after exec_frame_store_create */
-        for (int i = 0; i < s->n_live; i++) {
-            exec_release_slot(f, s->live[i]);
-            memset(&f->slots[s->live[i]], 0, sizeof(ogi_tensor));
+    if (s != NULL) {
+        const graph *g = f->g;
+        for (int k = 0; k < g->n_outputs; k++) {
+            if (g->values[g->outputs[k]].kind != VALUE_CONST) /* bound once, for every run */
+                exec_release_slot(f, g->outputs[k]);
+            s->bound[g->outputs[k]] = NULL;
         }
-        for (int k = 0; k < f->g->n_outputs; k++)
-            s->bound[f->g->outputs[k]] = NULL;
+        for (int i = 0; i < g->n_inputs; i++)
+            exec_release_slot(f, g->inputs[i]);
+        for (int i = 0; i < s->n_live && !complete; i++)
+            exec_release_slot(f, s->live[i]);
         return;
     }
     for (int v = 0; v < f->g->n_values; v++)
@@ -645,7 +659,7 @@ static ogi_status exec_frame_run(exec_frame *f, const ogi_tensor *const *inputs,
     }
     if (st == OGI_OK)
         st = exec_take_outputs(f, outputs);
-    exec_frame_cleanup(f);
+    exec_frame_cleanup(f, st == OGI_OK);
     return st;
 }
 
