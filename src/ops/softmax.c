@@ -125,33 +125,6 @@ VECMATH_TARGET_AVX512 static void softmax_exp_avx512(const float *x, float *y, i
         y[i] = vecmath_expf(x[i] - max);
 }
 
-VECMATH_TARGET_AVX512 static float softmax_sum_avx512(const float *y, int64_t n)
-{
-    __m512 s = _mm512_setzero_ps();
-    int64_t i = 0;
-    for (; i + 16 <= n; i += 16)
-        s = _mm512_add_ps(s, _mm512_loadu_ps(y + i));
-    float sum = _mm512_reduce_add_ps(s);
-    for (; i < n; i++)
-        sum += y[i];
-    return sum;
-}
-
-VECMATH_TARGET_AVX2 static float softmax_sum_avx2(const float *y, int64_t n)
-{
-    __m256 s = _mm256_setzero_ps();
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        s = _mm256_add_ps(s, _mm256_loadu_ps(y + i));
-    __m128 h = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
-    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
-    h = _mm_add_ss(h, _mm_movehdup_ps(h));
-    float sum = _mm_cvtss_f32(h);
-    for (; i < n; i++)
-        sum += y[i];
-    return sum;
-}
-
 /* Returns false, leaving y to the scalar row, where the vector path does not apply. */
 static bool softmax_row_f32_vector(const float *x, float *y, int64_t n)
 {
@@ -164,10 +137,10 @@ static bool softmax_row_f32_vector(const float *x, float *y, int64_t n)
     float sum;
     if (isa == VECMATH_AVX512) {
         softmax_exp_avx512(x, y, n, max);
-        sum = softmax_sum_avx512(y, n);
+        sum = vecmath_sum_avx512(y, n);
     } else {
         softmax_exp_avx2(x, y, n, max);
-        sum = softmax_sum_avx2(y, n);
+        sum = vecmath_sum_avx2(y, n);
     }
     float inv = 1.0f / sum;
     for (int64_t i = 0; i < n; i++)

@@ -67,6 +67,33 @@ VECMATH_TARGET_AVX512 float vecmath_max_avx512(const float *x, int64_t n)
     return _mm512_reduce_max_ps(m);
 }
 
+VECMATH_TARGET_AVX512 float vecmath_sum_avx512(const float *x, int64_t n)
+{
+    __m512 s = _mm512_setzero_ps();
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        s = _mm512_add_ps(s, _mm512_loadu_ps(x + i));
+    float sum = _mm512_reduce_add_ps(s);
+    for (; i < n; i++)
+        sum += x[i];
+    return sum;
+}
+
+VECMATH_TARGET_AVX2 float vecmath_sum_avx2(const float *x, int64_t n)
+{
+    __m256 s = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        s = _mm256_add_ps(s, _mm256_loadu_ps(x + i));
+    __m128 h = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
+    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_add_ss(h, _mm_movehdup_ps(h));
+    float sum = _mm_cvtss_f32(h);
+    for (; i < n; i++)
+        sum += x[i];
+    return sum;
+}
+
 enum { VECMATH_EXP_BLOCK = 256 };
 
 /* One block (n <= VECMATH_EXP_BLOCK): the exponentials in a loop the
@@ -77,10 +104,7 @@ VECMATH_TARGET_AVX512 static float vecmath_exp_sum_block_avx512(const float *x, 
     float e[VECMATH_EXP_BLOCK];
     for (int64_t i = 0; i < n; i++)
         e[i] = vecmath_expf(x[i] - max);
-    __m512 s = _mm512_setzero_ps();
-    for (int64_t j = 0; j < n; j += 16)
-        s = _mm512_add_ps(s, _mm512_maskz_loadu_ps(vecmath_mask16(n - j), e + j));
-    return _mm512_reduce_add_ps(s);
+    return vecmath_sum_avx512(e, n);
 }
 
 VECMATH_TARGET_AVX2 static float vecmath_exp_sum_block_avx2(const float *x, int64_t n, float max)
@@ -88,17 +112,7 @@ VECMATH_TARGET_AVX2 static float vecmath_exp_sum_block_avx2(const float *x, int6
     float e[VECMATH_EXP_BLOCK];
     for (int64_t i = 0; i < n; i++)
         e[i] = vecmath_expf(x[i] - max);
-    __m256 s = _mm256_setzero_ps();
-    int64_t j = 0;
-    for (; j + 8 <= n; j += 8)
-        s = _mm256_add_ps(s, _mm256_loadu_ps(e + j));
-    __m128 h = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
-    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
-    h = _mm_add_ss(h, _mm_movehdup_ps(h));
-    float sum = _mm_cvtss_f32(h);
-    for (; j < n; j++)
-        sum += e[j];
-    return sum;
+    return vecmath_sum_avx2(e, n);
 }
 
 static float vecmath_exp_sum_block(const float *x, int64_t n, float max)

@@ -88,6 +88,10 @@ float vecmath_dot_avx512(const float *x, const float *w, int64_t n);
 float vecmath_max_avx2(const float *x, int64_t n);
 float vecmath_max_avx512(const float *x, int64_t n);
 
+/* sum of x[0..n) in float lanes (a softmax row's denominator). */
+float vecmath_sum_avx2(const float *x, int64_t n);
+float vecmath_sum_avx512(const float *x, int64_t n);
+
 /* sum e^(x[i] - max) over x[0..n), with vecmath_expf: float lanes within
  * blocks of 256, double across them. The denominator of a softmax over a
  * whole vocabulary (the log-probability of a sampled token), vectorised on
