@@ -979,9 +979,10 @@ static bool exec_redirect(graph *g, int first, int from, int to)
  * left of a Shape whose dims were all taken as constants), last to first so
  * that a chain goes at once. Nodes with subgraphs, random draws or in-place
  * updates stay. */
-static ogi_status exec_mark_unread(graph *g, bool *removed)
+static ogi_status exec_mark_unread(graph *g, bool *removed, int *marked)
 {
     int *readers = graph_reader_counts(g, removed);
+    *marked = 0;
     if (readers == NULL)
         return ogi_error(OGI_ERR_OUT_OF_MEMORY, "out of memory");
     for (int i = g->n_nodes - 1; i >= 0; i--) {
@@ -993,7 +994,7 @@ static ogi_status exec_mark_unread(graph *g, bool *removed)
         if (!unread)
             continue;
         removed[i] = true;
-        g->n_folded++;
+        (*marked)++;
         for (int k = 0; k < n->n_inputs; k++)
             if (n->inputs[k] >= 0)
                 readers[n->inputs[k]]--;
@@ -1030,10 +1031,25 @@ ogi_status graph_fold_constants(graph *g)
             g->n_folded++;
         }
     }
+    int unread = 0;
     if (st == OGI_OK)
-        st = exec_mark_unread(g, folded_at);
+        st = exec_mark_unread(g, folded_at, &unread);
+    g->n_folded += unread;
     if (st == OGI_OK)
         st = graph_remove_nodes(g, folded_at);
     free(folded_at);
+    return st;
+}
+
+ogi_status graph_remove_unread(graph *g)
+{
+    bool *removed = calloc((size_t)g->n_nodes + 1, sizeof(bool));
+    if (removed == NULL)
+        return ogi_error(OGI_ERR_OUT_OF_MEMORY, "out of memory");
+    int unread = 0;
+    ogi_status st = exec_mark_unread(g, removed, &unread);
+    if (st == OGI_OK && unread > 0)
+        st = graph_remove_nodes(g, removed);
+    free(removed);
     return st;
 }

@@ -57,6 +57,11 @@ ogi_status exec_copy_into(ogi_tensor *dst, const ogi_tensor *src);
  * by constants (at most 64 MiB per node) and removing them. */
 ogi_status graph_fold_constants(graph *g);
 
+/* Removes the nodes nothing reads any more (what fusion leaves of the
+ * shape computations that fed the nodes it replaced), last to first; nodes
+ * with subgraphs, random draws or in-place updates stay. */
+ogi_status graph_remove_unread(graph *g);
+
 /* Recomputes last readers and per-node release lists. */
 ogi_status graph_plan_lifetimes(graph *g);
 

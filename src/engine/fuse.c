@@ -9,7 +9,10 @@
  *    opset <= 18): MatMul(Q', Transpose(K)') [-> Mul/Div by a constant]
  *    [-> Add mask] -> Softmax(last axis) [-> Where(IsNaN(P), 0, P)] ->
  *    MatMul(., V), where Q' and K' are Q and K optionally multiplied or
- *    divided by scalar constants, becomes ai.ogi.ScaledDotProductAttention
+ *    divided by scalar constants (Transpose(K) also written as torch.export
+ *    does at opset 18: Reshape(Transpose(Reshape(K, [-1, T, D]), [0, 2, 1]),
+ *    [B, H, D, T]) with B, H, T, D K's own dims, as shape inference traces
+ *    them to a Shape(K)), becomes ai.ogi.ScaledDotProductAttention
  *    (ops/fused_attention.c): one pass of the tiled attention kernel, with
  *    no score matrix.
  *  - RMSNorm written op by op: x * 1/Sqrt(ReduceMean(x^2, last axis) + eps)
@@ -40,7 +43,10 @@
  *    copy of the cache is made each step. Each Shape of a gathered K or V
  *    (the legacy export builds the GQA repeat's shapes from them) becomes
  *    ai.ogi.TensorGatherShape(cache, length), which gives the same shape
- *    (start and end kept) without the gather. */
+ *    (start and end kept) without the gather.
+ *
+ * The shape computations that fed only the replaced nodes are dropped
+ * afterwards (graph_remove_unread). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -132,7 +138,7 @@ static bool fuse_axes(const graph *g, const graph_node *n, const int64_t **axes,
 /* One matched attention pattern: the nodes it removes and the operands of
  * the fused node. */
 typedef struct fuse_attention {
-    graph_node *nodes[10];
+    graph_node *nodes[12];
     int n_nodes;
     int q, k, v, mask;
     int scales[6]; /* mul q, div q, mul k, div k, mul scores, div scores (-1: none) */
@@ -169,6 +175,61 @@ static bool fuse_attention_operand(const graph *g, int v)
     const graph_value *val = &g->values[v];
     return v >= 0 && val->dtype == OGI_FLOAT32 && val->shape.rank <= 4 &&
            (val->shape.rank < 0 || val->shape.rank >= 2);
+}
+
+/* Whether element i of e is dim d of the rank-4 value x: the same known
+ * number, or an element copied from a Shape(x) (from any start) at d. */
+static bool fuse_elem_is_dim(const graph *g, const value_elems *e, int i, int x, int d)
+{
+    const graph_value *xv = &g->values[x];
+    if ((e->known >> i) & 1u)
+        return xv->shape.dims[d] >= 0 && e->value[i] == xv->shape.dims[d];
+    if (e->origin[i] <= 0)
+        return false;
+    int s = (e->origin[i] - 1) / OGI_MAX_RANK, at = (e->origin[i] - 1) % OGI_MAX_RANK;
+    if (s >= g->n_values || g->values[s].producer < 0)
+        return false;
+    const graph_node *shape = &g->nodes[g->values[s].producer];
+    int64_t start = graph_node_attr_int(shape, "start", 0);
+    start = start < 0 ? start + 4 : start;
+    return fuse_is(shape, "Shape") && shape->n_inputs == 1 && shape->inputs[0] == x &&
+           shape->outputs[0] == s && start >= 0 && start + at == d;
+}
+
+/* K^T written as Reshape(Transpose(Reshape(K, [-1, T, D]), [0, 2, 1]),
+ * [B, H, D, T]) with T, D, B, H K's own dims (torch.export at opset 18
+ * transposes the keys as a 3-D batch): the same as Transpose(K, [0, 1, 3,
+ * 2]) for a rank-4 K, whatever its dims at run time. */
+static bool fuse_match_kt_3d(const fuse_state *f, int kt, fuse_attention *m)
+{
+    const graph *g = f->g;
+    graph_node *r2 = fuse_producer(f, kt, "Reshape", 1);
+    if (r2 == NULL || r2->n_inputs != 2 || graph_node_attr_int(r2, "allowzero", 0) != 0)
+        return false;
+    graph_node *t = fuse_producer(f, r2->inputs[0], "Transpose", 1);
+    const onnx_attr *perm = t != NULL ? graph_node_attr(t, "perm") : NULL;
+    if (t == NULL || t->n_inputs != 1 || perm == NULL || perm->n != 3 || perm->ints[0] != 0 ||
+        perm->ints[1] != 2 || perm->ints[2] != 1)
+        return false;
+    graph_node *r1 = fuse_producer(f, t->inputs[0], "Reshape", 1);
+    if (r1 == NULL || r1->n_inputs != 2 || r1->inputs[0] < 0 || r1->inputs[1] < 0 ||
+        r2->inputs[1] < 0 || graph_node_attr_int(r1, "allowzero", 0) != 0)
+        return false;
+    int k = r1->inputs[0];
+    const value_elems *a = &g->values[r1->inputs[1]].elems, *b = &g->values[r2->inputs[1]].elems;
+    if (g->values[k].shape.rank != 4 || g->values[r1->inputs[1]].kind == VALUE_CONST ||
+        g->values[r2->inputs[1]].kind == VALUE_CONST || a->count != 3 || b->count != 4 ||
+        !(a->known & 1u) || a->value[0] != -1)
+        return false;
+    if (!fuse_elem_is_dim(g, a, 1, k, 2) || !fuse_elem_is_dim(g, a, 2, k, 3) ||
+        !fuse_elem_is_dim(g, b, 0, k, 0) || !fuse_elem_is_dim(g, b, 1, k, 1) ||
+        !fuse_elem_is_dim(g, b, 2, k, 3) || !fuse_elem_is_dim(g, b, 3, k, 2))
+        return false;
+    m->nodes[m->n_nodes++] = r2;
+    m->nodes[m->n_nodes++] = t;
+    m->nodes[m->n_nodes++] = r1;
+    m->k = k;
+    return true;
 }
 
 /* Matches the op-by-op attention ending at MatMul node n. */
@@ -225,14 +286,16 @@ static bool fuse_match_attention(const fuse_state *f, const graph_node *n, fuse_
     m->q = fuse_scaled(f, m, qk->inputs[0], 0);
     int kt = fuse_scaled(f, m, qk->inputs[1], 2);
     graph_node *t = fuse_producer(f, kt, "Transpose", 1);
-    if (t == NULL || t->n_inputs != 1)
+    if (t != NULL && t->n_inputs == 1) {
+        const onnx_attr *perm = graph_node_attr(t, "perm"); /* absent: all dims reversed */
+        if (perm == NULL || perm->n != 4 || perm->ints[0] != 0 || perm->ints[1] != 1 ||
+            perm->ints[2] != 3 || perm->ints[3] != 2)
+            return false;
+        m->nodes[m->n_nodes++] = t;
+        m->k = t->inputs[0];
+    } else if (!fuse_match_kt_3d(f, kt, m)) {
         return false;
-    const onnx_attr *perm = graph_node_attr(t, "perm"); /* absent: all four dims reversed */
-    if (perm == NULL || perm->n != 4 || perm->ints[0] != 0 || perm->ints[1] != 1 ||
-        perm->ints[2] != 3 || perm->ints[3] != 2)
-        return false;
-    m->nodes[m->n_nodes++] = t;
-    m->k = t->inputs[0];
+    }
     return fuse_attention_operand(g, m->q) && fuse_attention_operand(g, m->k);
 }
 
@@ -279,7 +342,7 @@ static ogi_status fuse_replace(fuse_state *f, graph_node *keep, graph_node *cons
 static ogi_status fuse_attention_node(fuse_state *f, graph_node *n, const fuse_attention *m,
                                       const op_kernel *kernel)
 {
-    graph_node *nodes[16];
+    graph_node *nodes[20];
     int inputs[14] = {m->q, m->k, m->v, m->mask}, n_inputs = 10, n_nodes = m->n_nodes;
     memcpy(inputs + 4, m->scales, sizeof(m->scales));
     memcpy(nodes, m->nodes, sizeof(graph_node *) * (size_t)m->n_nodes);
@@ -813,6 +876,8 @@ ogi_status graph_fuse(graph *g)
     }
     if (st == OGI_OK && fused > 0)
         st = graph_remove_nodes(g, removed);
+    if (st == OGI_OK && fused > 0)
+        st = graph_remove_unread(g);
     g->n_fused += fused;
     free(readers);
     free(removed);

@@ -119,7 +119,48 @@ typedef struct attn_case {
      * of XK [xkd], XV [xvd] with run-time shapes s5k, s4k, s5v, s4v */
     bool repeat;
     int64_t xkd[4], xvd[4], s5k[5], s4k[4], s5v[5], s4v[4];
+    /* K^T as torch.export writes it at opset 18, a 3-D transpose between two
+     * Reshapes whose shapes come from Shape(K) (K's dims symbolic) */
+    bool kt3d;
 } attn_case;
+
+/* A float32 input of rank 4 whose dims are the symbols d0..d3. */
+static void symbolic_input(pbw *g, const char *name)
+{
+    pbw shape = {0}, tensor = {0}, type = {0}, vi = {0};
+    const char *syms[4] = {"d0", "d1", "d2", "d3"};
+    for (int i = 0; i < 4; i++) {
+        pbw dim = {0};
+        pbw_string(&dim, 2, syms[i]);
+        pbw_message(&shape, 1, &dim);
+    }
+    pbw_int(&tensor, 1, 1);
+    pbw_message(&tensor, 2, &shape);
+    pbw_message(&type, 1, &tensor);
+    pbw_string(&vi, 1, name);
+    pbw_message(&vi, 2, &type);
+    pbw_message(g, 11, &vi);
+}
+
+/* Kt = Reshape(Transpose(Reshape(K, [-1, T, D]), [0, 2, 1]), [B, H, D, T])
+ * with B, H, T, D sliced from Shape(K, start=0). */
+static void kt_3d(pbw *g)
+{
+    const int64_t start = 0, perm[3] = {0, 2, 1}, axis = 0;
+    node_attr(g, "Shape", "ks", 1, (const char *[]){"K"}, "KS", "start", &start, -1);
+    pbw_node(g, "Slice", "kst", 3, (const char *[]){"KS", "i2", "i3"}, 1, (const char *[]){"KT"});
+    pbw_node(g, "Slice", "ksd", 3, (const char *[]){"KS", "i3", "i4"}, 1, (const char *[]){"KD"});
+    pbw_node(g, "Slice", "ksb", 3, (const char *[]){"KS", "i0", "i2"}, 1, (const char *[]){"KBH"});
+    node_attr(g, "Concat", "ka", 3, (const char *[]){"im1", "KT", "KD"}, "KA", "axis", &axis, -1);
+    pbw_node(g, "Reshape", "kr1", 2, (const char *[]){"K", "KA"}, 1, (const char *[]){"KR1"});
+    node_attr(g, "Transpose", "kt3", 1, (const char *[]){"KR1"}, "KT3", "perm", perm, 3);
+    node_attr(g, "Concat", "kb", 3, (const char *[]){"KBH", "KD", "KT"}, "KB", "axis", &axis, -1);
+    pbw_node(g, "Reshape", "kr2", 2, (const char *[]){"KT3", "KB"}, 1, (const char *[]){"Kt"});
+    const int64_t v[5] = {0, 2, 3, 4, -1};
+    const char *names[5] = {"i0", "i2", "i3", "i4", "im1"};
+    for (int i = 0; i < 5; i++)
+        pbw_tensor_raw(g, 5, names[i], 7, 1, (int64_t[]){1}, &v[i], sizeof(int64_t));
+}
 
 /* Saves the graph into path; keep_p also makes P an output (nothing is fused). */
 static void attn_model(const attn_case *ac, bool keep_p, char *path)
@@ -129,7 +170,10 @@ static void attn_model(const attn_case *ac, bool keep_p, char *path)
     if (ac->repeat)
         gqa_repeat(&g, "axes", (const char *[]){"S5K", "S5V"}, (const char *[]){"S4K", "S4V"},
                    false);
-    node_attr(&g, "Transpose", "t", 1, (const char *[]){"K"}, "Kt", "perm", perm, 4);
+    if (ac->kt3d)
+        kt_3d(&g);
+    else
+        node_attr(&g, "Transpose", "t", 1, (const char *[]){"K"}, "Kt", "perm", perm, 4);
     if (ac->div_scores) {
         pbw_node(&g, "MatMul", "qk", 2, (const char *[]){"Q", "Kt"}, 1, (const char *[]){"S0"});
         pbw_node(&g, "Div", "div", 2, (const char *[]){"S0", "c"}, 1, (const char *[]){"S"});
@@ -164,7 +208,10 @@ static void attn_model(const attn_case *ac, bool keep_p, char *path)
         for (int i = 0; i < 4; i++)
             pbw_value_info(&g, 11, shapes[i], 7, 1, (int64_t[]){i % 2 ? 4 : 5});
     } else {
-        pbw_value_info(&g, 11, "K", 1, 4, ac->kd);
+        if (ac->kt3d)
+            symbolic_input(&g, "K");
+        else
+            pbw_value_info(&g, 11, "K", 1, 4, ac->kd);
         pbw_value_info(&g, 11, "V", 1, 4, ac->vd);
     }
     if (ac->mask_rank > 0)
@@ -287,17 +334,19 @@ static void run_attention_case(uint64_t *rng, const attn_case *ac)
     char paths[2][TEST_PATH_SIZE], what[160];
     attn_model(ac, false, paths[0]);
     attn_model(ac, true, paths[1]);
-    snprintf(what, sizeof(what),
-             "q [%lld,%lld,%lld,%lld] k [%lld,%lld,%lld,%lld] mask rank %d nan_where %d div %d",
-             (long long)ac->qd[0], (long long)ac->qd[1], (long long)ac->qd[2], (long long)ac->qd[3],
-             (long long)ac->kd[0], (long long)ac->kd[1], (long long)ac->kd[2], (long long)ac->kd[3],
-             ac->mask_rank, ac->nan_where, ac->div_scores);
+    snprintf(
+        what, sizeof(what),
+        "q [%lld,%lld,%lld,%lld] k [%lld,%lld,%lld,%lld] mask rank %d nan_where %d div %d kt3d %d",
+        (long long)ac->qd[0], (long long)ac->qd[1], (long long)ac->qd[2], (long long)ac->qd[3],
+        (long long)ac->kd[0], (long long)ac->kd[1], (long long)ac->kd[2], (long long)ac->kd[3],
+        ac->mask_rank, ac->nan_where, ac->div_scores, ac->kt3d);
     TEST_CHECK(fused_patterns(paths[0]) == 1 && fused_patterns(paths[1]) == 0,
                "%s: fused patterns: %d and %d", what, fused_patterns(paths[0]),
                fused_patterns(paths[1]));
     int nodes = 0;
     fused_patterns_nodes(paths[0], &nodes);
-    TEST_CHECK(!ac->repeat || nodes == 1, "%s: repeat: %d nodes left, expected one", what, nodes);
+    TEST_CHECK(!(ac->repeat || ac->kt3d) || nodes == 1, "%s: %d nodes left, expected one", what,
+               nodes);
     checks += 2;
     ogi_tensor *yf = attn_run(paths[0], names, in, n_in), *yp = attn_run(paths[1], names, in, n_in);
     checks += 2;
@@ -353,6 +402,7 @@ static void attention_cases(uint64_t *rng)
         memcpy(ac.kd, (int64_t[]){b, kv_shared ? 1 : h, t, d}, sizeof(ac.kd));
         memcpy(ac.vd, (int64_t[]){b, kv_shared ? 1 : h, t, dv}, sizeof(ac.vd));
         ac.mask_rank = (int)((i / 4) % 3) * 2; /* 0, 2 or 4 */
+        ac.kt3d = i % 3 == 1;
         if (ac.mask_rank == 4)
             memcpy(ac.md, (int64_t[]){b, 1, q, t}, sizeof(ac.md));
         else
