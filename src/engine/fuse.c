@@ -12,7 +12,8 @@
  *    divided by scalar constants (Transpose(K) also written as torch.export
  *    does at opset 18: Reshape(Transpose(Reshape(K, [-1, T, D]), [0, 2, 1]),
  *    [B, H, D, T]) with B, H, T, D K's own dims, as shape inference traces
- *    them to a Shape(K)), becomes ai.ogi.ScaledDotProductAttention
+ *    them to a Shape(K), which goes with it when it feeds nothing else),
+ *    becomes ai.ogi.ScaledDotProductAttention
  *    (ops/fused_attention.c): one pass of the tiled attention kernel, with
  *    no score matrix.
  *  - RMSNorm written op by op: x * 1/Sqrt(ReduceMean(x^2, last axis) + eps)
@@ -31,9 +32,11 @@
  *    When K and V are both Reshape(Expand(Unsqueeze(X, axes=[2]), s5), s4)
  *    (the GQA repeat of torch exports), the node takes X, s5 and s4 instead
  *    and reads X as the GQA key or value when the shapes at run time make
- *    it a plain repeat.
+ *    it a plain repeat. ScaledDotProductAttention does the same in its
+ *    14-input form (...AllowZero when the repeat's Reshapes have allowzero
+ *    = 1, as torch.export writes them at opset 18).
  *  - When K and V of that node, or of ScaledDotProductAttention[ZeroMasked]
- *    (the unrepeated K and V in its 14-input form), are
+ *    [AllowZero] (the unrepeated K and V in its 14-input form), are
  *    ai.ogi.TensorGather(cache, length) (the valid prefix of a fixed-size
  *    KV cache, as kv_rewrite.c writes it; linear mode, no read_indices,
  *    axis 2 of a rank-4 cache) of the same length, read by nothing else but
@@ -141,8 +144,9 @@ typedef struct fuse_attention {
     graph_node *nodes[12];
     int n_nodes;
     int q, k, v, mask;
-    int scales[6]; /* mul q, div q, mul k, div k, mul scores, div scores (-1: none) */
-    bool zero_nan; /* Where(IsNaN(P), 0, P) was part of it */
+    int scales[6];    /* mul q, div q, mul k, div k, mul scores, div scores (-1: none) */
+    bool zero_nan;    /* Where(IsNaN(P), 0, P) was part of it */
+    int kt_shapes[2]; /* the shapes of a 3-D K^T's two Reshapes (-1: a plain Transpose) */
 } fuse_attention;
 
 /* x -> Mul(x, c) or Div(x, c) (or Mul(c, x)) with c a scalar constant, read
@@ -229,14 +233,60 @@ static bool fuse_match_kt_3d(const fuse_state *f, int kt, fuse_attention *m)
     m->nodes[m->n_nodes++] = t;
     m->nodes[m->n_nodes++] = r1;
     m->k = k;
+    m->kt_shapes[0] = r1->inputs[1];
+    m->kt_shapes[1] = r2->inputs[1];
     return true;
+}
+
+/* Whether value v is read only on the way to a or b (each read once, by a
+ * Reshape being fused away): followed through at most depth nodes with one
+ * output, it reaches nothing else, so it dies with the fusion. */
+static bool fuse_feeds_only(const fuse_state *f, int v, int a, int b, int depth)
+{
+    const graph *g = f->g;
+    if (v == a || v == b)
+        return f->readers[v] == 1;
+    if (depth == 0 || g->values[v].is_output)
+        return false;
+    int seen = 0;
+    for (int i = 0; i < g->n_nodes; i++) {
+        const graph_node *n = &g->nodes[i];
+        int reads = 0;
+        for (int k = 0; k < n->n_inputs; k++)
+            reads += n->inputs[k] == v;
+        if (reads == 0 || f->removed[i])
+            continue;
+        if (n->n_subgraphs > 0 || n->n_outputs != 1 || n->outputs[0] < 0 ||
+            op_kernel_updates_in_place(n->kernel) || op_kernel_is_random(n->kernel) ||
+            !fuse_feeds_only(f, n->outputs[0], a, b, depth - 1))
+            return false;
+        seen += reads;
+    }
+    return seen == f->readers[v];
+}
+
+/* How many readers of K are Shape nodes that only feed a 3-D K^T's shapes:
+ * they go with it, so they do not keep K's producer (the GQA repeat) alive. */
+static int fuse_kt_shape_readers(const fuse_state *f, const fuse_attention *m)
+{
+    if (m->kt_shapes[0] < 0)
+        return 0;
+    int count = 0;
+    for (int i = 0; i < f->g->n_nodes; i++) {
+        const graph_node *n = &f->g->nodes[i];
+        if (!f->removed[i] && fuse_is(n, "Shape") && n->n_inputs == 1 && n->inputs[0] == m->k &&
+            n->n_outputs == 1 && n->outputs[0] >= 0 &&
+            fuse_feeds_only(f, n->outputs[0], m->kt_shapes[0], m->kt_shapes[1], 6))
+            count++;
+    }
+    return count;
 }
 
 /* Matches the op-by-op attention ending at MatMul node n. */
 static bool fuse_match_attention(const fuse_state *f, const graph_node *n, fuse_attention *m)
 {
     const graph *g = f->g;
-    *m = (fuse_attention){.mask = -1, .scales = {-1, -1, -1, -1, -1, -1}};
+    *m = (fuse_attention){.mask = -1, .scales = {-1, -1, -1, -1, -1, -1}, .kt_shapes = {-1, -1}};
     if (!fuse_is(n, "MatMul") || n->n_inputs != 2 || !fuse_attention_operand(g, n->inputs[1]))
         return false;
     m->v = n->inputs[1];
@@ -340,22 +390,31 @@ static ogi_status fuse_replace(fuse_state *f, graph_node *keep, graph_node *cons
 /* ... and, when K and V both come through the GQA repeat (allowzero 0), with
  * inputs 10-13 its shapes and K, V the unrepeated tensors. */
 static ogi_status fuse_attention_node(fuse_state *f, graph_node *n, const fuse_attention *m,
-                                      const op_kernel *kernel)
+                                      const op_kernel *const *kernels)
 {
+    const op_kernel *kernel = kernels[m->zero_nan ? 1 : 0];
     graph_node *nodes[20];
     int inputs[14] = {m->q, m->k, m->v, m->mask}, n_inputs = 10, n_nodes = m->n_nodes;
     memcpy(inputs + 4, m->scales, sizeof(m->scales));
     memcpy(nodes, m->nodes, sizeof(graph_node *) * (size_t)m->n_nodes);
     int k[3], v[3];
-    int64_t kz, vz;
-    if (fuse_match_repeat(f, m->k, nodes + n_nodes, k, &kz) &&
-        fuse_match_repeat(f, m->v, nodes + n_nodes + 3, v, &vz) && kz == 0 && vz == 0) {
+    int64_t kz = 0, vz = 0;
+    /* the Shape(K) reading only for a 3-D K^T is dropped with it */
+    const int shapes_of_k = fuse_kt_shape_readers(f, m);
+    f->readers[m->k] -= shapes_of_k;
+    bool repeat = fuse_match_repeat(f, m->k, nodes + n_nodes, k, &kz) &&
+                  fuse_match_repeat(f, m->v, nodes + n_nodes + 3, v, &vz) && kz == vz;
+    f->readers[m->k] += shapes_of_k;
+    /* a repeat whose Reshapes have allowzero = 1 has kernels of its own */
+    const op_kernel *repeat_kernel = kz != 0 ? kernels[m->zero_nan ? 3 : 2] : kernel;
+    if (repeat && repeat_kernel != NULL) {
         n_nodes += 6;
         inputs[1] = k[0];
         inputs[2] = v[0];
         int shapes[4] = {k[1], k[2], v[1], v[2]};
         memcpy(inputs + 10, shapes, sizeof(shapes));
         n_inputs = 14;
+        kernel = repeat_kernel;
     }
     nodes[n_nodes++] = n;
     return fuse_replace(f, n, nodes, n_nodes, inputs, n_inputs, kernel);
@@ -366,14 +425,18 @@ static ogi_status fuse_attention_node(fuse_state *f, graph_node *n, const fuse_a
  * Softmax of an all -inf row gives). */
 static ogi_status fuse_attentions(fuse_state *f, int *fused)
 {
-    const op_kernel *zeroed = op_find_kernel("ai.ogi", "ScaledDotProductAttentionZeroMasked", 1);
-    const op_kernel *plain = op_find_kernel("ai.ogi", "ScaledDotProductAttention", 1);
-    for (int i = 0; i < f->g->n_nodes && zeroed != NULL && plain != NULL; i++) {
+    /* plain, zero-masked, and both again for a repeat with allowzero = 1 */
+    const op_kernel *kernels[4] = {
+        op_find_kernel("ai.ogi", "ScaledDotProductAttention", 1),
+        op_find_kernel("ai.ogi", "ScaledDotProductAttentionZeroMasked", 1),
+        op_find_kernel("ai.ogi", "ScaledDotProductAttentionAllowZero", 1),
+        op_find_kernel("ai.ogi", "ScaledDotProductAttentionZeroMaskedAllowZero", 1)};
+    for (int i = 0; i < f->g->n_nodes && kernels[0] != NULL && kernels[1] != NULL; i++) {
         graph_node *n = &f->g->nodes[i];
         fuse_attention m;
         if (f->removed[i] || !fuse_match_attention(f, n, &m))
             continue;
-        ogi_status st = fuse_attention_node(f, n, &m, m.zero_nan ? zeroed : plain);
+        ogi_status st = fuse_attention_node(f, n, &m, kernels);
         if (st != OGI_OK)
             return st;
         (*fused)++;
@@ -789,9 +852,11 @@ static ogi_status fuse_cache_reads(fuse_state *f, int *fused)
     graph *g = f->g;
     const op_kernel *masks[2] = {op_find_kernel("ai.ogi", "AttentionCausalMask", 1),
                                  op_find_kernel("ai.ogi", "AttentionCausalMaskAllowZero", 1)};
-    const op_kernel *sdpas[2] = {
+    const op_kernel *sdpas[4] = {
         op_find_kernel("ai.ogi", "ScaledDotProductAttention", 1),
-        op_find_kernel("ai.ogi", "ScaledDotProductAttentionZeroMasked", 1)};
+        op_find_kernel("ai.ogi", "ScaledDotProductAttentionZeroMasked", 1),
+        op_find_kernel("ai.ogi", "ScaledDotProductAttentionAllowZero", 1),
+        op_find_kernel("ai.ogi", "ScaledDotProductAttentionZeroMaskedAllowZero", 1)};
     const op_kernel *shape = op_find_kernel("ai.ogi", "TensorGatherShape", 1);
     /* the readers as the fusions above left them */
     int *readers = graph_reader_counts(g, f->removed);
@@ -809,7 +874,8 @@ static ogi_status fuse_cache_reads(fuse_state *f, int *fused)
             continue;
         bool mask = (n->kernel == masks[0] || n->kernel == masks[1]) &&
                     (n->n_inputs == 4 || n->n_inputs == 8);
-        bool sdpa = (n->kernel == sdpas[0] || n->kernel == sdpas[1]) &&
+        bool sdpa = (n->kernel == sdpas[0] || n->kernel == sdpas[1] || n->kernel == sdpas[2] ||
+                     n->kernel == sdpas[3]) &&
                     (n->n_inputs == 10 || n->n_inputs == 14);
         if (!mask && !sdpa)
             continue;

@@ -21,7 +21,9 @@
  *
  * A row whose mask is -inf at every key: the ZeroMasked kernel (the
  * exported graph zeroes NaN probabilities with Where(IsNaN(P), 0, P)) gives
- * 0, the plain one NaN, as Softmax of an all -inf row does.
+ * 0, the plain one NaN, as Softmax of an all -inf row does. The ...AllowZero
+ * kernels are the same for a repeat whose Reshapes have allowzero = 1
+ * (torch.export at opset 18).
  *
  * ai.ogi.AttentionCausalMask takes over Attention nodes given a bool mask
  * (torch.export's SDPA writes the causal and padding masks as one bool
@@ -500,7 +502,7 @@ static ogi_status fused_window_unpitch(const ogi_tensor **in, const ogi_tensor *
  * windows in place, with the cache's row pitch, when there is no repeat or
  * it is the plain GQA repeat; any other repeat reads a contiguous copy of
  * the window, as the unfused graph's TensorGather would give it. */
-static ogi_status fused_sdpa_run(op_ctx *c, bool zero_masked)
+static ogi_status fused_sdpa_run(op_ctx *c, bool zero_masked, bool allowzero)
 {
     const ogi_tensor *x_in[15], *kv[2];
     ogi_tensor *owned[2] = {NULL, NULL}, *copies[2] = {NULL, NULL}, win[2];
@@ -524,14 +526,14 @@ static ogi_status fused_sdpa_run(op_ctx *c, bool zero_masked)
         if (!op_has_input(c, 10 + 2 * i) || !op_has_input(c, 11 + 2 * i))
             st = op_error(c, OGI_ERR_RUNTIME, "missing input of the fused KV repeat");
         else
-            st = fused_repeat_operand(&xc, 1 + i, 10 + 2 * i, 11 + 2 * i, false,
+            st = fused_repeat_operand(&xc, 1 + i, 10 + 2 * i, 11 + 2 * i, allowzero,
                                       rows[i] > 0 ? FUSED_REPEAT_VIEW_ONLY
                                                   : FUSED_REPEAT_VIEW_OR_COPY,
                                       &kv[i], &owned[i]);
         if (st == OGI_OK && kv[i] == NULL) { /* a window repeated otherwise: copied first */
             st = fused_window_unpitch(x_in, win, rows, i, &copies[i]);
             if (st == OGI_OK)
-                st = fused_repeat_operand(&xc, 1 + i, 10 + 2 * i, 11 + 2 * i, false,
+                st = fused_repeat_operand(&xc, 1 + i, 10 + 2 * i, 11 + 2 * i, allowzero,
                                           FUSED_REPEAT_VIEW_OR_COPY, &kv[i], &owned[i]);
         }
     }
@@ -541,7 +543,7 @@ static ogi_status fused_sdpa_run(op_ctx *c, bool zero_masked)
             if (rows[i] > 0)
                 st = fused_window_unpitch(x_in, win, rows, i, &copies[i]);
             if (st == OGI_OK)
-                st = fused_repeat_operand(&xc, 1 + i, 10 + 2 * i, 11 + 2 * i, false,
+                st = fused_repeat_operand(&xc, 1 + i, 10 + 2 * i, 11 + 2 * i, allowzero,
                                           FUSED_REPEAT_COPY, &kv[i], &owned[i]);
         }
     if (st == OGI_OK)
@@ -556,12 +558,22 @@ static ogi_status fused_sdpa_run(op_ctx *c, bool zero_masked)
 
 static ogi_status fused_sdpa(op_ctx *c)
 {
-    return fused_sdpa_run(c, false);
+    return fused_sdpa_run(c, false, false);
 }
 
 static ogi_status fused_sdpa_zero_masked(op_ctx *c)
 {
-    return fused_sdpa_run(c, true);
+    return fused_sdpa_run(c, true, false);
+}
+
+static ogi_status fused_sdpa_allowzero(op_ctx *c)
+{
+    return fused_sdpa_run(c, false, true);
+}
+
+static ogi_status fused_sdpa_zero_masked_allowzero(op_ctx *c)
+{
+    return fused_sdpa_run(c, true, true);
 }
 
 static ogi_status fused_attention_causal_mask_run(op_ctx *c, bool allowzero)
@@ -635,5 +647,7 @@ const op_kernel op_kernels_sdpa[] = {
     {"ai.ogi", "AttentionCausalMask", 1, fused_attention_causal_mask},
     {"ai.ogi", "ScaledDotProductAttention", 1, fused_sdpa},
     {"ai.ogi", "ScaledDotProductAttentionZeroMasked", 1, fused_sdpa_zero_masked},
+    {"ai.ogi", "ScaledDotProductAttentionAllowZero", 1, fused_sdpa_allowzero},
+    {"ai.ogi", "ScaledDotProductAttentionZeroMaskedAllowZero", 1, fused_sdpa_zero_masked_allowzero},
     {NULL, NULL, 0, NULL},
 };

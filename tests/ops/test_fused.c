@@ -122,6 +122,10 @@ typedef struct attn_case {
     /* K^T as torch.export writes it at opset 18, a 3-D transpose between two
      * Reshapes whose shapes come from Shape(K) (K's dims symbolic) */
     bool kt3d;
+    bool allowzero; /* the repeat's Reshapes with allowzero = 1 */
+    /* the repeat's shapes built in the graph from Shape(XK), Shape(XV) (their
+     * dims symbolic), as exporters build them, instead of given as inputs */
+    bool shapes_in_graph;
 } attn_case;
 
 /* A float32 input of rank 4 whose dims are the symbols d0..d3. */
@@ -156,10 +160,36 @@ static void kt_3d(pbw *g)
     node_attr(g, "Transpose", "kt3", 1, (const char *[]){"KR1"}, "KT3", "perm", perm, 3);
     node_attr(g, "Concat", "kb", 3, (const char *[]){"KBH", "KD", "KT"}, "KB", "axis", &axis, -1);
     pbw_node(g, "Reshape", "kr2", 2, (const char *[]){"KT3", "KB"}, 1, (const char *[]){"Kt"});
-    const int64_t v[5] = {0, 2, 3, 4, -1};
-    const char *names[5] = {"i0", "i2", "i3", "i4", "im1"};
-    for (int i = 0; i < 5; i++)
+}
+
+/* The int64 [1] constants kt_3d and gqa_shapes read: i0..i4, im1 (-1),
+ * rep and heads. */
+static void shape_constants(pbw *g, int64_t rep, int64_t heads)
+{
+    const int64_t v[8] = {0, 1, 2, 3, 4, -1, rep, heads};
+    const char *names[8] = {"i0", "i1", "i2", "i3", "i4", "im1", "rep", "heads"};
+    for (int i = 0; i < 8; i++)
         pbw_tensor_raw(g, 5, names[i], 7, 1, (int64_t[]){1}, &v[i], sizeof(int64_t));
+}
+
+/* The repeat's shapes from X = XK, XV ([b, kv, t, d]): S5 = [b, kv, rep,
+ * t, d], S4 = [b, heads, t, d]. */
+static void gqa_shapes(pbw *g)
+{
+    const char *xs[2] = {"XK", "XV"}, *sx[2] = {"SXK", "SXV"}, *s01[2] = {"SXK01", "SXV01"},
+               *s0[2] = {"SXK0", "SXV0"}, *s23[2] = {"SXK23", "SXV23"}, *s5[2] = {"S5K", "S5V"},
+               *s4[2] = {"S4K", "S4V"};
+    const int64_t axis = 0;
+    for (int i = 0; i < 2; i++) {
+        pbw_node(g, "Shape", sx[i], 1, &xs[i], 1, &sx[i]);
+        pbw_node(g, "Slice", s01[i], 3, (const char *[]){sx[i], "i0", "i2"}, 1, &s01[i]);
+        pbw_node(g, "Slice", s0[i], 3, (const char *[]){sx[i], "i0", "i1"}, 1, &s0[i]);
+        pbw_node(g, "Slice", s23[i], 3, (const char *[]){sx[i], "i2", "i4"}, 1, &s23[i]);
+        node_attr(g, "Concat", s5[i], 3, (const char *[]){s01[i], "rep", s23[i]}, s5[i], "axis",
+                  &axis, -1);
+        node_attr(g, "Concat", s4[i], 3, (const char *[]){s0[i], "heads", s23[i]}, s4[i], "axis",
+                  &axis, -1);
+    }
 }
 
 /* Saves the graph into path; keep_p also makes P an output (nothing is fused). */
@@ -169,7 +199,11 @@ static void attn_model(const attn_case *ac, bool keep_p, char *path)
     const int64_t perm[4] = {0, 1, 3, 2}, axis = -1;
     if (ac->repeat)
         gqa_repeat(&g, "axes", (const char *[]){"S5K", "S5V"}, (const char *[]){"S4K", "S4V"},
-                   false);
+                   ac->allowzero);
+    if (ac->kt3d || ac->shapes_in_graph)
+        shape_constants(&g, ac->repeat ? ac->s5k[2] : 1, ac->qd[1]);
+    if (ac->shapes_in_graph)
+        gqa_shapes(&g);
     if (ac->kt3d)
         kt_3d(&g);
     else
@@ -201,7 +235,10 @@ static void attn_model(const attn_case *ac, bool keep_p, char *path)
     pbw_tensor_raw(&g, 5, "c", 1, 0, NULL, &c, sizeof(c));
     pbw_tensor_raw(&g, 5, "zero", 1, 1, (int64_t[]){1}, &zero, sizeof(zero));
     pbw_value_info(&g, 11, "Q", 1, 4, ac->qd);
-    if (ac->repeat) {
+    if (ac->repeat && ac->shapes_in_graph) {
+        symbolic_input(&g, "XK");
+        symbolic_input(&g, "XV");
+    } else if (ac->repeat) {
         pbw_value_info(&g, 11, "XK", 1, 4, ac->xkd);
         pbw_value_info(&g, 11, "XV", 1, 4, ac->xvd);
         const char *shapes[4] = {"S5K", "S4K", "S5V", "S4V"};
@@ -323,7 +360,7 @@ static void run_attention_case(uint64_t *rng, const attn_case *ac)
         names[n_in] = "M";
         in[n_in++] = random_tensor(rng, ac->mask_rank, ac->md + (4 - ac->mask_rank), true);
     }
-    if (ac->repeat) {
+    if (ac->repeat && !ac->shapes_in_graph) {
         const int64_t *shapes[4] = {ac->s5k, ac->s4k, ac->s5v, ac->s4v};
         const char *shape_names[4] = {"S5K", "S4K", "S5V", "S4V"};
         for (int i = 0; i < 4; i++) {
@@ -336,17 +373,21 @@ static void run_attention_case(uint64_t *rng, const attn_case *ac)
     attn_model(ac, true, paths[1]);
     snprintf(
         what, sizeof(what),
-        "q [%lld,%lld,%lld,%lld] k [%lld,%lld,%lld,%lld] mask rank %d nan_where %d div %d kt3d %d",
+        "q [%lld,%lld,%lld,%lld] k [%lld,%lld,%lld,%lld] mask rank %d nan_where %d div %d kt3d %d "
+        "allowzero %d",
         (long long)ac->qd[0], (long long)ac->qd[1], (long long)ac->qd[2], (long long)ac->qd[3],
         (long long)ac->kd[0], (long long)ac->kd[1], (long long)ac->kd[2], (long long)ac->kd[3],
-        ac->mask_rank, ac->nan_where, ac->div_scores, ac->kt3d);
+        ac->mask_rank, ac->nan_where, ac->div_scores, ac->kt3d, ac->allowzero);
     TEST_CHECK(fused_patterns(paths[0]) == 1 && fused_patterns(paths[1]) == 0,
                "%s: fused patterns: %d and %d", what, fused_patterns(paths[0]),
                fused_patterns(paths[1]));
     int nodes = 0;
     fused_patterns_nodes(paths[0], &nodes);
-    TEST_CHECK(!(ac->repeat || ac->kt3d) || nodes == 1, "%s: %d nodes left, expected one", what,
-               nodes);
+    /* all fused into one node; the repeat's shapes, when the graph builds
+     * them, are its inputs (Shape, three Slices and two Concats for K and V) */
+    int want_nodes = ac->shapes_in_graph ? 13 : 1;
+    TEST_CHECK(!(ac->repeat || ac->kt3d) || nodes == want_nodes, "%s: %d nodes left, expected %d",
+               what, nodes, want_nodes);
     checks += 2;
     ogi_tensor *yf = attn_run(paths[0], names, in, n_in), *yp = attn_run(paths[1], names, in, n_in);
     checks += 2;
@@ -363,14 +404,24 @@ static void run_attention_case(uint64_t *rng, const attn_case *ac)
 }
 
 /* kind 0: the plain repeat; 1: 0 and -1 in the Reshape shapes; 2: V from a
- * batch-1 tensor expanded over the batch (materialised, K read as GQA). */
+ * batch-1 tensor expanded over the batch (materialised, K read as GQA); 3,
+ * 4, 5: the plain repeat with K^T as opset-18 exports write it (3), with
+ * Reshapes of allowzero = 1 (5), or both (4). */
 static void attention_repeat_case(uint64_t *rng, int kind)
 {
+    bool kt3d = kind == 3 || kind == 4, allowzero = kind == 4 || kind == 5;
+    if (kind >= 3)
+        kind = 0;
     int64_t b = kind == 2 ? 2 : 1 + (int64_t)(test_rand(rng) % 2);
     int64_t kv = 1 + (int64_t)(test_rand(rng) % 3), rep = 1 + (int64_t)(test_rand(rng) % 3);
     int64_t q = 1 + (int64_t)(test_rand(rng) % 30), t = q + (int64_t)(test_rand(rng) % 30);
     int64_t d = 32, h = kv * rep;
-    attn_case ac = {.nan_where = true, .repeat = true, .mask_rank = 4};
+    attn_case ac = {.nan_where = true,
+                    .repeat = true,
+                    .mask_rank = 4,
+                    .kt3d = kt3d,
+                    .allowzero = allowzero,
+                    .shapes_in_graph = kt3d};
     memcpy(ac.qd, (int64_t[]){b, h, q, d}, sizeof(ac.qd));
     memcpy(ac.md, (int64_t[]){b, 1, q, t}, sizeof(ac.md));
     memcpy(ac.xkd, (int64_t[]){b, kv, t, d}, sizeof(ac.xkd));
@@ -389,8 +440,8 @@ static void attention_repeat_case(uint64_t *rng, int kind)
 
 static void attention_cases(uint64_t *rng)
 {
-    for (int i = 0; i < 9; i++)
-        attention_repeat_case(rng, i % 3);
+    for (int i = 0; i < 18; i++)
+        attention_repeat_case(rng, i % 6);
     for (int i = 0; i < 24; i++) {
         attn_case ac = {.nan_where = i % 2, .div_scores = (i / 2) % 2};
         int64_t b = 1 + (int64_t)(test_rand(rng) % 2), h = 1 + (int64_t)(test_rand(rng) % 4);
