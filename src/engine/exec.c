@@ -940,7 +940,7 @@ static int exec_alias_elems(const graph *g, const graph_node *n)
     for (int i = 0; i < e->count; i++) {
         if (((e->known >> i) & 1u) || e->origin[i] <= 0)
             return -1;
-        int v = (e->origin[i] - 1) / OGI_MAX_RANK, at = (e->origin[i] - 1) % OGI_MAX_RANK;
+        int v = value_origin_value(e->origin[i]), at = value_origin_elem(e->origin[i]);
         if (at != i || (from >= 0 && v != from) || v == n->outputs[0] || v >= g->n_values)
             return -1;
         from = v;

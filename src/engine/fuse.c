@@ -56,6 +56,7 @@
 #include "engine/exec.h"
 #include "engine/fuse.h"
 #include "engine/op.h"
+#include "engine/shape_infer.h"
 
 static bool fuse_is(const graph_node *n, const char *op)
 {
@@ -181,25 +182,6 @@ static bool fuse_attention_operand(const graph *g, int v)
            (val->shape.rank < 0 || val->shape.rank >= 2);
 }
 
-/* Whether element i of e is dim d of the rank-4 value x: the same known
- * number, or an element copied from a Shape(x) (from any start) at d. */
-static bool fuse_elem_is_dim(const graph *g, const value_elems *e, int i, int x, int d)
-{
-    const graph_value *xv = &g->values[x];
-    if ((e->known >> i) & 1u)
-        return xv->shape.dims[d] >= 0 && e->value[i] == xv->shape.dims[d];
-    if (e->origin[i] <= 0)
-        return false;
-    int s = (e->origin[i] - 1) / OGI_MAX_RANK, at = (e->origin[i] - 1) % OGI_MAX_RANK;
-    if (s >= g->n_values || g->values[s].producer < 0)
-        return false;
-    const graph_node *shape = &g->nodes[g->values[s].producer];
-    int64_t start = graph_node_attr_int(shape, "start", 0);
-    start = start < 0 ? start + 4 : start;
-    return fuse_is(shape, "Shape") && shape->n_inputs == 1 && shape->inputs[0] == x &&
-           shape->outputs[0] == s && start >= 0 && start + at == d;
-}
-
 /* K^T written as Reshape(Transpose(Reshape(K, [-1, T, D]), [0, 2, 1]),
  * [B, H, D, T]) with T, D, B, H K's own dims (torch.export at opset 18
  * transposes the keys as a 3-D batch): the same as Transpose(K, [0, 1, 3,
@@ -225,9 +207,9 @@ static bool fuse_match_kt_3d(const fuse_state *f, int kt, fuse_attention *m)
         g->values[r2->inputs[1]].kind == VALUE_CONST || a->count != 3 || b->count != 4 ||
         !(a->known & 1u) || a->value[0] != -1)
         return false;
-    if (!fuse_elem_is_dim(g, a, 1, k, 2) || !fuse_elem_is_dim(g, a, 2, k, 3) ||
-        !fuse_elem_is_dim(g, b, 0, k, 0) || !fuse_elem_is_dim(g, b, 1, k, 1) ||
-        !fuse_elem_is_dim(g, b, 2, k, 3) || !fuse_elem_is_dim(g, b, 3, k, 2))
+    if (!shape_elem_is_dim(g, a, 1, k, 2) || !shape_elem_is_dim(g, a, 2, k, 3) ||
+        !shape_elem_is_dim(g, b, 0, k, 0) || !shape_elem_is_dim(g, b, 1, k, 1) ||
+        !shape_elem_is_dim(g, b, 2, k, 3) || !shape_elem_is_dim(g, b, 3, k, 2))
         return false;
     m->nodes[m->n_nodes++] = r2;
     m->nodes[m->n_nodes++] = t;

@@ -46,6 +46,22 @@ typedef struct value_elems {
     int32_t origin[OGI_MAX_RANK];
 } value_elems;
 
+/* An origin: element elem of value value (value_origin_make), and back. */
+static inline int32_t value_origin_make(int value, int elem)
+{
+    return value * OGI_MAX_RANK + elem + 1;
+}
+
+static inline int value_origin_value(int32_t origin)
+{
+    return (origin - 1) / OGI_MAX_RANK;
+}
+
+static inline int value_origin_elem(int32_t origin)
+{
+    return (origin - 1) % OGI_MAX_RANK;
+}
+
 typedef struct graph_value {
     const char *name;
     value_kind kind;

@@ -168,7 +168,7 @@ static void infer_set_elems(graph *g, graph_value *out, const value_elems *e)
     const int32_t self = (int32_t)(out - g->values);
     for (int i = 0; i < e->count; i++)
         if (!elems_is_known(e, i) && e->origin[i] == 0 && self < INT32_MAX / OGI_MAX_RANK)
-            out->elems.origin[i] = self * OGI_MAX_RANK + i + 1;
+            out->elems.origin[i] = value_origin_make(self, i);
 }
 
 /* dims [start, end) of s as elements */
@@ -436,6 +436,15 @@ static int64_t infer_clamp(int64_t v, int64_t lo, int64_t hi)
 }
 
 /* Shape(x, start, end): the dims of x as elements (known numbers or dims). */
+/* The dims [start, end) of a rank-r value that Shape node n gives. */
+static void infer_shape_range(const graph_node *n, int64_t r, int64_t *start, int64_t *end)
+{
+    int64_t s = graph_node_attr_int(n, "start", 0), e = graph_node_attr_int(n, "end", INT64_MAX);
+    *start = infer_clamp(s < 0 ? s + r : s, 0, r);
+    *end = infer_clamp(e < 0 ? e + r : e, 0, r);
+    *end = *end < *start ? *start : *end;
+}
+
 static void infer_shape_op(graph *g, const graph_node *n)
 {
     graph_value *x = infer_in(g, n, 0);
@@ -443,11 +452,8 @@ static void infer_shape_op(graph *g, const graph_node *n)
     s.dims[0] = -1;
     value_elems e = {.count = -1};
     if (x != NULL && x->shape.rank >= 0) {
-        int64_t r = x->shape.rank, start = graph_node_attr_int(n, "start", 0),
-                end = graph_node_attr_int(n, "end", INT64_MAX);
-        start = infer_clamp(start < 0 ? start + r : start, 0, r);
-        end = infer_clamp(end < 0 ? end + r : end, 0, r);
-        end = end < start ? start : end;
+        int64_t start, end;
+        infer_shape_range(n, x->shape.rank, &start, &end);
         s.dims[0] = end - start;
         e = infer_elems_of_dims(&x->shape, (int)start, (int)end);
     }
@@ -986,6 +992,25 @@ void shape_infer_graph(graph *g)
 bool shape_elems_known(const value_elems *e)
 {
     return elems_all_known(e);
+}
+
+bool shape_elem_is_dim(const graph *g, const value_elems *e, int i, int x, int d)
+{
+    const graph_value *xv = &g->values[x];
+    if (elems_is_known(e, i))
+        return d < xv->shape.rank && xv->shape.dims[d] >= 0 && e->value[i] == xv->shape.dims[d];
+    if (e->origin[i] <= 0)
+        return false;
+    int from = value_origin_value(e->origin[i]);
+    if (from >= g->n_values || g->values[from].producer < 0 || xv->shape.rank < 0)
+        return false;
+    const graph_node *shape = &g->nodes[g->values[from].producer];
+    if (strcmp(shape->proto->op_type, "Shape") != 0 || shape->proto->domain[0] != '\0' ||
+        shape->n_inputs != 1 || shape->inputs[0] != x || shape->outputs[0] != from)
+        return false;
+    int64_t start, end;
+    infer_shape_range(shape, xv->shape.rank, &start, &end);
+    return start + value_origin_elem(e->origin[i]) == d;
 }
 
 bool shape_is_static(const value_shape *s)

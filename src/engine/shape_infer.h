@@ -16,6 +16,11 @@ void shape_infer_node(graph *g, const graph_node *n);
 /* True when every element of e is a known number. */
 bool shape_elems_known(const value_elems *e);
 
+/* True when element i of e is, at run time, dim d of value x: a known
+ * number equal to x's known dim, or an element a Shape(x) gave from that dim
+ * (its origin). */
+bool shape_elem_is_dim(const graph *g, const value_elems *e, int i, int x, int d);
+
 /* True when the rank and every dim are known numbers. */
 bool shape_is_static(const value_shape *s);
 
