@@ -1003,6 +1003,14 @@ static ogi_status exec_mark_unread(graph *g, bool *removed, int *marked)
     return OGI_OK;
 }
 
+/* Removes the nodes marked in removed and those left unread then
+ * (*unread of them). */
+static ogi_status exec_remove_with_unread(graph *g, bool *removed, int *unread)
+{
+    ogi_status st = exec_mark_unread(g, removed, unread);
+    return st == OGI_OK ? graph_remove_nodes(g, removed) : st;
+}
+
 ogi_status graph_fold_constants(graph *g)
 {
     bool *folded_at = calloc((size_t)g->n_nodes + 1, sizeof(bool));
@@ -1033,10 +1041,8 @@ ogi_status graph_fold_constants(graph *g)
     }
     int unread = 0;
     if (st == OGI_OK)
-        st = exec_mark_unread(g, folded_at, &unread);
+        st = exec_remove_with_unread(g, folded_at, &unread);
     g->n_folded += unread;
-    if (st == OGI_OK)
-        st = graph_remove_nodes(g, folded_at);
     free(folded_at);
     return st;
 }
@@ -1047,9 +1053,7 @@ ogi_status graph_remove_unread(graph *g)
     if (removed == NULL)
         return ogi_error(OGI_ERR_OUT_OF_MEMORY, "out of memory");
     int unread = 0;
-    ogi_status st = exec_mark_unread(g, removed, &unread);
-    if (st == OGI_OK && unread > 0)
-        st = graph_remove_nodes(g, removed);
+    ogi_status st = exec_remove_with_unread(g, removed, &unread);
     free(removed);
     return st;
 }
