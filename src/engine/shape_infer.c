@@ -220,6 +220,16 @@ static int infer_axes(graph *g, const graph_node *n, int input, int64_t *axes)
 
 /* ---- rules ------------------------------------------------------------------ */
 
+/* Output 0 of n gets shape s (NULL: unknown) and, moved as they are, x's
+ * elements. */
+static void infer_set_moved(graph *g, const graph_node *n, const graph_value *x,
+                            const value_shape *s)
+{
+    infer_set(infer_out(g, n, 0), x->dtype, s);
+    value_elems e = infer_elems(x);
+    infer_set_elems(g, infer_out(g, n, 0), &e);
+}
+
 static void infer_same(graph *g, const graph_node *n)
 {
     graph_value *x = infer_in(g, n, 0);
@@ -229,9 +239,9 @@ static void infer_same(graph *g, const graph_node *n)
 
 static void infer_identity(graph *g, const graph_node *n)
 {
-    infer_same(g, n);
-    value_elems e = infer_elems(infer_in(g, n, 0));
-    infer_set_elems(g, infer_out(g, n, 0), &e);
+    graph_value *x = infer_in(g, n, 0);
+    if (x != NULL)
+        infer_set_moved(g, n, x, &x->shape);
 }
 
 static void infer_same_bool(graph *g, const graph_node *n)
@@ -544,9 +554,7 @@ static void infer_unsqueeze(graph *g, const graph_node *n)
         s.symbols[d] = at[d] ? NULL : x->shape.symbols[from];
         from += !at[d];
     }
-    infer_set(infer_out(g, n, 0), x->dtype, &s);
-    value_elems e = infer_elems(x);
-    infer_set_elems(g, infer_out(g, n, 0), &e);
+    infer_set_moved(g, n, x, &s);
 }
 
 /* Squeeze(x, axes): the axes removed (all dims of 1 without axes, which
@@ -581,9 +589,7 @@ static void infer_squeeze(graph *g, const graph_node *n)
             s.dims[s.rank] = xs->dims[d];
             s.symbols[s.rank++] = xs->symbols[d];
         }
-    infer_set(infer_out(g, n, 0), x->dtype, &s);
-    value_elems e = infer_elems(x);
-    infer_set_elems(g, infer_out(g, n, 0), &e);
+    infer_set_moved(g, n, x, &s);
 }
 
 /* Concat along axis: the axis dims add up; 1-D elements are joined. */
@@ -784,9 +790,7 @@ static void infer_reshape(graph *g, const graph_node *n)
         if (total >= 0 && known > 0 && total % known == 0)
             s.dims[infer_at] = total / known;
     }
-    infer_set(infer_out(g, n, 0), x->dtype, &s);
-    value_elems e = infer_elems(x);
-    infer_set_elems(g, infer_out(g, n, 0), &e);
+    infer_set_moved(g, n, x, &s);
 }
 
 /* Expand(x, shape): x broadcast with the shape's elements. */
