@@ -44,17 +44,23 @@ const op_kernel *op_find_kernel(const char *domain, const char *op_type, int ops
     return best;
 }
 
+/* Whether k is a default-domain op named in names (NULL-terminated). */
+static bool op_kernel_is_one_of(const op_kernel *k, const char *const *names)
+{
+    if (k->domain[0] != '\0')
+        return false;
+    for (int i = 0; names[i] != NULL; i++)
+        if (strcmp(k->op_type, names[i]) == 0)
+            return true;
+    return false;
+}
+
 bool op_kernel_takes_strings(const op_kernel *k)
 {
     /* Equal and Identity handle OGI_STRING themselves (Identity copies each
      * element's bytes); Shape and Size read only dims */
     static const char *const string_ops[] = {"Equal", "Identity", "Shape", "Size", NULL};
-    if (k->domain[0] != '\0')
-        return false;
-    for (int i = 0; string_ops[i] != NULL; i++)
-        if (strcmp(k->op_type, string_ops[i]) == 0)
-            return true;
-    return false;
+    return op_kernel_is_one_of(k, string_ops);
 }
 
 bool op_kernel_takes_sequences(const op_kernel *k)
@@ -66,12 +72,7 @@ bool op_kernel_takes_sequences(const op_kernel *k)
         "OptionalHasElement", "OptionalGetElement",
         "Optional",           NULL,
     };
-    if (k->domain[0] != '\0')
-        return false;
-    for (int i = 0; sequence_ops[i] != NULL; i++)
-        if (strcmp(k->op_type, sequence_ops[i]) == 0)
-            return true;
-    return false;
+    return op_kernel_is_one_of(k, sequence_ops);
 }
 
 bool op_kernel_is_random(const op_kernel *k)
@@ -85,12 +86,7 @@ bool op_kernel_is_random(const op_kernel *k)
         "Multinomial",
         NULL,
     };
-    if (k->domain[0] != '\0')
-        return false;
-    for (int i = 0; random_ops[i] != NULL; i++)
-        if (strcmp(k->op_type, random_ops[i]) == 0)
-            return true;
-    return false;
+    return op_kernel_is_one_of(k, random_ops);
 }
 
 bool op_kernel_updates_in_place(const op_kernel *k)
@@ -98,10 +94,5 @@ bool op_kernel_updates_in_place(const op_kernel *k)
     /* the kernels that call op_alloc_inplace */
     static const char *const inplace_ops[] = {"TensorScatter", "LinearAttention",
                                               "CausalConvWithState", NULL};
-    if (k->domain[0] != '\0')
-        return false;
-    for (int i = 0; inplace_ops[i] != NULL; i++)
-        if (strcmp(k->op_type, inplace_ops[i]) == 0)
-            return true;
-    return false;
+    return op_kernel_is_one_of(k, inplace_ops);
 }
