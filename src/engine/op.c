@@ -221,15 +221,19 @@ static int64_t op_clamp(int64_t v, int64_t lo, int64_t hi)
     return v < lo ? lo : v > hi ? hi : v;
 }
 
-void op_shape_range(const op_ctx *c, int rank, int64_t *start, int64_t *end)
+ogi_status op_alloc_shape(op_ctx *c, int rank, const int64_t *dims)
 {
-    *start = 0;
-    *end = rank;
-    if (c->opset < 15)
-        return;
-    int64_t s = op_attr_int(c, "start", 0), e = op_attr_int(c, "end", rank);
-    *start = op_clamp(s < 0 ? s + rank : s, 0, rank);
-    *end = op_clamp(e < 0 ? e + rank : e, 0, rank);
+    int64_t start = 0, end = rank;
+    if (c->opset >= 15) {
+        int64_t s = op_attr_int(c, "start", 0), e = op_attr_int(c, "end", rank);
+        start = op_clamp(s < 0 ? s + rank : s, 0, rank);
+        end = op_clamp(e < 0 ? e + rank : e, 0, rank);
+    }
+    int64_t n = end > start ? end - start : 0;
+    ogi_status st = op_alloc(c, 0, OGI_INT64, 1, &n);
+    for (int64_t i = 0; i < n && st == OGI_OK; i++)
+        ((int64_t *)c->out[0]->data)[i] = dims[start + i];
+    return st;
 }
 
 ogi_status op_normalize_axis(const op_ctx *c, int64_t axis, int rank, int *out)

@@ -148,11 +148,11 @@ ogi_status op_read_int_list(const op_ctx *c, bool from_input, int input, const c
 ogi_status op_read_scalar_f64(const op_ctx *c, int i, double *v);
 ogi_status op_read_scalar_i64(const op_ctx *c, int i, int64_t *v);
 
-/* The dims [start, end) of a rank-`rank` shape that a Shape node returns:
- * its start and end attributes (opset 15 on; all dims before), negative
- * ones counted from the end, clamped to [0, rank]; end may be below start
- * (nothing). */
-void op_shape_range(const op_ctx *c, int rank, int64_t *start, int64_t *end);
+/* Output 0 as a Shape node gives it for a value of shape dims: the int64
+ * list of dims [start, end), from its start and end attributes (opset 15
+ * on; all dims before), negative ones counted from the end, clamped to
+ * [0, rank]; nothing when end is below start. */
+ogi_status op_alloc_shape(op_ctx *c, int rank, const int64_t *dims);
 
 /* Normalises axis into [0, rank) (negative counts from the end). */
 ogi_status op_normalize_axis(const op_ctx *c, int64_t axis, int rank, int *out);

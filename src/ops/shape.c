@@ -314,15 +314,7 @@ static ogi_status shape_shape(op_ctx *c)
     ogi_status st = op_require_input(c, 0);
     if (st != OGI_OK)
         return st;
-    const ogi_tensor *x = c->in[0];
-    int64_t start, end;
-    op_shape_range(c, x->rank, &start, &end);
-    int64_t n = end > start ? end - start : 0;
-    if ((st = op_alloc(c, 0, OGI_INT64, 1, &n)) != OGI_OK)
-        return st;
-    for (int64_t i = 0; i < n; i++)
-        ((int64_t *)c->out[0]->data)[i] = x->dims[start + i];
-    return OGI_OK;
+    return op_alloc_shape(c, c->in[0]->rank, c->in[0]->dims);
 }
 
 static ogi_status shape_size(op_ctx *c)

@@ -266,14 +266,10 @@ static ogi_status tensor_gather_shape(op_ctx *c)
     gather_layout l = {.axis = 2, .max_seq = data->dims[2]};
     if ((st = gather_length(c, &l)) != OGI_OK)
         return st;
-    int64_t start, end;
-    op_shape_range(c, data->rank, &start, &end);
-    int64_t n = end > start ? end - start : 0;
-    if ((st = op_alloc(c, 0, OGI_INT64, 1, &n)) != OGI_OK)
-        return st;
-    for (int64_t i = 0; i < n; i++)
-        ((int64_t *)c->out[0]->data)[i] = start + i == 2 ? l.length : data->dims[start + i];
-    return OGI_OK;
+    int64_t dims[OGI_MAX_RANK];
+    memcpy(dims, data->dims, sizeof(int64_t) * (size_t)data->rank);
+    dims[2] = l.length;
+    return op_alloc_shape(c, data->rank, dims);
 }
 
 const op_kernel op_kernels_tensor_gather[] = {
