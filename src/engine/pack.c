@@ -1,7 +1,9 @@
 /* Load-time packing of MatMul weights: every float32 2-D constant that is
  * read only as the B operand of MatMul nodes is copied once into panels of
  * 32 columns (ops/gemm.h), which the small-m kernel of a decode step streams
- * front to back and the prefill GEMM reads without packing per call.
+ * front to back and the prefill GEMM reads without packing per call; so is
+ * the transpose of a tied embedding read as W by MatMulTransposeB (the LM
+ * head; its Gather lookups read the file's rows).
  *
  * All panels share one anonymous mapping. (Transparent huge pages measured
  * no faster at decode here, and the first open after a while then spent up
@@ -42,37 +44,73 @@ static bool pack_is_matmul(const graph_node *n)
            strcmp(n->kernel->op_type, "MatMul") == 0;
 }
 
-/* Values read as B by MatMul nodes and by nothing else (no other node, no
- * subgraph capture, not a graph output): all of their readers are MatMul Bs. */
-static bool *pack_candidates(const graph *g)
+/* How a weight is packed: not at all, as the B it is to MatMul nodes, or
+ * transposed, as the W ([N, K], read as B = W^T) it is to MatMulTransposeB. */
+typedef enum pack_kind { PACK_NONE = 0, PACK_PLAIN, PACK_TRANS } pack_kind;
+
+static bool pack_is_op(const graph_node *n, const char *domain, const char *op_type)
+{
+    return n->kernel != NULL && strcmp(n->kernel->domain, domain) == 0 &&
+           strcmp(n->kernel->op_type, op_type) == 0;
+}
+
+/* Per value: PACK_PLAIN for a weight read as B by MatMul nodes and by
+ * nothing else (no other node, no subgraph capture, not a graph output);
+ * PACK_TRANS for one read as W by MatMulTransposeB nodes and otherwise only
+ * as the table of Gather nodes (a tied embedding: its lookups read rows of
+ * the weight as stored, which stays mapped). */
+static pack_kind *pack_candidates(const graph *g)
 {
     int *readers = graph_reader_counts(g, NULL);
     int *as_b = calloc((size_t)g->n_values + 1, sizeof(int));
-    bool *ok = calloc((size_t)g->n_values + 1, sizeof(bool));
-    if (readers == NULL || as_b == NULL || ok == NULL) {
-        free(readers);
-        free(as_b);
-        free(ok);
-        return NULL;
+    int *as_w = calloc((size_t)g->n_values + 1, sizeof(int));
+    int *as_table = calloc((size_t)g->n_values + 1, sizeof(int));
+    pack_kind *kind = calloc((size_t)g->n_values + 1, sizeof(pack_kind));
+    if (readers == NULL || as_b == NULL || as_w == NULL || as_table == NULL || kind == NULL) {
+        free(kind);
+        kind = NULL;
+        goto done;
     }
-    for (int i = 0; i < g->n_nodes; i++)
-        if (pack_is_matmul(&g->nodes[i]) && g->nodes[i].inputs[1] >= 0)
-            as_b[g->nodes[i].inputs[1]]++;
+    for (int i = 0; i < g->n_nodes; i++) {
+        const graph_node *n = &g->nodes[i];
+        if (pack_is_matmul(n) && n->inputs[1] >= 0)
+            as_b[n->inputs[1]]++;
+        else if (n->n_inputs == 2 && pack_is_op(n, "ai.ogi", "MatMulTransposeB") &&
+                 n->inputs[1] >= 0 && n->inputs[1] != n->inputs[0])
+            as_w[n->inputs[1]]++;
+        else if (n->n_inputs >= 1 && pack_is_op(n, "", "Gather") && n->inputs[0] >= 0)
+            as_table[n->inputs[0]]++;
+    }
     for (int v = 0; v < g->n_values; v++) {
         const graph_value *x = &g->values[v];
         const ogi_tensor *t = x->constant;
-        ok[v] = as_b[v] > 0 && as_b[v] == readers[v] && x->kind == VALUE_CONST && t != NULL &&
-                t->data != NULL && t->dtype == OGI_FLOAT32 && t->rank == 2 && t->dims[0] >= 1 &&
-                t->dims[1] >= GEMM_PANEL && t->dims[0] * t->dims[1] >= PACK_MIN_ELEMENTS;
+        if (x->kind != VALUE_CONST || t == NULL || t->data == NULL || t->dtype != OGI_FLOAT32 ||
+            t->rank != 2 || t->dims[0] < 1 || t->dims[1] < 1 ||
+            t->dims[0] * t->dims[1] < PACK_MIN_ELEMENTS)
+            continue;
+        if (as_b[v] > 0 && as_b[v] == readers[v] && t->dims[1] >= GEMM_PANEL)
+            kind[v] = PACK_PLAIN;
+        else if (as_w[v] > 0 && as_w[v] + as_table[v] == readers[v] && t->dims[0] >= GEMM_PANEL)
+            kind[v] = PACK_TRANS;
     }
+done:
     free(readers);
     free(as_b);
-    return ok;
+    free(as_w);
+    free(as_table);
+    return kind;
+}
+
+/* The product's K and N of a weight packed as `kind`. */
+static void pack_dims(const ogi_tensor *t, pack_kind kind, int64_t *k, int64_t *n)
+{
+    *k = kind == PACK_TRANS ? t->dims[1] : t->dims[0];
+    *n = kind == PACK_TRANS ? t->dims[0] : t->dims[1];
 }
 
 typedef struct pack_job {
     graph *g;
-    const bool *ok; /* the values to pack */
+    const pack_kind *kind; /* the values to pack, and how */
     const onnx_model *source;
     const float **panels;
     char *buffer;
@@ -96,11 +134,24 @@ static void pack_run(void *arg, int64_t begin, int64_t end)
         }
         char *at = job->buffer;
         for (int v = 0; v < job->g->n_values; v++) {
-            if (!job->ok[v])
+            if (job->kind[v] == PACK_NONE)
                 continue;
             const ogi_tensor *t = job->g->values[v].constant;
-            int64_t k = t->dims[0], n = t->dims[1];
-            gemm_pack_panels(t->data, k, n, n, 0, (n + GEMM_PANEL - 1) / GEMM_PANEL, (float *)at);
+            int64_t k, n, panels;
+            pack_dims(t, job->kind[v], &k, &n);
+            panels = (n + GEMM_PANEL - 1) / GEMM_PANEL;
+            if (job->kind[v] == PACK_PLAIN)
+                gemm_pack_panels(t->data, k, n, n, 0, panels, (float *)at);
+            /* a transposed weight is released as its rows are packed, 16
+             * panels (1.2 MB of a SmolLM2 embedding) at a time: a tied
+             * embedding is the largest weight, and the panels are all
+             * mapped in by now */
+            for (int64_t p = 0; job->kind[v] == PACK_TRANS && p < panels; p += 16) {
+                int64_t end = p + 16 < panels ? p + 16 : panels, rows = end * GEMM_PANEL;
+                gemm_pack_panels_trans(t->data, k, n, k, p, end, (float *)at);
+                onnx_model_release_data(job->source, t->data,
+                                        (size_t)(rows < n ? rows : n) * (size_t)k * sizeof(float));
+            }
             onnx_model_release_data(job->source, t->data, t->nbytes);
             job->panels[v] = (const float *)at;
             at += gemm_panels_floats(k, n) * sizeof(float);
@@ -169,24 +220,25 @@ ogi_status graph_pack_weights(graph *g, const onnx_model *source, threadpool *po
 {
     if (gemm_isa_best() != GEMM_ISA_AVX512 || g->panels != NULL)
         return OGI_OK;
-    bool *ok = pack_candidates(g);
-    if (ok == NULL)
+    pack_kind *kind = pack_candidates(g);
+    if (kind == NULL)
         return ogi_error(OGI_ERR_OUT_OF_MEMORY, "out of memory while packing weights");
     size_t bytes = 0;
     for (int v = 0; v < g->n_values; v++)
-        if (ok[v]) {
-            const ogi_tensor *t = g->values[v].constant;
-            bytes += gemm_panels_floats(t->dims[0], t->dims[1]) * sizeof(float);
+        if (kind[v] != PACK_NONE) {
+            int64_t k, n;
+            pack_dims(g->values[v].constant, kind[v], &k, &n);
+            bytes += gemm_panels_floats(k, n) * sizeof(float);
         }
     if (bytes == 0) {
-        free(ok);
+        free(kind);
         return OGI_OK;
     }
     const float **panels = calloc((size_t)g->n_values, sizeof(*panels));
     void *buffer = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (panels == NULL || buffer == MAP_FAILED) {
         /* the plain layout still works: run without panels */
-        free(ok);
+        free(kind);
         free(panels);
         if (buffer != MAP_FAILED)
             munmap(buffer, bytes);
@@ -197,7 +249,7 @@ ogi_status graph_pack_weights(graph *g, const onnx_model *source, threadpool *po
      * 538 MB of the SmolLM2 legacy export: 0.26-0.30 s with both threads
      * copying, 0.21-0.23 s so); a single thread does both in turn */
     pack_job job = {
-        .g = g, .ok = ok, .source = source, .panels = panels, .buffer = buffer, .bytes = bytes};
+        .g = g, .kind = kind, .source = source, .panels = panels, .buffer = buffer, .bytes = bytes};
     if (threadpool_size(pool) > 1)
         threadpool_parallel_for(pool, 2, 1, pack_run, &job);
     else
@@ -211,6 +263,6 @@ ogi_status graph_pack_weights(graph *g, const onnx_model *source, threadpool *po
      * whose 14 MB stay in L3, no faster) */
     long l3 = sysconf(_SC_LEVEL3_CACHE_SIZE);
     g->panels_stream = bytes > (l3 > 0 ? (size_t)l3 : PACK_DEFAULT_L3);
-    free(ok);
+    free(kind);
     return pack_group_matmuls(g);
 }

@@ -83,12 +83,8 @@ static ogi_status fused_matmul_transpose_b(op_ctx *c)
         return OGI_OK;
     }
     fused_mtb t = {a->data, w->data, y, m, n, k};
-    if (m <= FUSED_GEMV_MAX_ROWS) {
-        threadpool_parallel_for(c->pool, n, 64, fused_mtb_cols, &t);
-        return OGI_OK;
-    }
-    /* prefill: the packed AVX-512 GEMM reads W as stored ([n, k]); OpenBLAS
-     * where the CPU lacks AVX-512 */
+    /* W^T packed at load (engine/pack.c): the panel kernels, which read
+     * each weight element once for up to four rows of A */
     gemm_f32_args gargs = {.m = m,
                            .n = n,
                            .k = k,
@@ -98,7 +94,19 @@ static ogi_status fused_matmul_transpose_b(op_ctx *c)
                            .ldb = k,
                            .y = y,
                            .ldy = n,
-                           .b_trans = true};
+                           .b_trans = true,
+                           .b_panels = op_input_panels(c, 1),
+                           .b_stream = op_panels_streamed(c)};
+    if (gargs.b_panels != NULL && m <= GEMM_SMALL_MAX_M) {
+        gemm_small_f32(&gargs, GEMM_ISA_AVX512, c->pool);
+        return OGI_OK;
+    }
+    if (gargs.b_panels == NULL && m <= FUSED_GEMV_MAX_ROWS) {
+        threadpool_parallel_for(c->pool, n, 64, fused_mtb_cols, &t);
+        return OGI_OK;
+    }
+    /* prefill: the packed AVX-512 GEMM reads W's panels, or W as stored
+     * ([n, k]); OpenBLAS where the CPU lacks AVX-512 */
     if (!gemm_packed_f32(&gargs, c->pool))
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)m, (int)n, (int)k, 1.0f, t.a,
                     (int)k, t.w, (int)k, 0.0f, y, (int)n);

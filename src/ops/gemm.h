@@ -35,8 +35,9 @@ typedef struct gemm_f32_args {
     int64_t ldy;
     bool accumulate; /* Y += A @ B instead of Y = A @ B */
     bool b_trans;    /* B stored [n, k]: element (p, j) at b[j * ldb + p] */
-    /* B pre-packed as panels (see above; 64-byte aligned), or NULL. Only
-     * read with b_trans false and an AVX-512 kernel; b stays valid too. */
+    /* B pre-packed as panels (see above; 64-byte aligned), or NULL: the
+     * panels of B as the product reads it, whichever way b is stored. Only
+     * read by the AVX-512 kernels; b stays valid too. */
     const float *b_panels;
     /* the panels are one of a set of weights larger than the caches, each
      * read once per pass: the small-m kernel prefetches them non-temporally
@@ -58,6 +59,11 @@ static inline size_t gemm_panels_floats(int64_t k, int64_t n)
 void gemm_pack_panels(const float *b, int64_t k, int64_t n, int64_t ldb, int64_t p0, int64_t p1,
                       float *out);
 
+/* The same for B stored transposed: w is [n, k] (leading dim ldw) and B is
+ * its transpose, as MatMulTransposeB reads a tied embedding. */
+void gemm_pack_panels_trans(const float *w, int64_t k, int64_t n, int64_t ldw, int64_t p0,
+                            int64_t p1, float *out);
+
 /* Instruction sets the kernels come in; gemm_isa_best() is the widest this
  * CPU runs (AVX2 also needs FMA). */
 typedef enum gemm_isa { GEMM_ISA_SCALAR = 0, GEMM_ISA_AVX2 = 1, GEMM_ISA_AVX512 = 2 } gemm_isa;
@@ -69,7 +75,8 @@ gemm_isa gemm_isa_best(void);
 #define GEMM_SMALL_MAX_M 16
 
 /* Any m works (each group of four rows streams B once more); isa must not
- * be wider than gemm_isa_best(); B must not be transposed. */
+ * be wider than gemm_isa_best(); B may be stored transposed only when it
+ * comes in panels. */
 void gemm_small_f32(const gemm_f32_args *g, gemm_isa isa, threadpool *pool);
 
 /* Up to GEMM_GROUP_MAX small-m products run as one job on the pool: the

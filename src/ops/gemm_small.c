@@ -463,6 +463,25 @@ void gemm_pack_panels(const float *b, int64_t k, int64_t n, int64_t ldb, int64_t
     }
 }
 
+void gemm_pack_panels_trans(const float *w, int64_t k, int64_t n, int64_t ldw, int64_t p0,
+                            int64_t p1, float *out)
+{
+    for (int64_t p = p0; p < p1; p++) {
+        int64_t j0 = p * GEMM_PANEL;
+        int64_t cols = n - j0 < GEMM_PANEL ? n - j0 : GEMM_PANEL;
+        float *dst = out + (size_t)p * (size_t)k * GEMM_PANEL;
+        const float *rows = w + j0 * ldw;
+        /* the panel's rows of w, a cache line of each, stay in L1 while
+         * their columns are copied out as the panel's rows */
+        for (int64_t r = 0; r < k; r++, dst += GEMM_PANEL) {
+            for (int64_t c = 0; c < cols; c++)
+                dst[c] = rows[c * ldw + r];
+            for (int64_t c = cols; c < GEMM_PANEL; c++)
+                dst[c] = 0;
+        }
+    }
+}
+
 /* ---- strips and threads --------------------------------------------------- */
 
 typedef struct gemm_small_job {
@@ -528,7 +547,7 @@ void gemm_small_f32(const gemm_f32_args *g, gemm_isa isa, threadpool *pool)
     if (g->m <= 0 || g->n <= 0)
         return;
 #ifdef GEMM_X86
-    if (g->b_panels != NULL && !g->b_trans && isa == GEMM_ISA_AVX512) {
+    if (g->b_panels != NULL && isa == GEMM_ISA_AVX512) {
         gemm_small_panels(g, 1, pool);
         return;
     }
@@ -560,7 +579,7 @@ void gemm_small_f32_group(const gemm_f32_args *g, int count, threadpool *pool)
     if (count >= 1 && count <= GEMM_GROUP_MAX && gemm_isa_best() == GEMM_ISA_AVX512) {
         bool panels = true;
         for (int i = 0; i < count; i++)
-            panels = panels && g[i].b_panels != NULL && !g[i].b_trans && g[i].m > 0 && g[i].n > 0;
+            panels = panels && g[i].b_panels != NULL && g[i].m > 0 && g[i].n > 0;
         if (panels) {
             gemm_small_panels(g, count, pool);
             return;

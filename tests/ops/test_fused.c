@@ -27,7 +27,11 @@
 
 static int checks = 0;
 
-static void run_case(uint64_t *rng, int64_t m, int64_t n, int64_t k, int batch)
+/* With tied, W is also the table of a Gather (a tied embedding), and the
+ * session packs W^T into panels for the product (when it packs at all:
+ * pack off runs the plain kernels); the rows the Gather reads must be W's. */
+static void run_case(uint64_t *rng, int64_t m, int64_t n, int64_t k, int batch, bool tied,
+                     bool pack)
 {
     float *w = malloc(sizeof(float) * (size_t)(n * k + 1));
     float *a = malloc(sizeof(float) * (size_t)(batch * m * k + 1));
@@ -39,13 +43,21 @@ static void run_case(uint64_t *rng, int64_t m, int64_t n, int64_t k, int batch)
     const char *t_in[1] = {"W"}, *t_out[1] = {"Wt"}, *mm_in[2] = {"A", "Wt"}, *mm_out[1] = {"Y"};
     pbw_node(&g, "Transpose", "t", 1, t_in, 1, t_out);
     pbw_node(&g, "MatMul", "mm", 2, mm_in, 1, mm_out);
+    const int64_t ids[2] = {n - 1, 0};
+    if (tied)
+        pbw_node(&g, "Gather", "gather", 2, (const char *[]){"W", "ids"}, 1, (const char *[]){"E"});
     pbw_string(&g, 2, "g");
     pbw_tensor_raw(&g, 5, "W", 1, 2, (int64_t[]){n, k}, w, sizeof(float) * (size_t)(n * k));
+    if (tied)
+        pbw_tensor_raw(&g, 5, "ids", 7, 1, (int64_t[]){2}, ids, sizeof(ids));
     pbw_value_info(&g, 11, "A", 1, 3, (int64_t[]){batch, m, k});
     pbw_value_info(&g, 12, "Y", 1, 3, (int64_t[]){batch, m, n});
+    if (tied)
+        pbw_value_info(&g, 12, "E", 1, 2, (int64_t[]){2, k});
     ogi_session_options o = ogi_session_default_options();
     o.fold_constants = 0;
     o.threads = 2;
+    o.pack_weights = pack;
     ogi_session *s = test_open_graph(&g, 8, 17, &o);
     checks++;
     if (s != NULL) {
@@ -65,9 +77,24 @@ static void run_case(uint64_t *rng, int64_t m, int64_t n, int64_t k, int batch)
                 double err = fabs(got - want) / (1.0 + fabs(want));
                 worst = err > worst ? err : worst;
             }
-        TEST_CHECK(worst < 1e-5, "m %lld n %lld k %lld batch %d: relative error %g", (long long)m,
-                   (long long)n, (long long)k, batch, worst);
+        TEST_CHECK(worst < 1e-5, "m %lld n %lld k %lld batch %d%s%s: relative error %g",
+                   (long long)m, (long long)n, (long long)k, batch, tied ? ", tied" : "",
+                   pack ? "" : ", not packed", worst);
         checks++;
+        if (tied) {
+            const char *e_name = "E";
+            ogi_tensor *e = NULL;
+            st = ogi_session_run(s, 1, &in_name, (const ogi_tensor *const *)&in, 1, &e_name, &e);
+            TEST_CHECK(
+                st == OGI_OK &&
+                    memcmp(ogi_tensor_data(e), w + (n - 1) * k, sizeof(float) * (size_t)k) == 0 &&
+                    memcmp((const float *)ogi_tensor_data(e) + k, w, sizeof(float) * (size_t)k) ==
+                        0,
+                "m %lld n %lld k %lld: the Gather of a packed W read other rows", (long long)m,
+                (long long)n, (long long)k);
+            checks++;
+            ogi_tensor_free(e);
+        }
         ogi_tensor_free(in);
         ogi_tensor_free(out);
         ogi_session_free(s);
@@ -1176,9 +1203,11 @@ int main(void)
         int64_t m = 1 + (int64_t)(test_rand(&rng) % 12);
         int64_t n = 1 + (int64_t)(test_rand(&rng) % 300);
         int64_t k = ks[test_rand(&rng) % (sizeof(ks) / sizeof(ks[0]))];
-        run_case(&rng, m, n, k, 1 + (int)(test_rand(&rng) % 2));
+        run_case(&rng, m, n, k, 1 + (int)(test_rand(&rng) % 2), i % 2 == 1, i % 4 != 3);
     }
-    run_case(&rng, 0, 5, 7, 1); /* no rows */
+    run_case(&rng, 0, 5, 7, 1, false, true);     /* no rows */
+    run_case(&rng, 4, 2048, 256, 1, true, true); /* a tied LM head, decode at batch 4 */
+    run_case(&rng, 9, 1000, 577, 2, true, true); /* prefill: the packed GEMM on panels */
     attention_cases(&rng);
     norm_and_gate_cases(&rng);
     causal_cases(&rng);

@@ -307,14 +307,16 @@ static bool test_kernel_shape(int64_t m, int64_t n, int64_t k, bool b_trans, boo
     float *panels = aligned_alloc(64, (panel_floats + GEMM_PANEL * 16) * sizeof(float));
     for (size_t i = 0; i < panel_floats + GEMM_PANEL * 16; i++)
         panels[i] = NAN;
-    if (!b_trans)
+    if (b_trans) /* the panels of B = b^T, as a session packs a tied embedding */
+        gemm_pack_panels_trans(b, k, n, k, 0, (n + GEMM_PANEL - 1) / GEMM_PANEL, panels);
+    else
         gemm_pack_panels(b, k, n, n, 0, (n + GEMM_PANEL - 1) / GEMM_PANEL, panels);
     bool ok = true;
     for (size_t v = 0; v < sizeof(kernels) / sizeof(kernels[0]) * 2 && ok; v++) {
         const test_kernel *kern = &kernels[v / 2];
         threadpool *pool = v % 2 ? test_pool : NULL;
         if ((kern->packed ? GEMM_ISA_AVX512 : kern->isa) > gemm_isa_best() ||
-            (b_trans && (!kern->packed || kern->panels)))
+            (b_trans && !kern->packed && !kern->panels))
             continue;
         for (int64_t i = 0; i < m * n; i++)
             y[i] = accumulate ? y0[i] : NAN; /* NaN: catches unwritten elements */
