@@ -71,7 +71,9 @@ static inline bool op_output_used(const op_ctx *c, int i)
 }
 
 /* The panels of input i when it is a weight the session pre-packed at load
- * (engine/pack.c; see ops/gemm.h for the layout), else NULL. */
+ * (engine/pack.c; see ops/gemm.h for the layout), else NULL: the panels of
+ * the weight as a MatMul's B, or, for a MatMulTransposeB's W [N, K] and a
+ * Gather's table, of its transpose. */
 const float *op_input_panels(const op_ctx *c, int i);
 /* Whether the session's panels together exceed the last-level cache (read
  * from memory at every step). */

@@ -3,7 +3,7 @@
  * 32 columns (ops/gemm.h), which the small-m kernel of a decode step streams
  * front to back and the prefill GEMM reads without packing per call; so is
  * the transpose of a tied embedding read as W by MatMulTransposeB (the LM
- * head; its Gather lookups read the file's rows).
+ * head; its Gather lookups read their rows from the panels too).
  *
  * All panels share one anonymous mapping. (Transparent huge pages measured
  * no faster at decode here, and the first open after a while then spent up
@@ -57,8 +57,8 @@ static bool pack_is_op(const graph_node *n, const char *domain, const char *op_t
 /* Per value: PACK_PLAIN for a weight read as B by MatMul nodes and by
  * nothing else (no other node, no subgraph capture, not a graph output);
  * PACK_TRANS for one read as W by MatMulTransposeB nodes and otherwise only
- * as the table of Gather nodes (a tied embedding: its lookups read rows of
- * the weight as stored, which stays mapped). */
+ * as the table of Gather nodes (a tied embedding: the Gather kernel reads
+ * its rows from the panels, so the file's pages leave the resident set). */
 static pack_kind *pack_candidates(const graph *g)
 {
     int *readers = graph_reader_counts(g, NULL);

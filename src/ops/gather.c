@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "ops/families.h"
+#include "ops/gemm.h"
 
 /* ---- helpers ------------------------------------------------------------- */
 
@@ -171,6 +172,22 @@ static ogi_status gather_gather(op_ctx *c)
         .row_bytes = (size_t)gather_prod(x->dims, axis + 1, x->rank) * es,
     };
     int64_t items = gather_prod(x->dims, 0, axis) * job.n_idx;
+    /* a tied embedding that the session packed as the panels of its
+     * transpose (engine/pack.c): its rows are read from the panels, and the
+     * file's pages, released at load, stay out of the resident set (the
+     * kernel maps 64 KiB around each page a lookup faults in) */
+    const float *panels = op_input_panels(c, 0);
+    if (st == OGI_OK && panels != NULL && axis == 0 && x->rank == 2 && x->dtype == OGI_FLOAT32) {
+        int64_t k = x->dims[1];
+        float *y = c->out[0]->data;
+        for (int64_t i = 0; i < job.n_idx; i++) {
+            const float *col = panels + (size_t)(idx[i] / GEMM_PANEL) * (size_t)k * GEMM_PANEL +
+                               idx[i] % GEMM_PANEL;
+            for (int64_t e = 0; e < k; e++)
+                y[i * k + e] = col[e * GEMM_PANEL];
+        }
+        items = 0;
+    }
     if (st == OGI_OK && items > 0 && job.row_bytes > 0) {
         job.dst = c->out[0]->data;
         int64_t min_items = 1 + ((int64_t)1 << 16) / (int64_t)job.row_bytes;
