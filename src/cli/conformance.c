@@ -416,14 +416,17 @@ int cli_conformance(int argc, char **argv)
     conf_options o = {.rtol = 1e-3, .atol = 1e-7, .threads = 1};
     int counts[3] = {0, 0, 0};
     int first = 1;
+    long threads;
     for (; first < argc && argv[first][0] == '-'; first++) {
         if (strcmp(argv[first], "--help") == 0) {
             conf_usage(stdout);
             return 0;
         } else if (strcmp(argv[first], "--quiet") == 0) {
             o.quiet = true;
-        } else if (strcmp(argv[first], "--threads") == 0 && first + 1 < argc) {
-            o.threads = atoi(argv[++first]);
+        } else if (strcmp(argv[first], "--threads") == 0 && first + 1 < argc &&
+                   cli_parse_long(argv[first + 1], 0, 256, &threads)) {
+            o.threads = (int)threads;
+            first++;
         } else {
             conf_usage(stderr);
             return 2;

@@ -30,17 +30,6 @@ static void kv_cli_usage(FILE *f)
            "records the cache layout. docs/kv-rewrite.md gives the caller contract.\n");
 }
 
-static bool kv_cli_parse_len(const char *s, int64_t *out)
-{
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (errno != 0 || end == s || *end != '\0' || v <= 0)
-        return false;
-    *out = v;
-    return true;
-}
-
 static bool kv_cli_copy_file(const char *from, const char *to)
 {
     FILE *in = fopen(from, "rb");
@@ -141,11 +130,13 @@ int cli_kv_rewrite(int argc, char **argv)
         bool is_len = strcmp(argv[i], "--max-cache-len") == 0;
         bool is_window = strcmp(argv[i], "--sliding-window") == 0;
         if ((is_len || is_window) && i + 1 < argc) {
-            if (!kv_cli_parse_len(argv[++i], is_len ? &opts.max_cache_len : &opts.sliding_window)) {
+            long v;
+            if (!cli_parse_long(argv[++i], 1, LONG_MAX, &v)) {
                 fprintf(stderr, "ogi kv-rewrite: %s needs a positive integer, not '%s'\n",
                         argv[i - 1], argv[i]);
                 return 2;
             }
+            *(is_len ? &opts.max_cache_len : &opts.sliding_window) = v;
         } else if (argv[i][0] != '-' && n_dirs < 2) {
             dirs[n_dirs++] = argv[i];
         } else {

@@ -1,5 +1,6 @@
 /* `ogi run`, `ogi chat` and `ogi perplexity`: the pipeline from the shell. */
 #include <errno.h>
+#include <limits.h>
 #include <stddef.h>
 #include <jansson.h>
 #include <math.h>
@@ -422,6 +423,17 @@ int cli_chat(int argc, char **argv)
     return 0;
 }
 
+bool cli_parse_long(const char *s, long min, long max, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno != 0 || end == s || *end != '\0' || v < min || v > max)
+        return false;
+    *out = v;
+    return true;
+}
+
 bool cli_parse_attention(const char *value, ogi_attention_precision *out)
 {
     if (strcmp(value, "exact") == 0)
@@ -469,8 +481,9 @@ int cli_perplexity(int argc, char **argv)
         } else if (strcmp(argv[i], "--attention") == 0 && i + 1 < argc &&
                    cli_parse_attention(argv[i + 1], &attention)) {
             i++;
-        } else if (target != NULL && i + 1 < argc) {
-            *target = strtol(argv[++i], NULL, 10);
+        } else if (target != NULL && i + 1 < argc &&
+                   cli_parse_long(argv[i + 1], target == &max_windows ? -1 : 0, LONG_MAX, target)) {
+            i++;
         } else if (argv[i][0] != '-' && dir == NULL) {
             dir = argv[i];
         } else if (argv[i][0] != '-' && file == NULL) {

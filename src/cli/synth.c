@@ -131,6 +131,19 @@ static int synth_write(const onnx_model *m, const char *path, const char *locati
     return 0;
 }
 
+/* A whole decimal number of 0 to 2^64 - 1 (strtoull alone takes "-1" and
+ * "12abc"). */
+static bool synth_parse_seed(const char *s, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno != 0 || end == s || *end != '\0' || s[0] == '-')
+        return false;
+    *out = (uint64_t)v;
+    return true;
+}
+
 int cli_synth_weights(int argc, char **argv)
 {
     const char *dir = NULL, *out_dir = NULL;
@@ -141,8 +154,9 @@ int cli_synth_weights(int argc, char **argv)
             return 0;
         } else if (strcmp(argv[i], "--out") == 0 && i + 1 < argc) {
             out_dir = argv[++i];
-        } else if (strcmp(argv[i], "--seed") == 0 && i + 1 < argc) {
-            seed = strtoull(argv[++i], NULL, 10);
+        } else if (strcmp(argv[i], "--seed") == 0 && i + 1 < argc &&
+                   synth_parse_seed(argv[i + 1], &seed)) {
+            i++;
         } else if (argv[i][0] != '-' && dir == NULL) {
             dir = argv[i];
         } else {

@@ -3,7 +3,8 @@
 # weights stripped (written to external data by Debian's python3-onnx, the
 # data file then removed) gets seeded weights that are the same for the same
 # seed, norms near 1, and that run; `ogi bench --json` measures it; a
-# truncated model gives a clear error and exit status 1 from both commands.
+# truncated model gives a clear error and exit status 1 from both commands,
+# and numeric options that are not whole numbers in range a usage error.
 # usage: bench_synth.sh OGI_BINARY SHARED_DIR
 set -u
 ogi=$1 shared=$2
@@ -77,5 +78,17 @@ check "synth-weights says why" test -s "$work/out"
 status=$?
 check "bench on a truncated model exits 1" test $status = 1
 check "bench says why" grep -q "ogi bench: native:" "$work/out"
+# numbers that are not whole numbers in range: a usage error (exit 2)
+exits() { # status command...
+    local want=$1
+    shift
+    "$@" >/dev/null 2>&1
+    test $? = "$want"
+}
+check "bench --threads abc" exits 2 "$ogi" bench "$work/a" --threads abc
+check "bench --repeats 0" exits 2 "$ogi" bench "$work/a" --repeats 0
+check "bench --new-tokens 12x" exits 2 "$ogi" bench "$work/a" --new-tokens 12x
+check "synth-weights --seed -1" exits 2 "$ogi" synth-weights "$work/stripped" --seed -1
+check "synth-weights --seed 7x" exits 2 "$ogi" synth-weights "$work/stripped" --seed 7x
 echo "bench_synth: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
