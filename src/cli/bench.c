@@ -153,12 +153,14 @@ static void bench_child(const bench_opts *o, const char *backend, bench_result *
         size_t vocab = bench_vocab(p);
         if (vocab == 0)
             st = OGI_ERR_RUNTIME;
-        /* what does not fit the model's context is not measured (NaN) */
-        size_t context = ogi_pipeline_context_length(p);
-        bool fits[BENCH_METRICS] = {false};
+        /* what does not fit the model's context is not measured (NaN):
+         * the tokens a sequence holds for metrics 1-4 */
+        const size_t context = ogi_pipeline_context_length(p),
+                     tokens[5] = {0, 128, 512, 128 + (size_t)o->new_tokens,
+                                  128 + (size_t)o->new_tokens};
+        bool fits[5];
         for (int m = 1; m <= 4; m++) {
-            size_t tokens = m <= 2 ? (m == 1 ? 128 : 512) : 128 + (size_t)o->new_tokens;
-            fits[m] = context == 0 || tokens <= context;
+            fits[m] = context == 0 || tokens[m] <= context;
             samples[m][rep] = NAN;
         }
         if (st == OGI_OK && fits[1])

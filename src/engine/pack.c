@@ -36,23 +36,22 @@ enum { PACK_MIN_ELEMENTS = 4096 };
 /* The last-level cache when the system does not say. */
 #define PACK_DEFAULT_L3 ((size_t)32 << 20)
 
-/* A node that runs the MatMul kernel itself (not one that fusion turned
- * into another kernel while keeping its proto). */
-static bool pack_is_matmul(const graph_node *n)
-{
-    return n->n_inputs == 2 && n->kernel != NULL && n->kernel->domain[0] == '\0' &&
-           strcmp(n->kernel->op_type, "MatMul") == 0;
-}
-
-/* How a weight is packed: not at all, as the B it is to MatMul nodes, or
- * transposed, as the W ([N, K], read as B = W^T) it is to MatMulTransposeB. */
-typedef enum pack_kind { PACK_NONE = 0, PACK_PLAIN, PACK_TRANS } pack_kind;
-
+/* A node that runs the kernel domain::op_type itself (not one that fusion
+ * turned into another kernel while keeping its proto). */
 static bool pack_is_op(const graph_node *n, const char *domain, const char *op_type)
 {
     return n->kernel != NULL && strcmp(n->kernel->domain, domain) == 0 &&
            strcmp(n->kernel->op_type, op_type) == 0;
 }
+
+static bool pack_is_matmul(const graph_node *n)
+{
+    return n->n_inputs == 2 && pack_is_op(n, "", "MatMul");
+}
+
+/* How a weight is packed: not at all, as the B it is to MatMul nodes, or
+ * transposed, as the W ([N, K], read as B = W^T) it is to MatMulTransposeB. */
+typedef enum pack_kind { PACK_NONE = 0, PACK_PLAIN, PACK_TRANS } pack_kind;
 
 /* Per value: PACK_PLAIN for a weight read as B by MatMul nodes and by
  * nothing else (no other node, no subgraph capture, not a graph output);
@@ -117,6 +116,22 @@ typedef struct pack_job {
     size_t bytes;
 } pack_job;
 
+/* Packs W [n, k] as the panels of its transpose, releasing W's pages in
+ * the file 16 panels (1.2 MB of a SmolLM2 embedding) at a time rather than
+ * at the end: a tied embedding is the largest weight, and this way its rows
+ * are not resident twice while it is copied. */
+static void pack_transposed(const onnx_model *source, const ogi_tensor *w, int64_t k, int64_t n,
+                            float *out)
+{
+    const int64_t panels = (n + GEMM_PANEL - 1) / GEMM_PANEL;
+    for (int64_t p = 0; p < panels; p += 16) {
+        int64_t end = p + 16 < panels ? p + 16 : panels, rows = end * GEMM_PANEL;
+        gemm_pack_panels_trans(w->data, k, n, k, p, end, out);
+        onnx_model_release_data(source, w->data,
+                                (size_t)(rows < n ? rows : n) * (size_t)k * sizeof(float));
+    }
+}
+
 /* Unit 0 maps the panels' pages in, 4 MiB at a time, ahead of unit 1, which
  * packs the weights one by one and releases each one's pages in the file
  * as soon as it is packed, so that the copy never holds more than one
@@ -137,22 +152,15 @@ static void pack_run(void *arg, int64_t begin, int64_t end)
             if (job->kind[v] == PACK_NONE)
                 continue;
             const ogi_tensor *t = job->g->values[v].constant;
-            int64_t k, n, panels;
+            int64_t k, n;
             pack_dims(t, job->kind[v], &k, &n);
-            panels = (n + GEMM_PANEL - 1) / GEMM_PANEL;
-            if (job->kind[v] == PACK_PLAIN)
-                gemm_pack_panels(t->data, k, n, n, 0, panels, (float *)at);
-            /* a transposed weight is released as its rows are packed, 16
-             * panels (1.2 MB of a SmolLM2 embedding) at a time: a tied
-             * embedding is the largest weight, and the panels are all
-             * mapped in by now */
-            for (int64_t p = 0; job->kind[v] == PACK_TRANS && p < panels; p += 16) {
-                int64_t end = p + 16 < panels ? p + 16 : panels, rows = end * GEMM_PANEL;
-                gemm_pack_panels_trans(t->data, k, n, k, p, end, (float *)at);
-                onnx_model_release_data(job->source, t->data,
-                                        (size_t)(rows < n ? rows : n) * (size_t)k * sizeof(float));
+            if (job->kind[v] == PACK_PLAIN) {
+                gemm_pack_panels(t->data, k, n, n, 0, (n + GEMM_PANEL - 1) / GEMM_PANEL,
+                                 (float *)at);
+                onnx_model_release_data(job->source, t->data, t->nbytes);
+            } else {
+                pack_transposed(job->source, t, k, n, (float *)at);
             }
-            onnx_model_release_data(job->source, t->data, t->nbytes);
             job->panels[v] = (const float *)at;
             at += gemm_panels_floats(k, n) * sizeof(float);
         }

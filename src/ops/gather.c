@@ -186,9 +186,7 @@ static ogi_status gather_gather(op_ctx *c)
             for (int64_t e = 0; e < k; e++)
                 y[i * k + e] = col[e * GEMM_PANEL];
         }
-        items = 0;
-    }
-    if (st == OGI_OK && items > 0 && job.row_bytes > 0) {
+    } else if (st == OGI_OK && items > 0 && job.row_bytes > 0) {
         job.dst = c->out[0]->data;
         int64_t min_items = 1 + ((int64_t)1 << 16) / (int64_t)job.row_bytes;
         threadpool_parallel_for(c->pool, items, min_items, gather_rows, &job);

@@ -380,7 +380,6 @@ GEMM_AVX512 static void gemm_panel_step_stream_avx512(const gemm_panel_step *s, 
  * panels numbered one after the other. */
 typedef struct gemm_panel_job {
     const gemm_f32_args *g;
-    int count;
     int group;                              /* panels per unit */
     int64_t first_unit[GEMM_GROUP_MAX + 1]; /* per product; units in all last */
 } gemm_panel_job;
@@ -417,7 +416,7 @@ static void gemm_panel_units(void *arg, int64_t begin, int64_t end)
  * threads, all products' in one job. */
 static void gemm_small_panels(const gemm_f32_args *g, int count, threadpool *pool)
 {
-    gemm_panel_job job = {.g = g, .count = count, .group = GEMM_PANEL_GROUP_ONE};
+    gemm_panel_job job = {.g = g, .group = GEMM_PANEL_GROUP_ONE};
     int64_t bytes = 0, panels = 0;
     for (int i = 0; i < count; i++) {
         if (g[i].m > 1)
